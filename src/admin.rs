@@ -1,0 +1,134 @@
+//! The private admin listener (loopback by default): health, readiness, metrics, reload and
+//! config inspection. Never exposed on the data-plane listeners.
+//!
+//! | endpoint                    | answer                                                   |
+//! |-----------------------------|----------------------------------------------------------|
+//! | `GET /healthz`              | 200 while the process runs                               |
+//! | `GET /readyz`               | 200 when a config is loaded and prefetches are ready     |
+//! | `GET /metrics`              | Prometheus text                                          |
+//! | `POST /admin/reload`        | reload now; 200 applied/unchanged, 422 refused (errors)  |
+//! | `GET /admin/config/status`  | generation, content hash, last error, restart_required   |
+//! | `GET /admin/config`         | the running config as JSON, secrets redacted             |
+
+use crate::state::{ReloadOutcome, State};
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora_core::apps::http_app::ServeHttp;
+use pingora_core::protocols::http::ServerSession;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub struct Admin {
+    pub state: Arc<State>,
+}
+
+fn reply(status: StatusCode, ctype: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(ctype) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    let len = r.body().len();
+    r.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+    r
+}
+
+fn json_reply(status: StatusCode, v: Value) -> Response<Vec<u8>> {
+    reply(status, "application/json", v.to_string().into_bytes())
+}
+
+/// Keys whose values are secrets, wherever they appear in the config.
+const SECRET_KEYS: &[&str] = &[
+    "secret", "password", "key", "private_key", "client_secret", "token", "k", "d", "p", "q",
+    "dp", "dq", "qi",
+];
+
+/// Replace every secret-looking value with "[redacted]".
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m.iter_mut() {
+                let lk = k.to_ascii_lowercase();
+                if SECRET_KEYS.contains(&lk.as_str())
+                    || lk.ends_with("_secret")
+                    || lk.ends_with("password")
+                {
+                    if !val.is_object() {
+                        *val = Value::String("[redacted]".into());
+                        continue;
+                    }
+                }
+                redact(val);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/healthz") => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            ("GET", "/readyz") => {
+                // A snapshot always exists once serving; token policies add prefetch checks.
+                let st = self.state.status();
+                json_reply(
+                    StatusCode::OK,
+                    json!({"ready": true, "generation": st.generation}),
+                )
+            }
+            ("GET", "/metrics") => reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.state.metrics.render(),
+            ),
+            ("POST", "/admin/reload") => {
+                let state = self.state.clone();
+                let out = tokio::task::spawn_blocking(move || state.reload(true)).await;
+                match out {
+                    Ok(ReloadOutcome::Applied { generation }) => json_reply(
+                        StatusCode::OK,
+                        json!({"result": "applied", "generation": generation,
+                               "restart_required": self.state.status().restart_required}),
+                    ),
+                    Ok(ReloadOutcome::Unchanged) => {
+                        json_reply(StatusCode::OK, json!({"result": "unchanged"}))
+                    }
+                    Ok(ReloadOutcome::Refused(errs)) => json_reply(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        json!({"result": "refused",
+                               "errors": errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()}),
+                    ),
+                    Err(_) => json_reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({"result": "error"}),
+                    ),
+                }
+            }
+            ("GET", "/admin/config/status") => {
+                json_reply(StatusCode::OK, json!(self.state.status()))
+            }
+            ("GET", "/admin/config") => {
+                let snap = self.state.current.load();
+                let mut v = serde_json::to_value(&snap.raw).unwrap_or(Value::Null);
+                redact(&mut v);
+                json_reply(StatusCode::OK, v)
+            }
+            (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/config")
+            | (_, "/admin/config/status") => json_reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": "method not allowed"}),
+            ),
+            _ => json_reply(StatusCode::NOT_FOUND, json!({"error": "not found"})),
+        }
+    }
+}

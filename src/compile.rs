@@ -1,0 +1,288 @@
+//! RawConfig -> Snapshot. Every problem is collected with its TOML path; a config with any
+//! error produces no snapshot (and so never replaces a working one).
+
+use crate::config::{DirectResponseConfig, RawConfig, RouteConfig};
+use crate::error::{ConfigError, Errors};
+use crate::expr::parse_net;
+use crate::policy::{self, Policy, MAX_POLICIES_PER_ROUTE};
+use crate::proxy::respond::{ErrorOverride, Reply};
+use crate::router::{Matcher, PathMatch};
+use crate::upstream::{self, Pool};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+/// The immutable, fully compiled configuration. One is loaded per request.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub generation: u64,
+    pub hash: String,
+    pub raw: RawConfig,
+    pub routes: Vec<Route>,
+    pub pools: BTreeMap<String, Arc<Pool>>,
+    pub errors: Option<ErrorOverride>,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    Proxy {
+        pool: Arc<Pool>,
+        /// The prefix removed from the path before proxying.
+        strip_prefix: Option<String>,
+        rewrite_path: Option<String>,
+    },
+    Respond(Reply),
+}
+
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    pub matcher: Matcher,
+    pub action: Action,
+    /// Global policies first, then the route's own, in config order.
+    pub policies: Vec<Arc<Policy>>,
+    pub errors: Option<ErrorOverride>,
+}
+
+impl Snapshot {
+    /// The first route whose matcher accepts the request.
+    pub fn route_for(&self, v: &crate::expr::RequestView<'_>) -> Option<(usize, &Route)> {
+        self.routes.iter().enumerate().find(|(_, r)| r.matcher.matches(v))
+    }
+}
+
+fn compile_direct(d: &DirectResponseConfig, path: &str, errs: &mut Errors) -> Reply {
+    let DirectResponseConfig {
+        status,
+        headers,
+        body,
+    } = d;
+    if !(100..=599).contains(status) {
+        errs.push(format!("{path}.status"), "must be 100..=599");
+    }
+    let mut r = Reply::new(*status);
+    for (k, v) in headers {
+        match (
+            HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            (Ok(n), Ok(v)) => r.headers.push((n, v)),
+            _ => errs.push(format!("{path}.headers.{k}"), "invalid header name or value"),
+        }
+    }
+    r.body = Bytes::from(body.clone());
+    r
+}
+
+fn compile_route(
+    i: usize,
+    rc: &RouteConfig,
+    pools: &BTreeMap<String, Arc<Pool>>,
+    global: &[Arc<Policy>],
+    named: &policy::Named,
+    raw: &RawConfig,
+    errs: &mut Errors,
+) -> Option<Route> {
+    let RouteConfig {
+        name,
+        matcher,
+        upstream,
+        strip_prefix,
+        rewrite_path,
+        respond,
+        policies,
+        errors,
+    } = rc;
+    let path = format!("routes[{i}]");
+    let before = errs.0.len();
+    if name.is_empty() {
+        errs.push(format!("{path}.name"), "a route needs a name (used in logs and metrics)");
+    }
+    let m = Matcher::compile(matcher, &format!("{path}.match"), errs);
+    let action = match (upstream, respond) {
+        (Some(u), None) => {
+            let pool = pools.get(u).cloned();
+            if pool.is_none() && !raw.upstreams.contains_key(u) {
+                errs.push(format!("{path}.upstream"), format!("no upstream named {u:?}"));
+            }
+            let strip = if *strip_prefix {
+                match &m.path {
+                    PathMatch::Prefix(p) => Some(p.trim_end_matches('/').to_string()),
+                    _ => {
+                        errs.push(
+                            format!("{path}.strip_prefix"),
+                            "strip_prefix needs match.path_prefix",
+                        );
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            if let Some(r) = rewrite_path {
+                if !r.starts_with('/') {
+                    errs.push(format!("{path}.rewrite_path"), "must start with '/'");
+                }
+                if strip.is_some() {
+                    errs.push(
+                        format!("{path}.rewrite_path"),
+                        "use either strip_prefix or rewrite_path",
+                    );
+                }
+            }
+            pool.map(|pool| Action::Proxy {
+                pool,
+                strip_prefix: strip,
+                rewrite_path: rewrite_path.clone(),
+            })
+        }
+        (None, Some(d)) => Some(Action::Respond(compile_direct(
+            d,
+            &format!("{path}.respond"),
+            errs,
+        ))),
+        (Some(_), Some(_)) => {
+            errs.push(&path, "a route has either `upstream` or `respond`, not both");
+            None
+        }
+        (None, None) => {
+            errs.push(&path, "a route needs `upstream = \"pool\"` or a `respond` table");
+            None
+        }
+    };
+    let mut chain: Vec<Arc<Policy>> = global.to_vec();
+    chain.extend(policy::compile_chain(
+        policies,
+        named,
+        &raw.policies,
+        &format!("{path}.policies"),
+        errs,
+    ));
+    if chain.len() > MAX_POLICIES_PER_ROUTE {
+        errs.push(
+            format!("{path}.policies"),
+            format!("at most {MAX_POLICIES_PER_ROUTE} policies per route, global ones included"),
+        );
+    }
+    let errors = errors
+        .as_ref()
+        .and_then(|e| ErrorOverride::compile(e, &format!("{path}.errors"), errs));
+    if errs.0.len() > before {
+        return None;
+    }
+    Some(Route {
+        name: name.clone(),
+        matcher: m,
+        action: action?,
+        policies: chain,
+        errors,
+    })
+}
+
+/// Compile a raw config. `prev` lets unchanged upstream pools keep their health state.
+pub fn compile(
+    raw: &RawConfig,
+    hash: &str,
+    generation: u64,
+    prev: Option<&Snapshot>,
+) -> Result<Snapshot, Vec<ConfigError>> {
+    let mut errs = Errors::default();
+    validate_process_settings(raw, &mut errs);
+
+    let mut pools = BTreeMap::new();
+    for (name, u) in &raw.upstreams {
+        let p = prev.and_then(|s| s.pools.get(name));
+        if let Some(pool) =
+            upstream::reuse_or_compile(p, name, u, &format!("upstreams.{name}"), &mut errs)
+        {
+            pools.insert(name.clone(), pool);
+        }
+    }
+
+    let named = policy::compile_named(&raw.policies, &mut errs);
+    let global = policy::compile_chain(
+        &raw.global_policies,
+        &named,
+        &raw.policies,
+        "global_policies",
+        &mut errs,
+    );
+
+    let mut names = HashSet::new();
+    let mut routes = Vec::new();
+    for (i, rc) in raw.routes.iter().enumerate() {
+        if !names.insert(rc.name.as_str()) {
+            errs.push(
+                format!("routes[{i}].name"),
+                format!("duplicate route name {:?}", rc.name),
+            );
+        }
+        if let Some(r) = compile_route(i, rc, &pools, &global, &named, raw, &mut errs) {
+            routes.push(r);
+        }
+    }
+
+    let errors = raw
+        .errors
+        .as_ref()
+        .and_then(|e| ErrorOverride::compile(e, "errors", &mut errs));
+
+    let mut trusted = Vec::new();
+    for (i, t) in raw.server.trusted_proxies.iter().enumerate() {
+        match parse_net(t) {
+            Ok(n) => trusted.push(n),
+            Err(e) => errs.push(format!("server.trusted_proxies[{i}]"), e),
+        }
+    }
+
+    if !errs.is_empty() {
+        return Err(errs.0);
+    }
+    Ok(Snapshot {
+        generation,
+        hash: hash.to_string(),
+        raw: raw.clone(),
+        routes,
+        pools,
+        errors,
+        trusted_proxies: trusted,
+    })
+}
+
+fn validate_process_settings(raw: &RawConfig, errs: &mut Errors) {
+    if raw.server.threads == 0 {
+        errs.push("server.threads", "must be >= 1");
+    }
+    if raw.listeners.is_empty() {
+        errs.push("listeners", "at least one [[listeners]] entry is needed");
+    }
+    let mut seen = HashSet::new();
+    for (i, l) in raw.listeners.iter().enumerate() {
+        let p = format!("listeners[{i}]");
+        if l.address.parse::<std::net::SocketAddr>().is_err() {
+            errs.push(format!("{p}.address"), "expected ip:port, e.g. \"127.0.0.1:8080\"");
+        }
+        if !seen.insert(l.address.as_str()) {
+            errs.push(format!("{p}.address"), "listed twice");
+        }
+        if let Some(tls) = &l.tls {
+            for (k, f) in [("cert", &tls.cert), ("key", &tls.key)] {
+                if !std::path::Path::new(f).is_file() {
+                    errs.push(format!("{p}.tls.{k}"), format!("no such file: {f}"));
+                }
+            }
+        }
+    }
+    if raw.admin.enabled {
+        match raw.admin.listen.parse::<std::net::SocketAddr>() {
+            Err(_) => errs.push("admin.listen", "expected ip:port, e.g. \"127.0.0.1:9180\""),
+            Ok(a) if seen.contains(raw.admin.listen.as_str()) => {
+                errs.push("admin.listen", format!("{a} is also a data-plane listener"))
+            }
+            Ok(_) => {}
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Policy entries in the config: `{ use = "name" }` for a named policy, or an inline table whose
+//! `type` selects the policy body. The common keys (`enabled`, `when`, `errors`) are the same for
+//! every policy type; the body keys are checked by the policy's own `deny_unknown_fields` struct.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+
+/// One entry of a policy list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyEntry {
+    /// A reference to `[policies.NAME]`.
+    Use(String),
+    Inline(Box<InlinePolicy>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InlinePolicy {
+    pub enabled: EnabledConfig,
+    pub when: Option<ConditionConfig>,
+    pub errors: Option<ErrorOverrideConfig>,
+    pub body: PolicyBody,
+    /// The table as written, for `GET /admin/config` (redacted there).
+    pub original: toml::Table,
+}
+
+/// The policy types. Later issues add token policies here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyBody {
+    Headers(HeadersConfig),
+    Cors(CorsConfig),
+}
+
+const POLICY_TYPES: &[&str] = &["headers", "cors"];
+
+/// `enabled = true | false | "shadow"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnabledConfig {
+    #[default]
+    On,
+    Off,
+    /// Evaluate and record the decision, never enforce it.
+    Shadow,
+}
+
+impl<'de> Deserialize<'de> for EnabledConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match toml::Value::deserialize(d)? {
+            toml::Value::Boolean(true) => Ok(EnabledConfig::On),
+            toml::Value::Boolean(false) => Ok(EnabledConfig::Off),
+            toml::Value::String(s) if s == "shadow" => Ok(EnabledConfig::Shadow),
+            _ => Err(serde::de::Error::custom(
+                "expected true, false or \"shadow\"",
+            )),
+        }
+    }
+}
+
+/// A condition: exactly one of `all`, `any`, `not`, or a `var` with one operator.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionConfig {
+    #[serde(default)]
+    pub all: Option<Vec<ConditionConfig>>,
+    #[serde(default)]
+    pub any: Option<Vec<ConditionConfig>>,
+    #[serde(default)]
+    pub not: Option<Box<ConditionConfig>>,
+    /// The value tested, e.g. `method`, `path`, `host`, `header.x-env`, `query.debug`,
+    /// `cookie.session`, `client_ip`, `route`.
+    #[serde(default)]
+    pub var: Option<String>,
+    #[serde(default)]
+    pub equals: Option<String>,
+    #[serde(default)]
+    pub starts_with: Option<String>,
+    #[serde(default)]
+    pub ends_with: Option<String>,
+    #[serde(default)]
+    pub contains: Option<String>,
+    /// A regular expression (Rust `regex` syntax, unanchored unless you anchor it).
+    #[serde(default)]
+    pub matches: Option<String>,
+    #[serde(default, rename = "in")]
+    pub in_list: Option<Vec<String>>,
+    #[serde(default)]
+    pub exists: Option<bool>,
+    /// A glob such as `/api/*/items` (`*` stays within one segment, `**` crosses them).
+    #[serde(default)]
+    pub glob: Option<String>,
+    /// CIDRs or addresses; for `client_ip`.
+    #[serde(default)]
+    pub cidr: Option<Vec<String>>,
+}
+
+/// How an error is rendered: every field optional; unset fields keep the default.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorOverrideConfig {
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// Body template; `{status}`, `{code}` and `{message}` are replaced (JSON-escaped).
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Overrides for one error code, e.g. `[routes.errors.codes.no_route]`.
+    #[serde(default)]
+    pub codes: BTreeMap<String, ErrorOverrideConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersConfig {
+    /// Changes to the request sent upstream.
+    #[serde(default)]
+    pub request: HeaderOpsConfig,
+    /// Changes to the response sent to the client.
+    #[serde(default)]
+    pub response: HeaderOpsConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderOpsConfig {
+    /// Replace (or create) these headers.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Append these values, keeping existing ones.
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+    /// Remove these headers.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`) or `"*"`.
+    pub allow_origins: Vec<String>,
+    #[serde(default = "d_cors_methods")]
+    pub allow_methods: Vec<String>,
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    #[serde(default)]
+    pub max_age: Option<crate::units::HumanDuration>,
+}
+
+fn d_cors_methods() -> Vec<String> {
+    ["GET", "HEAD", "POST"].iter().map(|s| s.to_string()).collect()
+}
+
+fn body_from<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        let msg = msg.trim_end();
+        if path == "." {
+            msg.to_string()
+        } else {
+            format!("{path}: {msg}")
+        }
+    })
+}
+
+fn take<T: serde::de::DeserializeOwned>(t: &mut toml::Table, key: &str) -> Result<Option<T>, String> {
+    match t.remove(key) {
+        None => Ok(None),
+        Some(v) => body_from_value(v).map(Some).map_err(|m| format!("{key}: {m}")),
+    }
+}
+
+fn body_from_value<T: serde::de::DeserializeOwned>(v: toml::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        if path == "." {
+            msg.trim_end().to_string()
+        } else {
+            format!("{path}: {}", msg.trim_end())
+        }
+    })
+}
+
+impl PolicyEntry {
+    fn from_table(mut t: toml::Table) -> Result<PolicyEntry, String> {
+        let original = t.clone();
+        if let Some(v) = t.remove("use") {
+            let name = v
+                .as_str()
+                .ok_or("use: expected the name of a [policies.NAME] table")?
+                .to_string();
+            if let Some(k) = t.keys().next() {
+                return Err(format!(
+                    "{k}: a `use` entry takes no other keys (configure the named policy instead)"
+                ));
+            }
+            return Ok(PolicyEntry::Use(name));
+        }
+        let kind = match t.remove("type") {
+            Some(toml::Value::String(s)) => s,
+            Some(_) => return Err("type: expected a string".into()),
+            None => {
+                return Err(format!(
+                    "missing `type` (one of {}) or `use`",
+                    POLICY_TYPES.join(", ")
+                ))
+            }
+        };
+        let enabled = take(&mut t, "enabled")?.unwrap_or_default();
+        let when = take(&mut t, "when")?;
+        let errors = take(&mut t, "errors")?;
+        let body = match kind.as_str() {
+            "headers" => PolicyBody::Headers(body_from(t)?),
+            "cors" => PolicyBody::Cors(body_from(t)?),
+            other => {
+                return Err(format!(
+                    "type: unknown policy type {other:?}, expected one of {}",
+                    POLICY_TYPES.join(", ")
+                ))
+            }
+        };
+        Ok(PolicyEntry::Inline(Box::new(InlinePolicy {
+            enabled,
+            when,
+            errors,
+            body,
+            original,
+        })))
+    }
+}
+
+impl<'de> Deserialize<'de> for PolicyEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = toml::Table::deserialize(d)?;
+        PolicyEntry::from_table(t).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for PolicyEntry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PolicyEntry::Use(name) => {
+                let mut t = toml::Table::new();
+                t.insert("use".into(), toml::Value::String(name.clone()));
+                t.serialize(s)
+            }
+            PolicyEntry::Inline(p) => p.original.serialize(s),
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The value language shared by conditions (and, in later issues, dynamic claims and templates).
+//!
+//! A variable names one request value: `method`, `path`, `host`, `header.NAME`, `query.NAME`,
+//! `cookie.NAME`, `client_ip`, `route`, `env.NAME` (read once at load). A `request.` prefix is
+//! accepted too (`request.header.x-env`). Variables are compiled at load: a typo is a config
+//! error with its TOML path. Values are data: nothing a client sends is ever evaluated.
+
+use crate::config::ConditionConfig;
+use crate::error::Errors;
+use http::HeaderName;
+use ipnet::IpNet;
+use pingora_http::RequestHeader;
+use regex::Regex;
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+/// What a variable can read: the request head, the resolved client address, the route name.
+pub struct RequestView<'a> {
+    pub req: &'a RequestHeader,
+    pub client_ip: Option<IpAddr>,
+    pub route: &'a str,
+}
+
+impl<'a> RequestView<'a> {
+    /// The request host without port: the Host header, or the URI authority (HTTP/2).
+    pub fn host(&self) -> Option<&'a str> {
+        let h = self
+            .req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| self.req.uri.authority().map(|a| a.as_str()))?;
+        Some(strip_port(h))
+    }
+
+    pub fn query(&self, name: &str) -> Option<Cow<'a, str>> {
+        let q = self.req.uri.query()?;
+        for pair in q.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if percent_decode(k).as_ref() == name {
+                return Some(percent_decode(v));
+            }
+        }
+        None
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        for v in self.req.headers.get_all(http::header::COOKIE) {
+            let Ok(s) = v.to_str() else { continue };
+            for part in s.split(';') {
+                if let Some((k, v)) = part.trim().split_once('=') {
+                    if k == name {
+                        return Some(v.trim_matches('"'));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+fn strip_port(h: &str) -> &str {
+    if h.starts_with('[') {
+        // [v6]:port
+        return h.split_once(']').map(|(a, _)| &h[..a.len() + 1]).unwrap_or(h);
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => h,
+    }
+}
+
+fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
+    let plus = s.replace('+', " ");
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&plus)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
+/// A compiled variable.
+#[derive(Debug, Clone)]
+pub enum Var {
+    Method,
+    Path,
+    Host,
+    Header(HeaderName),
+    Query(String),
+    Cookie(String),
+    ClientIp,
+    Route,
+    /// Resolved once at load.
+    Literal(Option<String>),
+}
+
+impl Var {
+    /// Compile a variable name; the error says what is allowed.
+    pub fn parse(s: &str) -> Result<Var, String> {
+        let name = s.strip_prefix("request.").unwrap_or(s);
+        let (head, rest) = match name.split_once('.') {
+            Some((h, r)) => (h, Some(r)),
+            None => (name, None),
+        };
+        fn need<'a>(r: Option<&'a str>, s: &str, head: &str) -> Result<&'a str, String> {
+            r.filter(|r| !r.is_empty())
+                .ok_or_else(|| format!("{s:?} needs a name after the dot, e.g. {head}.x-name"))
+        }
+        Ok(match head {
+            "method" if rest.is_none() => Var::Method,
+            "path" if rest.is_none() => Var::Path,
+            "host" if rest.is_none() => Var::Host,
+            "client_ip" if rest.is_none() => Var::ClientIp,
+            "route" if rest.is_none() => Var::Route,
+            "header" => {
+                let n = need(rest, s, head)?;
+                Var::Header(
+                    HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes())
+                        .map_err(|_| format!("{n:?} is not a valid header name"))?,
+                )
+            }
+            "query" => Var::Query(need(rest, s, head)?.to_string()),
+            "cookie" => Var::Cookie(need(rest, s, head)?.to_string()),
+            "env" => Var::Literal(std::env::var(need(rest, s, head)?).ok()),
+            _ => {
+                return Err(format!(
+                    "unknown variable {s:?}: expected method, path, host, header.NAME, \
+                     query.NAME, cookie.NAME, client_ip, route or env.NAME"
+                ))
+            }
+        })
+    }
+
+    /// The value for this request, or None when absent.
+    pub fn resolve<'a>(&'a self, v: &RequestView<'a>) -> Option<Cow<'a, str>> {
+        match self {
+            Var::Method => Some(Cow::Borrowed(v.req.method.as_str())),
+            Var::Path => Some(Cow::Borrowed(v.req.uri.path())),
+            Var::Host => v.host().map(Cow::Borrowed),
+            Var::Header(n) => v
+                .req
+                .headers
+                .get(n)
+                .map(|h| String::from_utf8_lossy(h.as_bytes())),
+            Var::Query(n) => v.query(n),
+            Var::Cookie(n) => v.cookie(n).map(Cow::Borrowed),
+            Var::ClientIp => v.client_ip.map(|ip| Cow::Owned(ip.to_string())),
+            Var::Route => Some(Cow::Borrowed(v.route)),
+            Var::Literal(s) => s.as_deref().map(Cow::Borrowed),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    Equals(String),
+    StartsWith(String),
+    EndsWith(String),
+    Contains(String),
+    Matches(Regex),
+    In(Vec<String>),
+    Exists(bool),
+    Glob(globset::GlobMatcher),
+    Cidr(Vec<IpNet>),
+}
+
+/// A compiled condition (`when = ...`).
+#[derive(Debug, Clone)]
+pub enum Condition {
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+    Test { var: Var, op: Op },
+}
+
+/// Parse an address or a CIDR into a network.
+pub fn parse_net(s: &str) -> Result<IpNet, String> {
+    if let Ok(n) = s.parse::<IpNet>() {
+        return Ok(n.trunc());
+    }
+    s.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("{s:?} is not an IP address or CIDR"))
+}
+
+impl Condition {
+    /// Compile a condition; every problem is pushed with its path.
+    pub fn compile(c: &ConditionConfig, path: &str, errs: &mut Errors) -> Option<Condition> {
+        let ConditionConfig {
+            all,
+            any,
+            not,
+            var,
+            equals,
+            starts_with,
+            ends_with,
+            contains,
+            matches,
+            in_list,
+            exists,
+            glob,
+            cidr,
+        } = c;
+        let ops = [
+            equals.is_some(),
+            starts_with.is_some(),
+            ends_with.is_some(),
+            contains.is_some(),
+            matches.is_some(),
+            in_list.is_some(),
+            exists.is_some(),
+            glob.is_some(),
+            cidr.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        let forms = [all.is_some(), any.is_some(), not.is_some(), var.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if forms != 1 {
+            errs.push(path, "a condition needs exactly one of all, any, not or var");
+            return None;
+        }
+        let list = |v: &Vec<ConditionConfig>, key: &str, errs: &mut Errors| {
+            let out: Vec<_> = v
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Condition::compile(c, &format!("{path}.{key}[{i}]"), errs))
+                .collect();
+            (out.len() == v.len()).then_some(out)
+        };
+        if var.is_none() && ops > 0 {
+            errs.push(path, "operators (equals, matches, ...) need a `var`");
+            return None;
+        }
+        if let Some(v) = all {
+            return list(v, "all", errs).map(Condition::All);
+        }
+        if let Some(v) = any {
+            return list(v, "any", errs).map(Condition::Any);
+        }
+        if let Some(n) = not {
+            return Condition::compile(n, &format!("{path}.not"), errs)
+                .map(|c| Condition::Not(Box::new(c)));
+        }
+        let var_name = var.as_deref().unwrap_or_default();
+        let var = match Var::parse(var_name) {
+            Ok(v) => v,
+            Err(e) => {
+                errs.push(format!("{path}.var"), e);
+                return None;
+            }
+        };
+        if ops != 1 {
+            errs.push(
+                path,
+                "a `var` test needs exactly one operator: equals, starts_with, ends_with, \
+                 contains, matches, in, exists, glob or cidr",
+            );
+            return None;
+        }
+        let op = if let Some(s) = equals {
+            Op::Equals(s.clone())
+        } else if let Some(s) = starts_with {
+            Op::StartsWith(s.clone())
+        } else if let Some(s) = ends_with {
+            Op::EndsWith(s.clone())
+        } else if let Some(s) = contains {
+            Op::Contains(s.clone())
+        } else if let Some(s) = matches {
+            match Regex::new(s) {
+                Ok(r) => Op::Matches(r),
+                Err(e) => {
+                    errs.push(format!("{path}.matches"), format!("invalid regex: {e}"));
+                    return None;
+                }
+            }
+        } else if let Some(l) = in_list {
+            Op::In(l.clone())
+        } else if let Some(b) = exists {
+            Op::Exists(*b)
+        } else if let Some(g) = glob {
+            match globset::GlobBuilder::new(g).literal_separator(true).build() {
+                Ok(g) => Op::Glob(g.compile_matcher()),
+                Err(e) => {
+                    errs.push(format!("{path}.glob"), format!("invalid glob: {e}"));
+                    return None;
+                }
+            }
+        } else if let Some(nets) = cidr {
+            let mut out = Vec::new();
+            for (i, n) in nets.iter().enumerate() {
+                match parse_net(n) {
+                    Ok(n) => out.push(n),
+                    Err(e) => errs.push(format!("{path}.cidr[{i}]"), e),
+                }
+            }
+            if out.len() != nets.len() {
+                return None;
+            }
+            Op::Cidr(out)
+        } else {
+            return None;
+        };
+        Some(Condition::Test { var, op })
+    }
+
+    /// Evaluate against a request. An absent value fails every test except `exists = false`.
+    pub fn eval(&self, v: &RequestView<'_>) -> bool {
+        match self {
+            Condition::All(cs) => cs.iter().all(|c| c.eval(v)),
+            Condition::Any(cs) => cs.iter().any(|c| c.eval(v)),
+            Condition::Not(c) => !c.eval(v),
+            Condition::Test { var, op } => {
+                let val = var.resolve(v);
+                match (op, val) {
+                    (Op::Exists(want), val) => val.is_some() == *want,
+                    (_, None) => false,
+                    (Op::Equals(s), Some(x)) => x == s.as_str(),
+                    (Op::StartsWith(s), Some(x)) => x.starts_with(s.as_str()),
+                    (Op::EndsWith(s), Some(x)) => x.ends_with(s.as_str()),
+                    (Op::Contains(s), Some(x)) => x.contains(s.as_str()),
+                    (Op::Matches(r), Some(x)) => r.is_match(&x),
+                    (Op::In(l), Some(x)) => l.iter().any(|s| s == x.as_ref()),
+                    (Op::Glob(g), Some(x)) => g.is_match(x.as_ref()),
+                    (Op::Cidr(nets), Some(x)) => x
+                        .parse::<IpAddr>()
+                        .map(|ip| nets.iter().any(|n| n.contains(&ip)))
+                        .unwrap_or(false),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(uri: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", uri.as_bytes(), None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    fn cond(toml_src: &str) -> Condition {
+        let c: ConditionConfig = toml::from_str(toml_src).unwrap();
+        let mut e = Errors::default();
+        let out = Condition::compile(&c, "when", &mut e);
+        assert!(e.is_empty(), "{:?}", e.0);
+        out.unwrap()
+    }
+
+    #[test]
+    fn tests_and_combinators() {
+        let r = req(
+            "/api/v1/items?debug=1&name=a%20b",
+            &[("host", "api.example.com:8080"), ("cookie", "a=1; sid=xyz"), ("x-env", "prod")],
+        );
+        let v = RequestView {
+            req: &r,
+            client_ip: "10.1.2.3".parse().ok(),
+            route: "api",
+        };
+        assert!(cond(r#"var = "host"
+equals = "api.example.com""#)
+        .eval(&v));
+        assert!(cond(r#"var = "query.name"
+equals = "a b""#)
+        .eval(&v));
+        assert!(cond(r#"var = "cookie.sid"
+equals = "xyz""#)
+        .eval(&v));
+        assert!(cond(r#"var = "path"
+glob = "/api/*/items""#)
+        .eval(&v));
+        assert!(!cond(r#"var = "path"
+glob = "/api/*""#)
+        .eval(&v));
+        assert!(cond(r#"var = "client_ip"
+cidr = ["10.0.0.0/8"]"#)
+        .eval(&v));
+        assert!(cond(r#"not = { var = "header.x-missing", exists = true }"#).eval(&v));
+        assert!(cond(
+            r#"all = [{ var = "method", in = ["GET", "HEAD"] }, { var = "request.header.x-env", matches = "^pr" }]"#
+        )
+        .eval(&v));
+        assert!(cond(r#"any = [{ var = "route", equals = "x" }, { var = "route", ends_with = "pi" }]"#).eval(&v));
+    }
+
+    #[test]
+    fn compile_errors_have_paths() {
+        let c: ConditionConfig =
+            toml::from_str(r#"all = [{ var = "headr.x", equals = "1" }, { var = "path", matches = "(" }]"#)
+                .unwrap();
+        let mut e = Errors::default();
+        assert!(Condition::compile(&c, "routes[0].policies[1].when", &mut e).is_none());
+        let paths: Vec<_> = e.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["routes[0].policies[1].when.all[0].var", "routes[0].policies[1].when.all[1].matches"]
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! The `headers` policy: set, add and remove headers on the request sent upstream and on the
+//! response sent to the client. Names and values are validated at load.
+
+use crate::config::{HeaderOpsConfig, HeadersConfig};
+use crate::error::Errors;
+use http::{HeaderName, HeaderValue};
+use pingora_http::{RequestHeader, ResponseHeader};
+
+#[derive(Debug, Default)]
+pub struct HeaderOps {
+    set: Vec<(HeaderName, HeaderValue)>,
+    add: Vec<(HeaderName, HeaderValue)>,
+    remove: Vec<HeaderName>,
+}
+
+#[derive(Debug)]
+pub struct Headers {
+    pub request: HeaderOps,
+    pub response: HeaderOps,
+}
+
+impl Headers {
+    pub fn compile(c: &HeadersConfig, path: &str, errs: &mut Errors) -> Option<Headers> {
+        let HeadersConfig { request, response } = c;
+        let before = errs.0.len();
+        let out = Headers {
+            request: HeaderOps::compile(request, &format!("{path}.request"), errs),
+            response: HeaderOps::compile(response, &format!("{path}.response"), errs),
+        };
+        (errs.0.len() == before).then_some(out)
+    }
+}
+
+fn name(n: &str, path: &str, errs: &mut Errors) -> Option<HeaderName> {
+    match HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            errs.push(path, format!("invalid header name {n:?}"));
+            None
+        }
+    }
+}
+
+impl HeaderOps {
+    pub fn compile(c: &HeaderOpsConfig, path: &str, errs: &mut Errors) -> HeaderOps {
+        let HeaderOpsConfig { set, add, remove } = c;
+        let pairs = |m: &std::collections::BTreeMap<String, String>, key: &str, errs: &mut Errors| {
+            let mut v = Vec::new();
+            for (k, val) in m {
+                let p = format!("{path}.{key}.{k}");
+                let n = name(k, &p, errs);
+                let hv = HeaderValue::from_str(val)
+                    .map_err(|_| errs.push(&p, "invalid header value (control characters?)"))
+                    .ok();
+                if let (Some(n), Some(hv)) = (n, hv) {
+                    v.push((n, hv));
+                }
+            }
+            v
+        };
+        HeaderOps {
+            set: pairs(set, "set", errs),
+            add: pairs(add, "add", errs),
+            remove: remove
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| name(r, &format!("{path}.remove[{i}]"), errs))
+                .collect(),
+        }
+    }
+
+    pub fn apply_request(&self, req: &mut RequestHeader) {
+        for n in &self.remove {
+            req.remove_header(n);
+        }
+        for (n, v) in &self.set {
+            let _ = req.insert_header(n.clone(), v.clone());
+        }
+        for (n, v) in &self.add {
+            let _ = req.append_header(n.clone(), v.clone());
+        }
+    }
+
+    pub fn apply_response(&self, resp: &mut ResponseHeader) {
+        for n in &self.remove {
+            resp.remove_header(n);
+        }
+        for (n, v) in &self.set {
+            let _ = resp.insert_header(n.clone(), v.clone());
+        }
+        for (n, v) in &self.add {
+            let _ = resp.append_header(n.clone(), v.clone());
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Policies: a closed enum, compiled once per snapshot, run at fixed phases.
+//!
+//! | phase (Pingora hook)        | what policies may do                                   |
+//! |-----------------------------|--------------------------------------------------------|
+//! | `request_filter`            | decide: continue, deny with an error, or answer        |
+//! | `upstream_request_filter`   | change the request sent upstream (headers)             |
+//! | `response_filter`           | change the response sent to the client (headers, CORS) |
+//!
+//! A denial is a value (`Flow::Deny`), not an `Err`. Conditions (`when`) are evaluated once, in
+//! the request phase; the later phases run only the policies that were active for the request.
+
+pub mod cors;
+pub mod headers;
+
+use crate::config::{EnabledConfig, InlinePolicy, PolicyBody, PolicyEntry};
+use crate::error::{Errors, GatewayError};
+use crate::expr::{Condition, RequestView};
+use crate::proxy::respond::{ErrorOverride, Reply};
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What a policy decided in the request phase.
+#[derive(Debug)]
+pub enum Flow {
+    Continue,
+    Deny(GatewayError),
+    Respond(Reply),
+}
+
+/// Per-request state that policies hand from the request phase to later phases.
+#[derive(Debug, Default)]
+pub struct PolicyState {
+    /// Bit i set: policy i of the route's chain was active (enabled and `when` true).
+    pub active: u64,
+    /// The CORS origin to echo in the response, set by the cors policy.
+    pub cors_origin: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Kind {
+    Headers(headers::Headers),
+    Cors(cors::Cors),
+}
+
+/// A compiled policy with its common settings.
+#[derive(Debug)]
+pub struct Policy {
+    /// `headers`, or the name of the `[policies.NAME]` it came from.
+    pub label: String,
+    pub shadow: bool,
+    pub when: Option<Condition>,
+    pub errors: Option<Arc<ErrorOverride>>,
+    pub kind: Kind,
+}
+
+/// The most policies one route may run (global + own); the active set is a bit mask.
+pub const MAX_POLICIES_PER_ROUTE: usize = 64;
+
+impl Policy {
+    fn compile(p: &InlinePolicy, label: String, path: &str, errs: &mut Errors) -> Option<Policy> {
+        let InlinePolicy {
+            enabled,
+            when,
+            errors,
+            body,
+            original: _,
+        } = p;
+        let shadow = match enabled {
+            EnabledConfig::On => false,
+            EnabledConfig::Off => return None,
+            EnabledConfig::Shadow => {
+                errs.push(
+                    format!("{path}.enabled"),
+                    "\"shadow\" is for policies that deny requests; this type only transforms",
+                );
+                return None;
+            }
+        };
+        let when = when
+            .as_ref()
+            .map(|w| Condition::compile(w, &format!("{path}.when"), errs));
+        let when = match when {
+            Some(None) => return None,
+            Some(Some(c)) => Some(c),
+            None => None,
+        };
+        let errors = errors
+            .as_ref()
+            .map(|e| ErrorOverride::compile(e, &format!("{path}.errors"), errs).map(Arc::new));
+        let errors = match errors {
+            Some(None) => return None,
+            Some(Some(e)) => Some(e),
+            None => None,
+        };
+        let kind = match body {
+            PolicyBody::Headers(h) => Kind::Headers(headers::Headers::compile(h, path, errs)?),
+            PolicyBody::Cors(c) => Kind::Cors(cors::Cors::compile(c, path, errs)?),
+        };
+        Some(Policy {
+            label,
+            shadow,
+            when,
+            errors,
+            kind,
+        })
+    }
+
+    /// Whether this policy runs for the request.
+    pub fn applies(&self, v: &RequestView<'_>) -> bool {
+        self.when.as_ref().is_none_or(|c| c.eval(v))
+    }
+
+    /// Request phase.
+    pub fn on_request(&self, v: &RequestView<'_>, st: &mut PolicyState) -> Flow {
+        match &self.kind {
+            Kind::Headers(_) => Flow::Continue,
+            Kind::Cors(c) => c.on_request(v, st),
+        }
+    }
+
+    /// Upstream-request phase.
+    pub fn on_upstream_request(&self, req: &mut RequestHeader) {
+        match &self.kind {
+            Kind::Headers(h) => h.request.apply_request(req),
+            Kind::Cors(_) => {}
+        }
+    }
+
+    /// Response phase. Runs for answers from the upstream and from the gateway alike.
+    pub fn on_response(&self, resp: &mut ResponseHeader, st: &PolicyState) {
+        match &self.kind {
+            Kind::Headers(h) => h.response.apply_response(resp),
+            Kind::Cors(c) => c.on_response(resp, st),
+        }
+    }
+}
+
+/// Named policies compiled once, shared by every route that uses them.
+pub type Named = BTreeMap<String, Option<Arc<Policy>>>;
+
+pub fn compile_named(
+    raw: &BTreeMap<String, PolicyEntry>,
+    errs: &mut Errors,
+) -> BTreeMap<String, Option<Arc<Policy>>> {
+    let mut out = BTreeMap::new();
+    for (name, entry) in raw {
+        let path = format!("policies.{name}");
+        match entry {
+            PolicyEntry::Use(_) => {
+                errs.push(&path, "a named policy must be defined inline, not with `use`");
+            }
+            PolicyEntry::Inline(p) => {
+                let before = errs.0.len();
+                let compiled = Policy::compile(p, name.clone(), &path, errs);
+                if errs.0.len() == before {
+                    // None here means `enabled = false`: kept in config, skipped at run time.
+                    out.insert(name.clone(), compiled.map(Arc::new));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Compile a policy list (global or per route) into the chain, resolving `use` references.
+pub fn compile_chain(
+    entries: &[PolicyEntry],
+    named: &Named,
+    raw_named: &BTreeMap<String, PolicyEntry>,
+    path: &str,
+    errs: &mut Errors,
+) -> Vec<Arc<Policy>> {
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        match e {
+            PolicyEntry::Use(name) => match named.get(name) {
+                Some(Some(pol)) => out.push(pol.clone()),
+                Some(None) => {}
+                None if raw_named.contains_key(name) => {} // its own errors are reported
+                None => errs.push(
+                    format!("{p}.use"),
+                    format!("no policy named {name:?} in [policies]"),
+                ),
+            },
+            PolicyEntry::Inline(ip) => {
+                let label = match &ip.body {
+                    PolicyBody::Headers(_) => "headers",
+                    PolicyBody::Cors(_) => "cors",
+                };
+                if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs) {
+                    out.push(Arc::new(pol));
+                }
+            }
+        }
+    }
+    out
+}

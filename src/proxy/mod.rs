@@ -1,0 +1,394 @@
+//! The data plane: `impl ProxyHttp`. Each hook is thin and says when it runs, what it may
+//! change, and what its return means; the work lives in the router, the policies and
+//! `respond.rs`.
+//!
+//! Phase chart (Pingora hook -> what tokengate does there):
+//! 1. `new_ctx`: load the current snapshot ONCE; every later phase sees this generation.
+//! 2. `request_filter`: client IP, request id, route match, request-phase policies, direct
+//!    responses. Returns true when the gateway answered (no upstream is contacted).
+//! 3. `upstream_peer`: pick a healthy target of the route's pool.
+//! 4. `upstream_request_filter`: path rewrite, X-Forwarded-For, X-Request-Id, header policies.
+//! 5. `response_filter`: response-phase policies (headers, CORS), X-Request-Id.
+//! 6. `fail_to_proxy`: upstream failures (502/504/503) rendered by the one renderer.
+//! 7. `logging`: metrics and the access log.
+
+pub mod client_ip;
+pub mod respond;
+
+use crate::compile::{Action, Route, Snapshot};
+use crate::error::GatewayError;
+use crate::expr::RequestView;
+use crate::policy::{Flow, PolicyState};
+use crate::state::State;
+use async_trait::async_trait;
+use http::HeaderValue;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorSource, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use respond::{render_error, Reply};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Per-request context.
+pub struct Ctx {
+    pub snap: Arc<Snapshot>,
+    start: Instant,
+    route: Option<usize>,
+    client_ip: Option<IpAddr>,
+    request_id: HeaderValue,
+    policy: PolicyState,
+    /// An error decided by the gateway (before or while choosing the upstream).
+    pending: Option<GatewayError>,
+    /// The policy whose error overrides apply to `pending`.
+    pending_policy: Option<usize>,
+    upstream: Option<String>,
+    error_code: Option<&'static str>,
+    status: u16,
+    outcomes: Vec<String>,
+}
+
+impl Ctx {
+    fn route(&self) -> Option<&Route> {
+        self.route.and_then(|i| self.snap.routes.get(i))
+    }
+}
+
+pub struct Gateway {
+    pub state: Arc<State>,
+}
+
+fn new_request_id() -> HeaderValue {
+    let mut b = [0u8; 16];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    let mut s = String::with_capacity(32);
+    for x in b {
+        s.push(char::from(b"0123456789abcdef"[(x >> 4) as usize]));
+        s.push(char::from(b"0123456789abcdef"[(x & 15) as usize]));
+    }
+    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// An incoming X-Request-Id is kept when it is short and printable; else a new one is made.
+fn request_id(req: &RequestHeader) -> HeaderValue {
+    match req.headers.get("x-request-id") {
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= 128
+                && v.as_bytes().iter().all(|b| b.is_ascii_graphic()) =>
+        {
+            v.clone()
+        }
+        _ => new_request_id(),
+    }
+}
+
+impl Gateway {
+    /// Write a gateway-made reply, after the response-phase policies active so far.
+    async fn send(&self, session: &mut Session, ctx: &mut Ctx, reply: Reply) -> Result<bool> {
+        let mut h = reply.header()?;
+        self.decorate_response(&mut h, ctx);
+        ctx.status = reply.status;
+        ctx.error_code = reply.error_code;
+        let head_only = session.req_header().method == http::Method::HEAD;
+        if reply.body.is_empty() || head_only {
+            session.write_response_header(Box::new(h), true).await?;
+        } else {
+            session.write_response_header(Box::new(h), false).await?;
+            session.write_response_body(Some(reply.body), true).await?;
+        }
+        Ok(true)
+    }
+
+    fn render(&self, ctx: &Ctx, e: &GatewayError) -> Reply {
+        let route = ctx.route();
+        let policy = ctx
+            .pending_policy
+            .and_then(|i| route?.policies.get(i))
+            .and_then(|p| p.errors.as_deref());
+        render_error(
+            e,
+            &[
+                policy,
+                route.and_then(|r| r.errors.as_ref()),
+                ctx.snap.errors.as_ref(),
+            ],
+        )
+    }
+
+    fn decorate_response(&self, resp: &mut ResponseHeader, ctx: &Ctx) {
+        if let Some(route) = ctx.route() {
+            for (i, p) in route.policies.iter().enumerate() {
+                if ctx.policy.active & (1u64 << i) != 0 {
+                    p.on_response(resp, &ctx.policy);
+                }
+            }
+        }
+        let _ = resp.insert_header("x-request-id", ctx.request_id.clone());
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            snap: self.state.current.load_full(),
+            start: Instant::now(),
+            route: None,
+            client_ip: None,
+            request_id: HeaderValue::from_static(""),
+            policy: PolicyState::default(),
+            pending: None,
+            pending_policy: None,
+            upstream: None,
+            error_code: None,
+            status: 0,
+            outcomes: Vec::new(),
+        }
+    }
+
+    /// Runs once the request header is read. Ok(true): the gateway answered (direct response,
+    /// CORS preflight, denial, no route); Ok(false): go on to the upstream.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let snap = ctx.snap.clone();
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let req = session.req_header();
+        ctx.client_ip = client_ip::client_ip(peer, req, &snap.trusted_proxies);
+        ctx.request_id = request_id(req);
+        let mut view = RequestView {
+            req,
+            client_ip: ctx.client_ip,
+            route: "",
+        };
+        let Some((idx, route)) = snap.route_for(&view) else {
+            let reply = self.render(ctx, &GatewayError::NoRoute);
+            return self.send(session, ctx, reply).await;
+        };
+        ctx.route = Some(idx);
+        view.route = &route.name;
+        let mut flow = Flow::Continue;
+        for (i, p) in route.policies.iter().enumerate() {
+            if !p.applies(&view) {
+                continue;
+            }
+            ctx.policy.active |= 1u64 << i;
+            match p.on_request(&view, &mut ctx.policy) {
+                Flow::Continue => {}
+                other => {
+                    ctx.pending_policy = Some(i);
+                    ctx.outcomes.push(format!(
+                        "{}:{}",
+                        p.label,
+                        if matches!(other, Flow::Deny(_)) { "denied" } else { "answered" }
+                    ));
+                    flow = other;
+                    break;
+                }
+            }
+        }
+        let reply = match flow {
+            Flow::Continue => match &route.action {
+                Action::Respond(r) => r.clone(),
+                Action::Proxy { .. } => return Ok(false),
+            },
+            Flow::Respond(r) => r,
+            Flow::Deny(e) => self.render(ctx, &e),
+        };
+        self.send(session, ctx, reply).await
+    }
+
+    /// Chooses the target. Err when the pool has no healthy target (rendered in fail_to_proxy).
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let snap = ctx.snap.clone();
+        let route = ctx.route.and_then(|i| snap.routes.get(i));
+        let Some(Route {
+            action: Action::Proxy { pool, .. },
+            name,
+            ..
+        }) = route
+        else {
+            ctx.pending = Some(GatewayError::Internal);
+            return Err(Error::explain(ErrorType::InternalError, "no proxy action"));
+        };
+        let view = RequestView {
+            req: session.req_header(),
+            client_ip: ctx.client_ip,
+            route: name,
+        };
+        match pool.select(&view) {
+            Some(b) => {
+                ctx.upstream = Some(b.addr.to_string());
+                Ok(Box::new(pool.peer(&b)))
+            }
+            None => {
+                ctx.pending = Some(GatewayError::NoHealthyUpstream);
+                Err(Error::explain(
+                    ErrorType::HTTPStatus(503),
+                    format!("upstream {}: no healthy target", pool.name),
+                ))
+            }
+        }
+    }
+
+    /// Shapes the request sent upstream: path, forwarding headers, header policies.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        up: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let snap = ctx.snap.clone();
+        let Some(route) = ctx.route.and_then(|i| snap.routes.get(i)) else {
+            return Ok(());
+        };
+        if let Action::Proxy {
+            pool,
+            strip_prefix,
+            rewrite_path,
+        } = &route.action
+        {
+            let new_path = match (strip_prefix, rewrite_path) {
+                (Some(pre), _) => {
+                    let rest = up.uri.path().strip_prefix(pre.as_str()).unwrap_or("");
+                    Some(if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") })
+                }
+                (None, Some(r)) => Some(r.clone()),
+                (None, None) => None,
+            };
+            if let Some(p) = new_path {
+                let pq = match up.uri.query() {
+                    Some(q) => format!("{p}?{q}"),
+                    None => p,
+                };
+                if let Ok(uri) = http::Uri::builder().path_and_query(pq).build() {
+                    up.set_uri(uri);
+                }
+            }
+            if !pool.preserve_host {
+                if let Some(u) = &ctx.upstream {
+                    let _ = up.insert_header(http::header::HOST, u.as_str());
+                }
+            }
+        }
+        if let Some(ip) = ctx.client_ip {
+            let xff = match up.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                // Only a chain we trusted is passed on; otherwise the client's claim is dropped.
+                Some(prev) if !snap.trusted_proxies.is_empty() => format!("{prev}, {ip}"),
+                _ => ip.to_string(),
+            };
+            let _ = up.insert_header("x-forwarded-for", xff);
+        }
+        let _ = up.insert_header("x-request-id", ctx.request_id.clone());
+        for (i, p) in route.policies.iter().enumerate() {
+            if ctx.policy.active & (1u64 << i) != 0 {
+                p.on_upstream_request(up);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs on the upstream's response header before it goes to the client.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        self.decorate_response(resp, ctx);
+        Ok(())
+    }
+
+    /// Any failure after request_filter (no healthy target, connect error, timeout): one
+    /// rendered error response.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let ge = match ctx.pending.take() {
+            Some(g) => Some(g),
+            None => match e.esource() {
+                ErrorSource::Upstream => Some(match e.etype() {
+                    ErrorType::ConnectTimedout
+                    | ErrorType::ReadTimedout
+                    | ErrorType::WriteTimedout => GatewayError::UpstreamTimeout,
+                    ErrorType::ConnectRefused
+                    | ErrorType::ConnectNoRoute
+                    | ErrorType::ConnectError
+                    | ErrorType::TLSHandshakeFailure
+                    | ErrorType::SocketError
+                    | ErrorType::BindError => GatewayError::UpstreamConnect,
+                    _ => GatewayError::UpstreamProtocol,
+                }),
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                        None
+                    }
+                    _ => Some(GatewayError::BadRequest),
+                },
+                _ => Some(GatewayError::Internal),
+            },
+        };
+        let Some(ge) = ge else {
+            ctx.status = 0;
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        // Policy overrides apply only to denials of that policy, not to upstream failures.
+        ctx.pending_policy = None;
+        let reply = self.render(ctx, &ge);
+        let status = reply.status;
+        if let Err(err) = self.send(session, ctx, reply).await {
+            log::debug!("could not write the error response: {err}");
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// After the response is done (or failed): metrics and the access log.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(ctx.status);
+        let route = ctx.route().map(|r| r.name.as_str()).unwrap_or("");
+        let elapsed = ctx.start.elapsed();
+        let m = &self.state.metrics;
+        let code = status.to_string();
+        m.requests.with_label_values(&[route, code.as_str()]).inc();
+        m.latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+        if let Some(log) = &self.state.access_log {
+            let req = session.req_header();
+            let view = RequestView {
+                req,
+                client_ip: None,
+                route: "",
+            };
+            let entry = crate::accesslog::Entry {
+                ts: crate::accesslog::now_rfc3339(),
+                request_id: String::from_utf8_lossy(ctx.request_id.as_bytes()).into_owned(),
+                client_ip: ctx.client_ip.map(|i| i.to_string()).unwrap_or_default(),
+                method: req.method.to_string(),
+                host: view.host().unwrap_or("").to_string(),
+                path: req.uri.path().to_string(),
+                route: ctx.route().map(|r| r.name.clone()),
+                status,
+                latency_ms: elapsed.as_secs_f64() * 1000.0,
+                upstream: ctx.upstream.take(),
+                error_code: ctx.error_code,
+                policies: std::mem::take(&mut ctx.outcomes),
+            };
+            if !log.log(entry) {
+                m.access_log_dropped.inc();
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Builds the Pingora server from a config file: the data-plane proxy service with its
+//! listeners, the admin service, and the maintenance background service.
+
+use crate::admin::Admin;
+use crate::proxy::Gateway;
+use crate::state::State;
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Command-line switches passed through to Pingora.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub daemon: bool,
+    pub upgrade: bool,
+}
+
+/// Install aws-lc-rs as the process-wide rustls provider (before Pingora installs its default).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Load the config and assemble the server. Errors are config errors, one per line.
+pub fn build(config: PathBuf, opts: &RunOptions) -> Result<(Server, Arc<State>), Vec<String>> {
+    install_crypto_provider();
+    let state = State::boot(config)
+        .map_err(|errs| errs.into_iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let raw = state.current.load().raw.clone();
+    let s = &raw.server;
+    let conf = ServerConf {
+        daemon: opts.daemon,
+        threads: s.threads,
+        work_stealing: s.work_stealing,
+        pid_file: s.pid_file.clone(),
+        upgrade_sock: s.upgrade_sock.clone(),
+        grace_period_seconds: Some(s.grace_period.0.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout.0.as_secs()),
+        upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway {
+            state: state.clone(),
+        },
+        "tokengate data plane",
+    );
+    let mut errs = Vec::new();
+    let mut h2c = false;
+    for (i, l) in raw.listeners.iter().enumerate() {
+        match &l.tls {
+            None => {
+                proxy.add_tcp(&l.address);
+                h2c |= l.http2;
+            }
+            Some(tls) => match TlsSettings::intermediate(&tls.cert, &tls.key) {
+                Ok(mut settings) => {
+                    if l.http2 {
+                        settings.enable_h2();
+                    }
+                    proxy.add_tls_with_settings(&l.address, None, settings);
+                }
+                Err(e) => errs.push(format!("listeners[{i}].tls: {e}")),
+            },
+        }
+    }
+    if h2c {
+        if let Some(app) = proxy.app_logic_mut() {
+            let mut o = HttpServerOptions::default();
+            o.h2c = true;
+            app.server_options = Some(o);
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    server.add_service(proxy);
+
+    if raw.admin.enabled {
+        let mut admin = Service::new(
+            "tokengate admin".to_string(),
+            Admin {
+                state: state.clone(),
+            },
+        );
+        admin.add_tcp(&raw.admin.listen);
+        server.add_service(admin);
+    }
+    server.add_service(background_service(
+        "tokengate maintenance",
+        crate::reload::Maintenance {
+            state: state.clone(),
+        },
+    ));
+    Ok((server, state))
+}

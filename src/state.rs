@@ -1,0 +1,165 @@
+//! Process state that outlives any one config: the current snapshot (one `ArcSwap`), metrics,
+//! the access log, and the reload bookkeeping shown by `/admin/config/status`.
+//!
+//! Reload = read file -> parse -> compile -> swap. A failing reload changes nothing that serves
+//! traffic: it logs and counts every error and records it for the status endpoint. Settings that
+//! only take effect at start (listeners, threads, admin, access log) are compared with the ones
+//! the process started with and reported as `restart_required`, never silently ignored.
+
+use crate::accesslog::AccessLog;
+use crate::compile::{compile, Snapshot};
+use crate::config::{self, RawConfig};
+use crate::error::ConfigError;
+use crate::metrics::Metrics;
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ReloadStatus {
+    pub generation: u64,
+    pub content_hash: String,
+    pub loaded_at: String,
+    pub last_attempt_at: String,
+    /// The errors of the last refused reload, cleared by the next successful one.
+    pub last_error: Option<Vec<String>>,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    /// Sections changed on disk that only take effect after a restart.
+    pub restart_required: Vec<String>,
+}
+
+/// What a reload did.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    Applied { generation: u64 },
+    Unchanged,
+    Refused(Vec<ConfigError>),
+}
+
+pub struct State {
+    pub current: ArcSwap<Snapshot>,
+    pub config_path: PathBuf,
+    pub metrics: Metrics,
+    pub access_log: Option<AccessLog>,
+    /// The process-level settings the process started with.
+    boot: RawConfig,
+    status: Mutex<ReloadStatus>,
+    /// Serialises reloads (file watcher, SIGHUP and admin may race).
+    reload_lock: Mutex<()>,
+}
+
+impl State {
+    /// Load and compile the config at start. Any error is fatal here (nothing to keep serving).
+    pub fn boot(path: PathBuf) -> Result<Arc<State>, Vec<ConfigError>> {
+        let (raw, hash) = config::load_file(&path)?;
+        let snap = compile(&raw, &hash, 1, None)?;
+        let metrics = Metrics::new().map_err(|e| vec![ConfigError::new("", e.to_string())])?;
+        let access_log = if raw.access_log.enabled {
+            Some(AccessLog::start(&raw.access_log.path).map_err(|e| {
+                vec![ConfigError::new(
+                    "access_log.path",
+                    format!("cannot open {}: {e}", raw.access_log.path),
+                )]
+            })?)
+        } else {
+            None
+        };
+        let now = crate::accesslog::now_rfc3339();
+        let status = ReloadStatus {
+            generation: 1,
+            content_hash: hash,
+            loaded_at: now.clone(),
+            last_attempt_at: now,
+            ..Default::default()
+        };
+        Ok(Arc::new(State {
+            current: ArcSwap::from_pointee(snap),
+            config_path: path,
+            metrics,
+            access_log,
+            boot: raw,
+            status: Mutex::new(status),
+            reload_lock: Mutex::new(()),
+        }))
+    }
+
+    pub fn status(&self) -> ReloadStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Reload from the config file. `force` reloads even when the content hash is unchanged.
+    pub fn reload(&self, force: bool) -> ReloadOutcome {
+        let _guard = self.reload_lock.lock();
+        let now = crate::accesslog::now_rfc3339();
+        let cur = self.current.load_full();
+        let loaded = config::load_file(&self.config_path);
+        let result = loaded.and_then(|(raw, hash)| {
+            if !force && hash == cur.hash {
+                return Ok(None);
+            }
+            compile(&raw, &hash, cur.generation + 1, Some(&cur)).map(Some)
+        });
+        let mut st = match self.status.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        st.last_attempt_at = now.clone();
+        match result {
+            Ok(None) => ReloadOutcome::Unchanged,
+            Ok(Some(snap)) => {
+                let generation = snap.generation;
+                st.restart_required = self.restart_required(&snap.raw);
+                for s in &st.restart_required {
+                    log::warn!("config reload: [{s}] changed; it takes effect after a restart");
+                }
+                st.generation = generation;
+                st.content_hash = snap.hash.clone();
+                st.loaded_at = now;
+                st.last_error = None;
+                st.reloads_ok += 1;
+                self.current.store(Arc::new(snap));
+                self.metrics.reloads.with_label_values(&["ok"]).inc();
+                log::info!("config reload: generation {generation} applied");
+                ReloadOutcome::Applied { generation }
+            }
+            Err(errs) => {
+                for e in &errs {
+                    log::error!("config reload refused: {e}");
+                }
+                st.last_error = Some(errs.iter().map(|e| e.to_string()).collect());
+                st.reloads_failed += 1;
+                self.metrics.reloads.with_label_values(&["failed"]).inc();
+                self.metrics.config_errors.inc_by(errs.len() as u64);
+                ReloadOutcome::Refused(errs)
+            }
+        }
+    }
+
+    fn restart_required(&self, new: &RawConfig) -> Vec<String> {
+        let b = &self.boot;
+        let mut out = Vec::new();
+        if b.server != new.server {
+            // trusted_proxies and the poll interval apply live; the rest does not.
+            let mut a = b.server.clone();
+            let mut n = new.server.clone();
+            a.trusted_proxies.clear();
+            n.trusted_proxies.clear();
+            a.reload_poll_interval = n.reload_poll_interval;
+            if a != n {
+                out.push("server".to_string());
+            }
+        }
+        if b.listeners != new.listeners {
+            out.push("listeners".into());
+        }
+        if b.admin != new.admin {
+            out.push("admin".into());
+        }
+        if b.access_log != new.access_log {
+            out.push("access_log".into());
+        }
+        out
+    }
+}
