@@ -239,8 +239,18 @@ pub fn sign(
 ) -> Result<String, JoseError> {
     key.permits(KeyOp::Sign, &[alg.name()])?;
     let header = header_json(extra, alg.name(), key.kid())?;
-    let mut out = String::with_capacity(header.len() * 2 + payload.len() * 2 + 700);
-    b64::encode_into(header.as_bytes(), &mut out);
+    sign_raw(&b64::encode(header.as_bytes()), payload, key, alg)
+}
+
+/// Signs with an already-encoded protected header (known-answer tests, reproducible output).
+pub(crate) fn sign_raw(
+    header_b64: &str,
+    payload: &[u8],
+    key: &Jwk,
+    alg: Alg,
+) -> Result<String, JoseError> {
+    let mut out = String::with_capacity(header_b64.len() + payload.len() * 2 + 700);
+    out.push_str(header_b64);
     out.push('.');
     b64::encode_into(payload, &mut out);
     let sig = sign_bytes(key, alg, out.as_bytes())?;

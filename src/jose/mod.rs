@@ -24,3 +24,6 @@ pub use jws::{sign, verify, Verified};
 pub use claims::{claim_at, typ_matches, ClaimRules};
 pub use jwe::{decrypt, encrypt, Decrypted, DecryptPolicy, EncryptOptions, KeyMgmtOptions};
 pub use nested::{decrypt_then_verify, sign_then_encrypt};
+
+#[cfg(test)]
+mod tests;

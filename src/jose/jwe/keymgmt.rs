@@ -406,3 +406,15 @@ pub(crate) fn unwrap(
     }
     Ok(cek)
 }
+
+/// Raw ECDH shared secret between a private key and a public key (test vectors only).
+#[cfg(test)]
+pub(crate) fn ecdh_shared(private: &Jwk, public: &Jwk) -> Result<Zeroizing<Vec<u8>>, JoseError> {
+    let (crv, peer) = ecdh_peer(public)?;
+    let p = match &private.material {
+        Material::Ec(e) if e.crv == crv => e.private.as_ref().map(|p| &p.agree),
+        Material::Okp(o) if o.crv == crv => o.private.as_ref().and_then(|p| p.agree.as_ref()),
+        _ => None,
+    };
+    agree(p.ok_or(JoseError::DecryptionFailed)?, crv, &peer)
+}

@@ -18,7 +18,7 @@ use super::{b64, Enc, Header, JoseError, Jwk, JwkSet, KeyAlg, KeyHint, Limits};
 #[cfg(test)]
 pub(crate) use content::{decrypt as content_decrypt, encrypt as content_encrypt};
 #[cfg(test)]
-pub(crate) use keymgmt::concat_kdf;
+pub(crate) use keymgmt::{concat_kdf, ecdh_shared};
 #[cfg(test)]
 pub(crate) use kw::{unwrap as kw_unwrap, wrap as kw_wrap};
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what a fresh Debian machine lacks to build and test tokengate. Idempotent.
+set -euo pipefail
+
+need_apt=()
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)       # Pingora's zlib-ng (libz-ng-sys)
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+
+# Independent JOSE implementations the cross-implementation tests talk to.
+if [ -f tests/fixtures/jose_peer.py ]; then
+  if ! python3 -c 'import joserfc, jwcrypto' >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check joserfc jwcrypto
+  fi
+fi

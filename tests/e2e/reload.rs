@@ -1,0 +1,108 @@
+use crate::harness::*;
+
+fn body(text: &str, up: &std::net::SocketAddr) -> String {
+    format!(
+        r#"
+[upstreams.pool]
+targets = ["{up}"]
+read_timeout = "5s"
+
+[[routes]]
+name = "slow"
+match = {{ path_prefix = "/slow" }}
+upstream = "pool"
+
+[[routes]]
+name = "hello"
+match = {{ path_exact = "/hello" }}
+respond = {{ status = 200, body = "{text}" }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_change_swaps_and_bad_config_keeps_serving() {
+    let up = Upstream::start("u").await;
+    let gw = Gateway::start(&body("v1", &up.addr)).await;
+    assert_eq!(&get(gw.port, "/hello").await.body[..], b"v1");
+
+    // An in-flight request started on generation 1 completes across the swap.
+    let port = gw.port;
+    let slow = tokio::spawn(async move { get(port, "/slow?ms=800").await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    gw.write_body(&body("v2", &up.addr));
+    eventually("v2 served", || async { &get(gw.port, "/hello").await.body[..] == b"v2" }).await;
+    assert_eq!(gw.generation(), 2);
+    let r = slow.await.unwrap();
+    assert_eq!(r.status, 200, "in-flight request finished on its snapshot");
+
+    // A broken config: refused with its path, old config keeps serving.
+    gw.write_body(
+        r#"
+[[routes]]
+name = "hello"
+match = { path_regex = "(" }
+respond = { status = 200, body = "broken" }
+"#,
+    );
+    eventually("reload refused", || async { gw.state.status().reloads_failed == 1 }).await;
+    assert_eq!(&get(gw.port, "/hello").await.body[..], b"v2");
+    let st = get(gw.admin_port, "/admin/config/status").await.json();
+    assert_eq!(st["generation"], 2);
+    let err = st["last_error"][0].as_str().unwrap();
+    assert!(err.starts_with("routes[0].match.path_regex: invalid regex"), "{err}");
+    let m = String::from_utf8_lossy(&get(gw.admin_port, "/metrics").await.body).to_string();
+    assert!(m.contains("tokengate_config_reloads_total{result=\"failed\"} 1"), "{m}");
+    assert!(m.contains("tokengate_config_reloads_total{result=\"ok\"} 1"), "{m}");
+
+    // Unknown keys are refused too, with the TOML path.
+    gw.write_body("[[routes]]\nname = \"x\"\nrespnd = {}\n");
+    eventually("second refusal", || async { gw.state.status().reloads_failed == 2 }).await;
+    let st = get(gw.admin_port, "/admin/config/status").await.json();
+    let err = st["last_error"][0].as_str().unwrap();
+    assert!(err.contains("routes[0]") && err.contains("respnd"), "{err}");
+    assert_eq!(&get(gw.port, "/hello").await.body[..], b"v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_reload_endpoint_and_restart_required() {
+    let up = Upstream::start("u").await;
+    let gw = Gateway::start(&body("v1", &up.addr)).await;
+    // Change a restart-only setting and the content; disable polling to use the endpoint.
+    let text = std::fs::read_to_string(&gw.config)
+        .unwrap()
+        .replace("threads = 2", "threads = 3")
+        .replace("reload_poll_interval = \"100ms\"", "reload_poll_interval = \"0s\"")
+        .replace("body = \"v1\"", "body = \"v3\"");
+    std::fs::write(&gw.config, text).unwrap();
+    let r = request(gw.admin_port, "POST", "/admin/reload", &[], "").await;
+    // The poller may have won the race; either way v3 is applied.
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(&get(gw.port, "/hello").await.body[..], b"v3");
+    let st = get(gw.admin_port, "/admin/config/status").await.json();
+    assert_eq!(st["restart_required"], serde_json::json!(["server"]));
+
+    std::fs::write(&gw.config, "not = [valid").unwrap();
+    let r = request(gw.admin_port, "POST", "/admin/reload", &[], "").await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["result"], "refused");
+    assert_eq!(&get(gw.port, "/hello").await.body[..], b"v3");
+
+    // Health, readiness, config export with secrets redacted.
+    assert_eq!(get(gw.admin_port, "/healthz").await.status, 200);
+    assert_eq!(get(gw.admin_port, "/readyz").await.status, 200);
+    let cfg = get(gw.admin_port, "/admin/config").await.json();
+    assert_eq!(cfg["routes"][1]["name"], "hello");
+    assert_eq!(get(gw.admin_port, "/nope").await.status, 404);
+}
+
+#[test]
+fn redaction_hides_secrets() {
+    let mut v = serde_json::json!({"a": {"client_secret": "s", "key": "k", "name": "n", "list": [{"password": "p"}]}});
+    tokengate::admin::redact(&mut v);
+    assert_eq!(v["a"]["client_secret"], "[redacted]");
+    assert_eq!(v["a"]["key"], "[redacted]");
+    assert_eq!(v["a"]["name"], "n");
+    assert_eq!(v["a"]["list"][0]["password"], "[redacted]");
+}
