@@ -6,6 +6,8 @@ need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)       # Pingora's zlib-ng (libz-ng-sys)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)     # test certificates
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)           # independent HTTP/2 client in tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq

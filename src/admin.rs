@@ -54,14 +54,12 @@ pub fn redact(v: &mut Value) {
         Value::Object(m) => {
             for (k, val) in m.iter_mut() {
                 let lk = k.to_ascii_lowercase();
-                if SECRET_KEYS.contains(&lk.as_str())
+                let secret = SECRET_KEYS.contains(&lk.as_str())
                     || lk.ends_with("_secret")
-                    || lk.ends_with("password")
-                {
-                    if !val.is_object() {
-                        *val = Value::String("[redacted]".into());
-                        continue;
-                    }
+                    || lk.ends_with("password");
+                if secret && !val.is_object() {
+                    *val = Value::String("[redacted]".into());
+                    continue;
                 }
                 redact(val);
             }

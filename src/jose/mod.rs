@@ -1,6 +1,7 @@
 //! JOSE engine.
 mod alg;
 mod claims;
+pub mod cli;
 pub(crate) mod b64;
 mod der;
 mod error;

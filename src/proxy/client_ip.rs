@@ -48,7 +48,7 @@ fn chain(req: &RequestHeader) -> Vec<Option<IpAddr>> {
             out.push(None);
             continue;
         };
-        out.extend(s.split(',').map(|p| parse_forwarded_for(p)));
+        out.extend(s.split(',').map(parse_forwarded_for));
     }
     out
 }

@@ -1,4 +1,5 @@
 //! End-to-end tests over real loopback sockets: one test binary, the gateway in-process.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
 
@@ -7,3 +8,4 @@ mod errors;
 mod policies;
 mod reload;
 mod routing;
+mod tls;
