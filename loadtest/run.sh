@@ -25,11 +25,13 @@ MODES="proxy local"
 FIXED=0
 FIXED_DURATION=10s
 FIXED_PCT=50
+FIXED_RPS=""
 BIN=""
 OUT=""
 KEEP=0
 INSTALL=1
 VARIANTS=()
+PRELOADS=()
 
 usage() {
   cat <<EOF
@@ -43,9 +45,12 @@ Usage: $0 [options]
   --variant NAME=TOML extra tokengate instance with these [server] lines (';' separates lines), e.g.
                       --variant 'nows=work_stealing = false'
                       --variant 'pool16=upstream_keepalive_pool_size = 16'   (repeatable)
+  --preload NAME=LIB  extra tokengate instance run with LD_PRELOAD=LIB (allocator A/B without a rebuild), e.g.
+                      --preload jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2   (repeatable)
   --fixed-rate        also run a fixed-rate latency test (oha if installed, else hey) at
                       --fixed-pct % of nginx's measured max req/s in the same mode
   --fixed-pct N       default $FIXED_PCT
+  --fixed-rps N       fixed rate in req/s instead of --fixed-pct (e.g. what the generator can hold)
   --fixed-duration D  default $FIXED_DURATION
   --out DIR           keep raw results here (default: a temp dir, printed at the end)
   --keep              keep the temp dir with configs and logs
@@ -61,8 +66,10 @@ while [ $# -gt 0 ]; do
     --modes) MODES=$2; shift 2 ;;
     --bin) BIN=$2; shift 2 ;;
     --variant) VARIANTS+=("$2"); shift 2 ;;
+    --preload) PRELOADS+=("$2"); shift 2 ;;
     --fixed-rate) FIXED=1; shift ;;
     --fixed-pct) FIXED_PCT=$2; shift 2 ;;
+    --fixed-rps) FIXED_RPS=$2; FIXED=1; shift 2 ;;
     --fixed-duration) FIXED_DURATION=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
@@ -199,7 +206,7 @@ start_nginx() { # name cpu cpumask port http-body -> sets NG_MASTER / NG_WORKER
 }
 
 # ---------------------------------------------------------------------------------------------- tokengate
-start_tokengate() { # name port admin_port extra-server-toml -> sets TG_PID
+start_tokengate() { # name port admin_port extra-server-toml [LD_PRELOAD] -> sets TG_PID
   local d=$WORK/$1
   mkdir -p "$d"
   cat >"$d/tokengate.toml" <<EOF
@@ -233,7 +240,9 @@ match = { path_prefix = "/" }
 upstream = "origin"
 EOF
   "$TG_BIN" check "$d/tokengate.toml" >"$d/check.log" 2>&1 || { cat "$d/check.log" >&2; die "tokengate config $1"; }
-  taskset -c 1 env RUST_LOG=warn "$TG_BIN" run -c "$d/tokengate.toml" >"$d/tokengate.log" 2>&1 &
+  local pre=()
+  if [ -n "${5:-}" ]; then pre=("LD_PRELOAD=$5"); fi
+  taskset -c 1 env RUST_LOG=warn "${pre[@]}" "$TG_BIN" run -c "$d/tokengate.toml" >"$d/tokengate.log" 2>&1 &
   TG_PID=$!
   PIDS+=("$TG_PID")
   wait_port "$2" "$1"
@@ -244,7 +253,8 @@ read -r ORIGIN_PORT NGX_PORT TG_PORT TG_ADMIN <<<"$(free_ports 4)"
 
 if [ -z "$BIN" ]; then BIN=${TOKENGATE_BIN:-$ROOT/target/release/tokengate}; fi
 [ -x "$BIN" ] || die "no tokengate binary at $BIN (cargo build --release, or --bin PATH)"
-TG_BIN=$WORK/tokengate
+mkdir -p "$WORK/bin"
+TG_BIN=$WORK/bin/tokengate
 cp "$BIN" "$TG_BIN"
 
 log "origin :$ORIGIN_PORT  nginx :$NGX_PORT  tokengate :$TG_PORT (admin :$TG_ADMIN)  work dir $WORK"
@@ -274,6 +284,16 @@ for v in "${VARIANTS[@]}"; do
   start_tokengate "tokengate-$vname" "$vp" "$va" "${vtoml//;/$'\n'}"
   SERVERS+=("tokengate-$vname|$vp|$TG_PID")
   log "variant tokengate-$vname :$vp  [server] ${vtoml}"
+done
+for v in "${PRELOADS[@]}"; do
+  vname=${v%%=*}
+  vlib=${v#*=}
+  if [ -z "$vname" ] || [ "$vname" = "$v" ] || [ ! -f "$vlib" ]; then die "--preload wants NAME=/path/lib.so (existing), got: $v"; fi
+  read -r vp va <<<"$(free_ports 2)"
+  start_tokengate "tokengate-$vname" "$vp" "$va" "" "$vlib"
+  grep -qF "$(basename "$vlib")" "/proc/$TG_PID/maps" || die "$vlib is not mapped into tokengate-$vname"
+  SERVERS+=("tokengate-$vname|$vp|$TG_PID")
+  log "variant tokengate-$vname :$vp  LD_PRELOAD=$vlib"
 done
 
 # Sanity: every server answers 200 "ok" on both paths (and through the proxy).
@@ -358,6 +378,7 @@ if [ "$FIXED" = 1 ]; then
 import csv, statistics, sys
 rs = [float(r["rps"]) for r in csv.DictReader(open(sys.argv[1]), delimiter="\t") if r["server"] == "nginx" and r["mode"] == sys.argv[2]]
 print(int(statistics.median(rs) * float(sys.argv[3]) / 100))' "$RESULTS" "$mode" "$FIXED_PCT")
+      if [ -n "$FIXED_RPS" ]; then target=$FIXED_RPS; fi
       for s in "${SERVERS[@]}"; do
         IFS='|' read -r name port _ <<<"$s"
         url="http://127.0.0.1:$port/"
@@ -404,11 +425,12 @@ groups = {}
 for r in rows:
     groups.setdefault((r["server"], r["mode"]), []).append(r)
 def k(v): return f"{v/1000:.1f}k"
-def ms(us): return f"{us/1000:.2f}ms"
+def ms(us): return "n/a" if us != us else f"{us/1000:.2f}ms"
 med = {}
 print("\n| scenario | n | wall req/s median (min-max) | req per server CPU-s median (min-max) | p50 / p99 (median of passes) | server CPU util | non2xx+err |")
 print("|---|---:|---|---|---|---:|---:|")
 order = sorted(groups, key=lambda g: (g[1] != "proxy", g[0] != "nginx", g[0]))
+lowutil = False
 for g in order:
     rs = groups[g]
     rps = [f(r["rps"]) for r in rs]; rpc = [f(r["req_per_cpu_s"]) for r in rs]
@@ -416,8 +438,13 @@ for g in order:
     util = statistics.median(f(r["cpu_util"]) for r in rs)
     bad = sum(int(r["non2xx"]) + int(r["sock_err"]) for r in rs)
     med[g] = (statistics.median(rps), statistics.median(rpc), p99)
+    low = util < 0.9
+    lowutil |= low
     print(f"| {g[0]}_{g[1]} | {len(rs)} | {k(med[g][0])} ({k(min(rps))}-{k(max(rps))}) | {k(med[g][1])} ({k(min(rpc))}-{k(max(rpc))}) "
-          f"| {ms(p50)} / {ms(p99)} | {util:.2f} | {bad} |")
+          f"| {ms(p50)} / {ms(p99)} | {util:.2f}{' *' if low else ''} | {bad} |")
+if lowutil:
+    print("\n\\* server CPU util < 0.9: the server was not saturated (the load generator on CPU0 was the limit, or")
+    print("  CPU1 was shared). Its req/s is a floor, and its req per CPU-s is flattered by larger batches per wake-up.")
 print("\n| ratio vs nginx (same mode) | req/s | req per CPU-s | per-request CPU (us) | p99 |")
 print("|---|---:|---:|---:|---:|")
 for g in order:
@@ -430,7 +457,14 @@ if os.path.exists(fx):
     if fr:
         print("\n| fixed rate | generator | target req/s | achieved req/s | p50 | p99 | p99.9 | non200 |")
         print("|---|---|---:|---:|---:|---:|---:|---:|")
+        short = False
         for r in fr:
-            print(f"| {r['server']}_{r['mode']} | {r['gen']} | {r['target_rps']} | {f(r['achieved_rps']):.0f} | {ms(f(r['p50_us']))} | {ms(f(r['p99_us']))} | {ms(f(r['p999_us']))} | {r['non200']} |")
+            a, t = f(r["achieved_rps"]), f(r["target_rps"])
+            flag = " (!)" if a < 0.95 * t else ""
+            short |= bool(flag)
+            print(f"| {r['server']}_{r['mode']} | {r['gen']} | {r['target_rps']} | {a:.0f}{flag} | {ms(f(r['p50_us']))} | {ms(f(r['p99_us']))} | {ms(f(r['p999_us']))} | {r['non200']} |")
+        if short:
+            print("\n(!) achieved < 95% of the target: the generator (or the server) could not hold the rate, so that row is")
+            print("    closer to a closed-loop result. Lower the rate with --fixed-pct / --fixed-rps, or use oha / k6 on other cores.")
 EOF
 if [ "$FIXED" = 1 ]; then log "raw: $RESULTS $FIXED_RESULTS"; else log "raw: $RESULTS"; fi

@@ -44,8 +44,19 @@ fn json_reply(status: StatusCode, v: Value) -> Response<Vec<u8>> {
 
 /// Keys whose values are secrets, wherever they appear in the config.
 const SECRET_KEYS: &[&str] = &[
-    "secret", "password", "key", "private_key", "client_secret", "token", "k", "d", "p", "q",
-    "dp", "dq", "qi",
+    "secret",
+    "password",
+    "key",
+    "private_key",
+    "client_secret",
+    "token",
+    "k",
+    "d",
+    "p",
+    "q",
+    "dp",
+    "dq",
+    "qi",
 ];
 
 /// Replace every secret-looking value with "[redacted]".

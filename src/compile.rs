@@ -50,7 +50,10 @@ pub struct Route {
 impl Snapshot {
     /// The first route whose matcher accepts the request.
     pub fn route_for(&self, v: &crate::expr::RequestView<'_>) -> Option<(usize, &Route)> {
-        self.routes.iter().enumerate().find(|(_, r)| r.matcher.matches(v))
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matcher.matches(v))
     }
 }
 
@@ -70,7 +73,10 @@ fn compile_direct(d: &DirectResponseConfig, path: &str, errs: &mut Errors) -> Re
             HeaderValue::from_str(v),
         ) {
             (Ok(n), Ok(v)) => r.headers.push((n, v)),
-            _ => errs.push(format!("{path}.headers.{k}"), "invalid header name or value"),
+            _ => errs.push(
+                format!("{path}.headers.{k}"),
+                "invalid header name or value",
+            ),
         }
     }
     r.body = Bytes::from(body.clone());
@@ -99,14 +105,20 @@ fn compile_route(
     let path = format!("routes[{i}]");
     let before = errs.0.len();
     if name.is_empty() {
-        errs.push(format!("{path}.name"), "a route needs a name (used in logs and metrics)");
+        errs.push(
+            format!("{path}.name"),
+            "a route needs a name (used in logs and metrics)",
+        );
     }
     let m = Matcher::compile(matcher, &format!("{path}.match"), errs);
     let action = match (upstream, respond) {
         (Some(u), None) => {
             let pool = pools.get(u).cloned();
             if pool.is_none() && !raw.upstreams.contains_key(u) {
-                errs.push(format!("{path}.upstream"), format!("no upstream named {u:?}"));
+                errs.push(
+                    format!("{path}.upstream"),
+                    format!("no upstream named {u:?}"),
+                );
             }
             let strip = if *strip_prefix {
                 match &m.path {
@@ -145,11 +157,17 @@ fn compile_route(
             errs,
         ))),
         (Some(_), Some(_)) => {
-            errs.push(&path, "a route has either `upstream` or `respond`, not both");
+            errs.push(
+                &path,
+                "a route has either `upstream` or `respond`, not both",
+            );
             None
         }
         (None, None) => {
-            errs.push(&path, "a route needs `upstream = \"pool\"` or a `respond` table");
+            errs.push(
+                &path,
+                "a route needs `upstream = \"pool\"` or a `respond` table",
+            );
             None
         }
     };
@@ -263,7 +281,10 @@ fn validate_process_settings(raw: &RawConfig, errs: &mut Errors) {
     for (i, l) in raw.listeners.iter().enumerate() {
         let p = format!("listeners[{i}]");
         if l.address.parse::<std::net::SocketAddr>().is_err() {
-            errs.push(format!("{p}.address"), "expected ip:port, e.g. \"127.0.0.1:8080\"");
+            errs.push(
+                format!("{p}.address"),
+                "expected ip:port, e.g. \"127.0.0.1:8080\"",
+            );
         }
         if !seen.insert(l.address.as_str()) {
             errs.push(format!("{p}.address"), "listed twice");

@@ -62,7 +62,10 @@ impl<'a> RequestView<'a> {
 fn strip_port(h: &str) -> &str {
     if h.starts_with('[') {
         // [v6]:port
-        return h.split_once(']').map(|(a, _)| &h[..a.len() + 1]).unwrap_or(h);
+        return h
+            .split_once(']')
+            .map(|(a, _)| &h[..a.len() + 1])
+            .unwrap_or(h);
     }
     match h.rsplit_once(':') {
         Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
@@ -223,7 +226,10 @@ impl Condition {
             .filter(|b| **b)
             .count();
         if forms != 1 {
-            errs.push(path, "a condition needs exactly one of all, any, not or var");
+            errs.push(
+                path,
+                "a condition needs exactly one of all, any, not or var",
+            );
             return None;
         }
         let list = |v: &Vec<ConditionConfig>, key: &str, errs: &mut Errors| {
@@ -316,6 +322,12 @@ impl Condition {
             Condition::All(cs) => cs.iter().all(|c| c.eval(v)),
             Condition::Any(cs) => cs.iter().any(|c| c.eval(v)),
             Condition::Not(c) => !c.eval(v),
+            Condition::Test {
+                var: Var::ClientIp,
+                op: Op::Cidr(nets),
+            } => v
+                .client_ip
+                .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
             Condition::Test { var, op } => {
                 let val = var.resolve(v);
                 match (op, val) {
@@ -362,50 +374,73 @@ mod tests {
     fn tests_and_combinators() {
         let r = req(
             "/api/v1/items?debug=1&name=a%20b",
-            &[("host", "api.example.com:8080"), ("cookie", "a=1; sid=xyz"), ("x-env", "prod")],
+            &[
+                ("host", "api.example.com:8080"),
+                ("cookie", "a=1; sid=xyz"),
+                ("x-env", "prod"),
+            ],
         );
         let v = RequestView {
             req: &r,
             client_ip: "10.1.2.3".parse().ok(),
             route: "api",
         };
-        assert!(cond(r#"var = "host"
-equals = "api.example.com""#)
+        assert!(cond(
+            r#"var = "host"
+equals = "api.example.com""#
+        )
         .eval(&v));
-        assert!(cond(r#"var = "query.name"
-equals = "a b""#)
+        assert!(cond(
+            r#"var = "query.name"
+equals = "a b""#
+        )
         .eval(&v));
-        assert!(cond(r#"var = "cookie.sid"
-equals = "xyz""#)
+        assert!(cond(
+            r#"var = "cookie.sid"
+equals = "xyz""#
+        )
         .eval(&v));
-        assert!(cond(r#"var = "path"
-glob = "/api/*/items""#)
+        assert!(cond(
+            r#"var = "path"
+glob = "/api/*/items""#
+        )
         .eval(&v));
-        assert!(!cond(r#"var = "path"
-glob = "/api/*""#)
+        assert!(!cond(
+            r#"var = "path"
+glob = "/api/*""#
+        )
         .eval(&v));
-        assert!(cond(r#"var = "client_ip"
-cidr = ["10.0.0.0/8"]"#)
+        assert!(cond(
+            r#"var = "client_ip"
+cidr = ["10.0.0.0/8"]"#
+        )
         .eval(&v));
         assert!(cond(r#"not = { var = "header.x-missing", exists = true }"#).eval(&v));
         assert!(cond(
             r#"all = [{ var = "method", in = ["GET", "HEAD"] }, { var = "request.header.x-env", matches = "^pr" }]"#
         )
         .eval(&v));
-        assert!(cond(r#"any = [{ var = "route", equals = "x" }, { var = "route", ends_with = "pi" }]"#).eval(&v));
+        assert!(cond(
+            r#"any = [{ var = "route", equals = "x" }, { var = "route", ends_with = "pi" }]"#
+        )
+        .eval(&v));
     }
 
     #[test]
     fn compile_errors_have_paths() {
-        let c: ConditionConfig =
-            toml::from_str(r#"all = [{ var = "headr.x", equals = "1" }, { var = "path", matches = "(" }]"#)
-                .unwrap();
+        let c: ConditionConfig = toml::from_str(
+            r#"all = [{ var = "headr.x", equals = "1" }, { var = "path", matches = "(" }]"#,
+        )
+        .unwrap();
         let mut e = Errors::default();
         assert!(Condition::compile(&c, "routes[0].policies[1].when", &mut e).is_none());
         let paths: Vec<_> = e.0.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["routes[0].policies[1].when.all[0].var", "routes[0].policies[1].when.all[1].matches"]
+            [
+                "routes[0].policies[1].when.all[0].var",
+                "routes[0].policies[1].when.all[1].matches"
+            ]
         );
     }
 }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "tokengate", version, about = "An API gateway whose core business is tokens")]
+#[command(
+    name = "tokengate",
+    version,
+    about = "An API gateway whose core business is tokens"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -54,10 +54,14 @@ impl Matcher {
                 }
             })
             .collect();
-        let n_paths = [path_exact.is_some(), path_prefix.is_some(), path_regex.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let n_paths = [
+            path_exact.is_some(),
+            path_prefix.is_some(),
+            path_regex.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if n_paths > 1 {
             errs.push(
                 path,
@@ -89,7 +93,10 @@ impl Matcher {
         for (i, m) in methods.iter().enumerate() {
             match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
                 Ok(m) => ms.push(m),
-                Err(_) => errs.push(format!("{path}.methods[{i}]"), format!("invalid method {m:?}")),
+                Err(_) => errs.push(
+                    format!("{path}.methods[{i}]"),
+                    format!("invalid method {m:?}"),
+                ),
             }
         }
         let mut hs = Vec::new();
@@ -205,11 +212,12 @@ path_regex = "^/v[0-9]+/"
 
     #[test]
     fn bad_config_paths() {
-        let c: MatchConfig =
-            toml::from_str(r#"path_regex = "(" 
+        let c: MatchConfig = toml::from_str(
+            r#"path_regex = "(" 
 methods = ["G E T"]
-path_prefix = "/a""#)
-                .unwrap();
+path_prefix = "/a""#,
+        )
+        .unwrap();
         let mut e = Errors::default();
         Matcher::compile(&c, "routes[3].match", &mut e);
         let paths: Vec<_> = e.0.iter().map(|e| e.path.as_str()).collect();

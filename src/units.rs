@@ -10,7 +10,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
-        return Err(format!("invalid duration {s:?}: expected e.g. \"30s\", \"250ms\", \"5m\""));
+        return Err(format!(
+            "invalid duration {s:?}: expected e.g. \"30s\", \"250ms\", \"5m\""
+        ));
     }
     let n: u64 = num
         .parse()
@@ -37,7 +39,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
-        return Err(format!("invalid size {s:?}: expected e.g. \"8KiB\", \"1MiB\""));
+        return Err(format!(
+            "invalid size {s:?}: expected e.g. \"8KiB\", \"1MiB\""
+        ));
     }
     let n: u64 = num
         .parse()
@@ -101,7 +105,9 @@ impl<'de> Deserialize<'de> for HumanSize {
             .map_err(|_| serde::de::Error::custom("expected a size such as \"8KiB\""))?
         {
             NumOrStr::Num(n) => Ok(HumanSize(n)),
-            NumOrStr::Str(s) => parse_size(&s).map(HumanSize).map_err(serde::de::Error::custom),
+            NumOrStr::Str(s) => parse_size(&s)
+                .map(HumanSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }

@@ -76,7 +76,10 @@ impl Pool {
         } = c;
         let before = errs.0.len();
         if targets.is_empty() {
-            errs.push(format!("{path}.targets"), "a pool needs at least one target");
+            errs.push(
+                format!("{path}.targets"),
+                "a pool needs at least one target",
+            );
         }
         let mut set = BTreeSet::new();
         let mut list = Vec::new();
@@ -164,9 +167,8 @@ impl Pool {
                         h.consecutive_failure = hc.unhealthy_threshold;
                         h.peer_template.options.connection_timeout = Some(hc.timeout.0);
                         h.peer_template.options.read_timeout = Some(hc.timeout.0);
-                        h.req.set_uri(
-                            http::Uri::try_from(hc.path.as_str()).unwrap_or_default(),
-                        );
+                        h.req
+                            .set_uri(http::Uri::try_from(hc.path.as_str()).unwrap_or_default());
                         let expected = hc.expected_status.clone();
                         h.validator = Some(Box::new(move |resp| {
                             let s = resp.status.as_u16();

@@ -8,12 +8,12 @@
 mod policy;
 
 pub use policy::{
-    ConditionConfig, CorsConfig, EnabledConfig, InlinePolicy, ErrorOverrideConfig, HeaderOpsConfig, HeadersConfig, PolicyBody,
-    PolicyEntry,
+    ConditionConfig, CorsConfig, EnabledConfig, ErrorOverrideConfig, HeaderOpsConfig,
+    HeadersConfig, InlinePolicy, PolicyBody, PolicyEntry,
 };
 
 use crate::error::ConfigError;
-use crate::units::{HumanDuration, HumanSize};
+use crate::units::HumanDuration;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -64,8 +64,6 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<String>,
     /// How often the config file is checked for changes ("0s" disables polling).
     pub reload_poll_interval: HumanDuration,
-    /// Largest request header block accepted from clients.
-    pub max_request_header_size: HumanSize,
 }
 
 impl Default for ServerConfig {
@@ -80,7 +78,6 @@ impl Default for ServerConfig {
             upstream_keepalive_pool_size: 128,
             trusted_proxies: Vec::new(),
             reload_poll_interval: HumanDuration(std::time::Duration::from_secs(2)),
-            max_request_header_size: HumanSize(64 * 1024),
         }
     }
 }

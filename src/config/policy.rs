@@ -157,7 +157,10 @@ pub struct CorsConfig {
 }
 
 fn d_cors_methods() -> Vec<String> {
-    ["GET", "HEAD", "POST"].iter().map(|s| s.to_string()).collect()
+    ["GET", "HEAD", "POST"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn body_from<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
@@ -173,10 +176,15 @@ fn body_from<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, St
     })
 }
 
-fn take<T: serde::de::DeserializeOwned>(t: &mut toml::Table, key: &str) -> Result<Option<T>, String> {
+fn take<T: serde::de::DeserializeOwned>(
+    t: &mut toml::Table,
+    key: &str,
+) -> Result<Option<T>, String> {
     match t.remove(key) {
         None => Ok(None),
-        Some(v) => body_from_value(v).map(Some).map_err(|m| format!("{key}: {m}")),
+        Some(v) => body_from_value(v)
+            .map(Some)
+            .map_err(|m| format!("{key}: {m}")),
     }
 }
 

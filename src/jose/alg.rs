@@ -165,6 +165,7 @@ impl KeyAlg {
     }
 
     /// True for the RSA family.
+    #[cfg(test)]
     pub(crate) const fn is_rsa(self) -> bool {
         matches!(
             self,

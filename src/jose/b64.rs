@@ -31,22 +31,9 @@ pub fn decode(text: &[u8]) -> Result<Vec<u8>, JoseError> {
     STRICT.decode(text).map_err(|_| JoseError::TokenMalformed)
 }
 
-/// Decodes strictly into `out` (cleared first), reusing its allocation.
-pub fn decode_into(text: &[u8], out: &mut Vec<u8>) -> Result<(), JoseError> {
-    out.clear();
-    STRICT
-        .decode_vec(text, out)
-        .map_err(|_| JoseError::TokenMalformed)
-}
-
 /// Decodes strictly into a caller buffer; returns the decoded length.
 pub fn decode_slice(text: &[u8], out: &mut [u8]) -> Result<usize, JoseError> {
     STRICT
         .decode_slice(text, out)
         .map_err(|_| JoseError::TokenMalformed)
-}
-
-/// Upper bound of the decoded length of `n` base64 characters.
-pub const fn decoded_len_max(n: usize) -> usize {
-    n / 4 * 3 + 3
 }

@@ -39,7 +39,10 @@ pub struct ClaimRules {
 
 /// Looks up a dotted path. `Ok(None)` when absent; an error when an intermediate member is
 /// present but not an object.
-pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Result<Option<&'a Value>, JoseError> {
+pub fn claim_at<'a>(
+    claims: &'a Map<String, Value>,
+    path: &str,
+) -> Result<Option<&'a Value>, JoseError> {
     let mut parts = path.split('.');
     let Some(first) = parts.next() else {
         return Ok(None);
@@ -71,7 +74,10 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
     }
 }
 
-fn string_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, JoseError> {
+fn string_claim<'a>(
+    claims: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, JoseError> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -96,7 +102,9 @@ fn audiences(claims: &Map<String, Value>) -> Result<Option<Vec<&str>>, JoseError
 pub fn typ_matches(actual: &str, expected: &str) -> bool {
     let strip = |s: &str| -> String {
         let l = s.to_ascii_lowercase();
-        l.strip_prefix("application/").map(str::to_owned).unwrap_or(l)
+        l.strip_prefix("application/")
+            .map(str::to_owned)
+            .unwrap_or(l)
     };
     strip(actual) == strip(expected)
 }

@@ -272,8 +272,10 @@ fn execute(cmd: JoseCommand, stdin: &mut dyn Read) -> Result<String, JoseError> 
             policy.limits.max_plaintext = 1024 * 1024;
             let input = read_all(stdin)?;
             let d = decrypt(token_text(&input)?, &set, &policy)?;
-            Ok(json!({"header": d.header.to_value(), "plaintext": b64::encode(&d.plaintext)})
-                .to_string())
+            Ok(
+                json!({"header": d.header.to_value(), "plaintext": b64::encode(&d.plaintext)})
+                    .to_string(),
+            )
         }
     }
 }

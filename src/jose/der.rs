@@ -43,7 +43,8 @@ impl<'a> Reader<'a> {
             }
             let (lb, r) = rest.split_at_checked(n).ok_or_else(bad)?;
             rest = r;
-            lb.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+            lb.iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
         };
         let (body, rest) = rest.split_at_checked(len).ok_or_else(bad)?;
         self.0 = rest;
@@ -91,8 +92,11 @@ pub(crate) fn algorithm_id<'a>(
     Ok((oid, param))
 }
 
+/// (algorithm OID, optional parameter OID, key bytes).
+pub(crate) type KeyInfo<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+
 /// SubjectPublicKeyInfo → (algorithm OID, parameter OID, key bits).
-pub(crate) fn spki(der: &[u8]) -> Result<(&[u8], Option<&[u8]>, &[u8]), JoseError> {
+pub(crate) fn spki(der: &[u8]) -> Result<KeyInfo<'_>, JoseError> {
     let mut outer = Reader(der);
     let mut s = Reader(outer.expect(SEQUENCE)?);
     if !outer.is_empty() {
@@ -124,7 +128,7 @@ pub(crate) fn cert_spki(der: &[u8]) -> Result<&[u8], JoseError> {
 }
 
 /// PKCS#8 PrivateKeyInfo → (algorithm OID, parameter OID, privateKey octets).
-pub(crate) fn pkcs8(der: &[u8]) -> Result<(&[u8], Option<&[u8]>, &[u8]), JoseError> {
+pub(crate) fn pkcs8(der: &[u8]) -> Result<KeyInfo<'_>, JoseError> {
     let mut s = Reader(Reader(der).expect(SEQUENCE)?);
     s.expect(INTEGER)?;
     let (oid, param) = algorithm_id(&mut s)?;

@@ -167,9 +167,7 @@ impl Header {
             return Err(JoseError::TokenMalformed);
         }
         for (i, name) in crit.iter().enumerate() {
-            if REGISTERED.contains(&name.as_str())
-                || crit.iter().skip(i + 1).any(|n| n == name)
-            {
+            if REGISTERED.contains(&name.as_str()) || crit.iter().skip(i + 1).any(|n| n == name) {
                 return Err(JoseError::TokenMalformed);
             }
             let present = name == "b64" && self.b64.is_some() || self.other.contains_key(name);

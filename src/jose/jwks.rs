@@ -39,9 +39,7 @@ impl JwkSet {
 
     /// Parses `{"keys":[...]}` strictly: any unusable key fails the whole set.
     pub fn from_json(bytes: &[u8]) -> Result<JwkSet, JoseError> {
-        let (set, skipped) = Self::parse(bytes, false)?;
-        debug_assert_eq!(skipped, 0);
-        Ok(set)
+        Self::parse(bytes, false).map(|(set, _)| set)
     }
 
     /// Parses `{"keys":[...]}` skipping keys that are unusable (weak, unsupported curve...),
@@ -95,8 +93,8 @@ impl JwkSet {
     }
 
     /// Keys that match the header hint and permit `op` with one of `alg_names`, in set order.
-    /// With a kid, only that key; else with an x5t#S256 or x5t, keys with that thumbprint;
-    /// else every permitted key.
+    /// With a kid, the key with that kid (and keys without a kid); else with an x5t#S256 or
+    /// x5t, keys with that thumbprint (and keys without one); else every permitted key.
     pub fn candidates<'s>(
         &'s self,
         hint: KeyHint<'s>,
@@ -104,10 +102,13 @@ impl JwkSet {
         alg_names: &'s [&'s str],
     ) -> impl Iterator<Item = &'s Jwk> + 's {
         self.keys.iter().filter(move |k| {
+            // A key that carries no identifier of the hinted kind stays a candidate (a
+            // statically configured key usually has no kid); a key that carries a different
+            // one does not.
             let id_ok = match (hint.kid, hint.x5t_s256, hint.x5t) {
-                (Some(kid), _, _) => k.kid() == Some(kid),
-                (None, Some(t), _) => k.x5t_s256() == Some(t),
-                (None, None, Some(t)) => k.x5t() == Some(t),
+                (Some(kid), _, _) => k.kid().is_none_or(|x| x == kid),
+                (None, Some(t), _) => k.x5t_s256().is_none_or(|x| x == t),
+                (None, None, Some(t)) => k.x5t().is_none_or(|x| x == t),
                 (None, None, None) => true,
             };
             id_ok && k.permits(op, alg_names).is_ok()

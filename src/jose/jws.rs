@@ -79,9 +79,7 @@ fn verify_one(key: &Jwk, alg: Alg, msg: &[u8], sig: &[u8]) -> Option<bool> {
             Some(hmac::verify(k, msg, sig).is_ok())
         }
         Material::Rsa(r) => Some(r.verifier(alg)?.verify_sig(msg, sig).is_ok()),
-        Material::Ec(e) => {
-            (ec_curve(alg)? == e.crv).then(|| e.verify.verify_sig(msg, sig).is_ok())
-        }
+        Material::Ec(e) => (ec_curve(alg)? == e.crv).then(|| e.verify.verify_sig(msg, sig).is_ok()),
         Material::Okp(o) => match (alg, &o.verify) {
             (Alg::EdDSA, Some(v)) => Some(v.verify_sig(msg, sig).is_ok()),
             _ => None,
@@ -175,7 +173,9 @@ fn sign_bytes(key: &Jwk, alg: Alg, msg: &[u8]) -> Result<Vec<u8>, JoseError> {
                 .hmac
                 .get(i)
                 .and_then(Option::as_ref)
-                .ok_or(JoseError::KeyRejected("HMAC key shorter than the hash output"))?;
+                .ok_or(JoseError::KeyRejected(
+                    "HMAC key shorter than the hash output",
+                ))?;
             Ok(hmac::sign(k, msg).as_ref().to_vec())
         }
         Material::Rsa(r) => {
@@ -218,8 +218,13 @@ pub(crate) fn header_json(
     alg: &str,
     kid: Option<&str>,
 ) -> Result<String, JoseError> {
-    if ["crit", "b64", "zip"].iter().any(|k| extra.contains_key(*k)) {
-        return Err(JoseError::InvalidInput("crit, b64 and zip are not produced"));
+    if ["crit", "b64", "zip"]
+        .iter()
+        .any(|k| extra.contains_key(*k))
+    {
+        return Err(JoseError::InvalidInput(
+            "crit, b64 and zip are not produced",
+        ));
     }
     let mut h = extra.clone();
     h.insert("alg".into(), Value::String(alg.into()));

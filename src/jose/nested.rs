@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{decrypt, encrypt, sign, verify, Alg, Decrypted, DecryptPolicy, Enc, EncryptOptions};
+use super::{decrypt, encrypt, sign, verify, Alg, DecryptPolicy, Decrypted, Enc, EncryptOptions};
 use super::{JoseError, Jwk, JwkSet, KeyAlg, Verified};
 
 /// Signs `claims` with `sign_key`/`alg`, then encrypts the JWS to `enc_key` with `cty: JWT`.
@@ -19,7 +19,8 @@ pub fn sign_then_encrypt(
 ) -> Result<String, JoseError> {
     let jws = sign(claims, sign_key, alg, jws_header)?;
     let mut opts = opts.clone();
-    opts.header.insert("cty".into(), Value::String("JWT".into()));
+    opts.header
+        .insert("cty".into(), Value::String("JWT".into()));
     encrypt(jws.as_bytes(), enc_key, key_alg, enc, &opts)
 }
 

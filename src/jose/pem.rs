@@ -15,7 +15,9 @@ fn pem_blocks(text: &str) -> Result<(String, Zeroizing<Vec<u8>>), JoseError> {
     let start = text
         .find("-----BEGIN ")
         .ok_or(JoseError::KeyMalformed("PEM"))?;
-    let rest = text.get(start + 11..).ok_or(JoseError::KeyMalformed("PEM"))?;
+    let rest = text
+        .get(start + 11..)
+        .ok_or(JoseError::KeyMalformed("PEM"))?;
     let label_end = rest.find("-----").ok_or(JoseError::KeyMalformed("PEM"))?;
     let label = rest.get(..label_end).unwrap_or_default().to_owned();
     let body_start = label_end + 5;
@@ -50,8 +52,12 @@ fn ec_from_pair(crv: Curve, pair: &EcdsaKeyPair) -> Result<Material, JoseError> 
     let d = ec_private_scalar(pair)?;
     let point = ec_public_point(pair);
     let l = crv.coord_len();
-    let x = point.get(1..1 + l).ok_or(JoseError::KeyMalformed("EC point"))?;
-    let y = point.get(1 + l..).ok_or(JoseError::KeyMalformed("EC point"))?;
+    let x = point
+        .get(1..1 + l)
+        .ok_or(JoseError::KeyMalformed("EC point"))?;
+    let y = point
+        .get(1 + l..)
+        .ok_or(JoseError::KeyMalformed("EC point"))?;
     Ok(Material::Ec(Box::new(EcKey::new(crv, x, y, Some(&d))?)))
 }
 
@@ -62,7 +68,9 @@ fn ec_public(crv: Curve, point: &[u8]) -> Result<Material, JoseError> {
             let (x, y) = xy.split_at(l);
             Ok(Material::Ec(Box::new(EcKey::new(crv, x, y, None)?)))
         }
-        _ => Err(JoseError::KeyMalformed("EC point (only uncompressed points)")),
+        _ => Err(JoseError::KeyMalformed(
+            "EC point (only uncompressed points)",
+        )),
     }
 }
 
@@ -88,7 +96,11 @@ fn okp_private(crv: Curve, seed: &[u8]) -> Result<Material, JoseError> {
             .as_ref()
             .to_vec(),
     };
-    Ok(Material::Okp(Box::new(OkpKey::new(crv, &public, Some(seed))?)))
+    Ok(Material::Okp(Box::new(OkpKey::new(
+        crv,
+        &public,
+        Some(seed),
+    )?)))
 }
 
 fn from_pkcs8(der_bytes: &[u8]) -> Result<Material, JoseError> {
@@ -206,7 +218,9 @@ impl Jwk {
             "oct" => {
                 let bits = bits.unwrap_or(256);
                 if bits < 128 || bits % 8 != 0 || bits > 4096 {
-                    return Err(JoseError::InvalidInput("oct bits: a multiple of 8, 128..4096"));
+                    return Err(JoseError::InvalidInput(
+                        "oct bits: a multiple of 8, 128..4096",
+                    ));
                 }
                 let mut k = Zeroizing::new(vec![0u8; bits / 8]);
                 rand::fill(k.as_mut())?;

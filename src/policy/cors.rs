@@ -50,7 +50,10 @@ impl Cors {
             );
         }
         if allow_origins.is_empty() {
-            errs.push(format!("{path}.allow_origins"), "list at least one origin or \"*\"");
+            errs.push(
+                format!("{path}.allow_origins"),
+                "list at least one origin or \"*\"",
+            );
         }
         for (i, o) in allow_origins.iter().enumerate() {
             if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
@@ -69,7 +72,10 @@ impl Cors {
         }
         for (i, h) in allow_headers.iter().chain(expose_headers).enumerate() {
             if HeaderName::from_bytes(h.as_bytes()).is_err() {
-                errs.push(format!("{path}.allow_headers[{i}]"), format!("invalid header name {h:?}"));
+                errs.push(
+                    format!("{path}.allow_headers[{i}]"),
+                    format!("invalid header name {h:?}"),
+                );
             }
         }
         if errs.0.len() > before {
@@ -84,7 +90,10 @@ impl Cors {
                 .collect(),
             methods_value: join(&method_names).unwrap_or(HeaderValue::from_static("GET")),
             methods,
-            headers: allow_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            headers: allow_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             headers_value: join(allow_headers),
             expose_value: join(expose_headers),
             credentials: *allow_credentials,
@@ -178,7 +187,9 @@ impl Cors {
     }
 
     pub fn on_response(&self, resp: &mut ResponseHeader, st: &PolicyState) {
-        let Some(origin) = &st.cors_origin else { return };
+        let Some(origin) = &st.cors_origin else {
+            return;
+        };
         if resp
             .headers
             .contains_key(http::header::ACCESS_CONTROL_ALLOW_ORIGIN)

@@ -44,20 +44,21 @@ fn name(n: &str, path: &str, errs: &mut Errors) -> Option<HeaderName> {
 impl HeaderOps {
     pub fn compile(c: &HeaderOpsConfig, path: &str, errs: &mut Errors) -> HeaderOps {
         let HeaderOpsConfig { set, add, remove } = c;
-        let pairs = |m: &std::collections::BTreeMap<String, String>, key: &str, errs: &mut Errors| {
-            let mut v = Vec::new();
-            for (k, val) in m {
-                let p = format!("{path}.{key}.{k}");
-                let n = name(k, &p, errs);
-                let hv = HeaderValue::from_str(val)
-                    .map_err(|_| errs.push(&p, "invalid header value (control characters?)"))
-                    .ok();
-                if let (Some(n), Some(hv)) = (n, hv) {
-                    v.push((n, hv));
+        let pairs =
+            |m: &std::collections::BTreeMap<String, String>, key: &str, errs: &mut Errors| {
+                let mut v = Vec::new();
+                for (k, val) in m {
+                    let p = format!("{path}.{key}.{k}");
+                    let n = name(k, &p, errs);
+                    let hv = HeaderValue::from_str(val)
+                        .map_err(|_| errs.push(&p, "invalid header value (control characters?)"))
+                        .ok();
+                    if let (Some(n), Some(hv)) = (n, hv) {
+                        v.push((n, hv));
+                    }
                 }
-            }
-            v
-        };
+                v
+            };
         HeaderOps {
             set: pairs(set, "set", errs),
             add: pairs(add, "add", errs),

@@ -148,7 +148,10 @@ pub fn compile_named(
         let path = format!("policies.{name}");
         match entry {
             PolicyEntry::Use(_) => {
-                errs.push(&path, "a named policy must be defined inline, not with `use`");
+                errs.push(
+                    &path,
+                    "a named policy must be defined inline, not with `use`",
+                );
             }
             PolicyEntry::Inline(p) => {
                 let before = errs.0.len();

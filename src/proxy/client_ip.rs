@@ -26,7 +26,11 @@ fn parse_forwarded_for(v: &str) -> Option<IpAddr> {
 /// Addresses claimed by the forwarding headers, nearest hop last.
 fn chain(req: &RequestHeader) -> Vec<Option<IpAddr>> {
     let mut out = Vec::new();
-    let fwd: Vec<_> = req.headers.get_all(http::header::FORWARDED).iter().collect();
+    let fwd: Vec<_> = req
+        .headers
+        .get_all(http::header::FORWARDED)
+        .iter()
+        .collect();
     if !fwd.is_empty() {
         for v in fwd {
             let Ok(s) = v.to_str() else {
@@ -100,7 +104,10 @@ mod tests {
             client_ip("10.0.0.1".parse().ok(), &r, &nets),
             "1.2.3.4".parse().ok()
         );
-        let r = req(&[("forwarded", "for=6.6.6.6, for=\"[2001:db8::1]:443\";proto=https")]);
+        let r = req(&[(
+            "forwarded",
+            "for=6.6.6.6, for=\"[2001:db8::1]:443\";proto=https",
+        )]);
         assert_eq!(
             client_ip("10.0.0.1".parse().ok(), &r, &nets),
             "2001:db8::1".parse().ok()

@@ -185,7 +185,11 @@ impl ProxyHttp for Gateway {
                     ctx.outcomes.push(format!(
                         "{}:{}",
                         p.label,
-                        if matches!(other, Flow::Deny(_)) { "denied" } else { "answered" }
+                        if matches!(other, Flow::Deny(_)) {
+                            "denied"
+                        } else {
+                            "answered"
+                        }
                     ));
                     flow = other;
                     break;
@@ -256,7 +260,11 @@ impl ProxyHttp for Gateway {
             let new_path = match (strip_prefix, rewrite_path) {
                 (Some(pre), _) => {
                     let rest = up.uri.path().strip_prefix(pre.as_str()).unwrap_or("");
-                    Some(if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") })
+                    Some(if rest.starts_with('/') {
+                        rest.to_string()
+                    } else {
+                        format!("/{rest}")
+                    })
                 }
                 (None, Some(r)) => Some(r.clone()),
                 (None, None) => None,
@@ -277,7 +285,11 @@ impl ProxyHttp for Gateway {
             }
         }
         if let Some(ip) = ctx.client_ip {
-            let xff = match up.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            let xff = match up
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
                 // Only a chain we trusted is passed on; otherwise the client's claim is dropped.
                 Some(prev) if !snap.trusted_proxies.is_empty() => format!("{prev}, {ip}"),
                 _ => ip.to_string(),

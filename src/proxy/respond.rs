@@ -55,7 +55,11 @@ pub struct ErrorOverride {
 }
 
 impl ErrorOverride {
-    pub fn compile(c: &ErrorOverrideConfig, path: &str, errs: &mut Errors) -> Option<ErrorOverride> {
+    pub fn compile(
+        c: &ErrorOverrideConfig,
+        path: &str,
+        errs: &mut Errors,
+    ) -> Option<ErrorOverride> {
         Self::compile_level(c, path, errs, true)
     }
 
@@ -101,7 +105,8 @@ impl ErrorOverride {
             errs.push(format!("{path}.codes"), "codes cannot be nested");
         }
         for (code, sub) in codes {
-            if let Some(o) = Self::compile_level(sub, &format!("{path}.codes.{code}"), errs, false) {
+            if let Some(o) = Self::compile_level(sub, &format!("{path}.codes.{code}"), errs, false)
+            {
                 cs.insert(code.clone(), o);
             }
         }
@@ -122,7 +127,9 @@ impl ErrorOverride {
 
 fn json_escape(s: &str) -> String {
     let q = serde_json::to_string(s).unwrap_or_default();
-    q.get(1..q.len().saturating_sub(1)).unwrap_or("").to_string()
+    q.get(1..q.len().saturating_sub(1))
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Render an error through the override levels, most specific first (policy, route, global).
@@ -156,10 +163,13 @@ pub fn render_error(e: &GatewayError, levels: &[Option<&ErrorOverride>]) -> Repl
         .find_map(|o| o.content_type.clone())
         .unwrap_or(HeaderValue::from_static("application/json"));
     let mut reply = Reply::new(status);
-    reply.headers.push((http::header::CONTENT_TYPE, content_type));
     reply
         .headers
-        .push((http::header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        .push((http::header::CONTENT_TYPE, content_type));
+    reply.headers.push((
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ));
     let mut seen: Vec<&HeaderName> = Vec::new();
     for o in &chain {
         for (n, v) in &o.headers {
@@ -204,7 +214,10 @@ status = 503
 body = '{"s":{status},"c":"{code}","m":"{message}"}'
 headers = { x-a = "global", x-b = "global" }
 "#);
-        let r = render_error(&GatewayError::UpstreamTimeout, &[None, Some(&route), Some(&global)]);
+        let r = render_error(
+            &GatewayError::UpstreamTimeout,
+            &[None, Some(&route), Some(&global)],
+        );
         assert_eq!(r.status, 503);
         assert_eq!(
             std::str::from_utf8(&r.body).unwrap(),
@@ -213,7 +226,10 @@ headers = { x-a = "global", x-b = "global" }
         let xa: Vec<_> = r.headers.iter().filter(|(n, _)| n == "x-a").collect();
         assert_eq!(xa.len(), 1);
         assert_eq!(xa[0].1, "route");
-        assert!(r.headers.iter().any(|(n, v)| n == "content-type" && v == "application/problem+json"));
+        assert!(r
+            .headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v == "application/problem+json"));
     }
 
     #[test]

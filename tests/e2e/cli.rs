@@ -43,11 +43,18 @@ policies = [{ type = "headers", when = { var = "nope" , equals = "1" } }, { use 
     }
 
     let unknown = dir.path().join("unknown.toml");
-    std::fs::write(&unknown, "[[listeners]]\naddress = \"127.0.0.1:1\"\nhttp3 = true\n").unwrap();
+    std::fs::write(
+        &unknown,
+        "[[listeners]]\naddress = \"127.0.0.1:1\"\nhttp3 = true\n",
+    )
+    .unwrap();
     let out = tokengate().arg("check").arg(&unknown).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("listeners[0]") && err.contains("http3"), "{err}");
+    assert!(
+        err.contains("listeners[0]") && err.contains("http3"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -83,7 +83,10 @@ async fn echo(name: &str, req: Request<Incoming>, hits: &AtomicUsize) -> Respons
     hits.fetch_add(1, Ordering::SeqCst);
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    if let Some(ms) = query.strip_prefix("ms=").and_then(|m| m.parse::<u64>().ok()) {
+    if let Some(ms) = query
+        .strip_prefix("ms=")
+        .and_then(|m| m.parse::<u64>().ok())
+    {
         if path.starts_with("/slow") {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
@@ -100,7 +103,12 @@ async fn echo(name: &str, req: Request<Incoming>, hits: &AtomicUsize) -> Respons
             .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
     }
     let method = req.method().to_string();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let v = serde_json::json!({
         "upstream": name,
         "method": method,
@@ -173,8 +181,11 @@ impl Gateway {
         let port = free_port();
         let admin_port = free_port();
         let config = dir.path().join("tokengate.toml");
-        std::fs::write(&config, format!("{}{}", preamble(port, admin_port, dir.path()), body))
-            .unwrap();
+        std::fs::write(
+            &config,
+            format!("{}{}", preamble(port, admin_port, dir.path()), body),
+        )
+        .unwrap();
         let (server, state) =
             tokengate::server::build(config.clone(), &tokengate::server::RunOptions::default())
                 .unwrap_or_else(|e| panic!("config refused: {e:?}"));
@@ -196,7 +207,9 @@ impl Gateway {
         // Ready when both listeners answer.
         for _ in 0..200 {
             if get(gw.admin_port, "/healthz").await.status == 200
-                && tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await.is_ok()
+                && tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+                    .await
+                    .is_ok()
             {
                 return gw;
             }
@@ -207,7 +220,11 @@ impl Gateway {
 
     /// Replace the config body (same preamble) on disk.
     pub fn write_body(&self, body: &str) {
-        let text = format!("{}{}", preamble(self.port, self.admin_port, self.dir.path()), body);
+        let text = format!(
+            "{}{}",
+            preamble(self.port, self.admin_port, self.dir.path()),
+            body
+        );
         let tmp = self.dir.path().join("next.toml");
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, &self.config).unwrap();
@@ -261,8 +278,7 @@ pub async fn request(
     let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return fail;
     };
-    let Ok((mut sender, conn)) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
     else {
         return fail;
     };

@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod errors;
 mod policies;
+mod process;
 mod reload;
 mod routing;
 mod tls;

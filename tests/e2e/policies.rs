@@ -72,7 +72,14 @@ policies = [
     )
     .await;
     // The peer (127.0.0.1) is not trusted: the header is ignored.
-    let r = request(gw.port, "GET", "/", &[("x-forwarded-for", "198.51.100.7")], "").await;
+    let r = request(
+        gw.port,
+        "GET",
+        "/",
+        &[("x-forwarded-for", "198.51.100.7")],
+        "",
+    )
+    .await;
     assert!(r.header("x-from").is_none());
 
     let body = r#"
@@ -90,8 +97,18 @@ policies = [
     );
     let _ = body;
     std::fs::write(&gw.config, text).unwrap();
-    eventually("reload with trusted proxies", || async { gw.generation() == 2 }).await;
-    let r = request(gw.port, "GET", "/", &[("x-forwarded-for", "198.51.100.7")], "").await;
+    eventually("reload with trusted proxies", || async {
+        gw.generation() == 2
+    })
+    .await;
+    let r = request(
+        gw.port,
+        "GET",
+        "/",
+        &[("x-forwarded-for", "198.51.100.7")],
+        "",
+    )
+    .await;
     assert_eq!(r.header("x-from"), Some("forwarded"));
 }
 
@@ -121,17 +138,27 @@ policies = [
     let hits_before = up.hits.load(std::sync::atomic::Ordering::SeqCst);
     let r = request(gw.port, "OPTIONS", "/x", &pre, "").await;
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
     assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
     assert_eq!(r.header("access-control-allow-methods"), Some("GET, PUT"));
     assert_eq!(r.header("access-control-max-age"), Some("600"));
-    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), hits_before, "answered at the gateway");
+    assert_eq!(
+        up.hits.load(std::sync::atomic::Ordering::SeqCst),
+        hits_before,
+        "answered at the gateway"
+    );
 
     let r = request(
         gw.port,
         "OPTIONS",
         "/x",
-        &[("origin", "https://evil.example"), ("access-control-request-method", "GET")],
+        &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "GET"),
+        ],
         "",
     )
     .await;
@@ -139,9 +166,22 @@ policies = [
     assert_eq!(r.json()["errorCode"], "cors_origin_denied");
     assert!(r.header("access-control-allow-origin").is_none());
 
-    let r = request(gw.port, "GET", "/x", &[("origin", "https://app.example.com")], "").await;
+    let r = request(
+        gw.port,
+        "GET",
+        "/x",
+        &[("origin", "https://app.example.com")],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example.com"));
-    assert_eq!(r.header("access-control-expose-headers"), Some("x-upstream"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("x-upstream")
+    );
     assert_eq!(r.header("vary"), Some("Origin"));
 }

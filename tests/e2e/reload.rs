@@ -32,7 +32,10 @@ async fn file_change_swaps_and_bad_config_keeps_serving() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 
     gw.write_body(&body("v2", &up.addr));
-    eventually("v2 served", || async { &get(gw.port, "/hello").await.body[..] == b"v2" }).await;
+    eventually("v2 served", || async {
+        &get(gw.port, "/hello").await.body[..] == b"v2"
+    })
+    .await;
     assert_eq!(gw.generation(), 2);
     let r = slow.await.unwrap();
     assert_eq!(r.status, 200, "in-flight request finished on its snapshot");
@@ -46,19 +49,34 @@ match = { path_regex = "(" }
 respond = { status = 200, body = "broken" }
 "#,
     );
-    eventually("reload refused", || async { gw.state.status().reloads_failed == 1 }).await;
+    eventually("reload refused", || async {
+        gw.state.status().reloads_failed == 1
+    })
+    .await;
     assert_eq!(&get(gw.port, "/hello").await.body[..], b"v2");
     let st = get(gw.admin_port, "/admin/config/status").await.json();
     assert_eq!(st["generation"], 2);
     let err = st["last_error"][0].as_str().unwrap();
-    assert!(err.starts_with("routes[0].match.path_regex: invalid regex"), "{err}");
+    assert!(
+        err.starts_with("routes[0].match.path_regex: invalid regex"),
+        "{err}"
+    );
     let m = String::from_utf8_lossy(&get(gw.admin_port, "/metrics").await.body).to_string();
-    assert!(m.contains("tokengate_config_reloads_total{result=\"failed\"} 1"), "{m}");
-    assert!(m.contains("tokengate_config_reloads_total{result=\"ok\"} 1"), "{m}");
+    assert!(
+        m.contains("tokengate_config_reloads_total{result=\"failed\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("tokengate_config_reloads_total{result=\"ok\"} 1"),
+        "{m}"
+    );
 
     // Unknown keys are refused too, with the TOML path.
     gw.write_body("[[routes]]\nname = \"x\"\nrespnd = {}\n");
-    eventually("second refusal", || async { gw.state.status().reloads_failed == 2 }).await;
+    eventually("second refusal", || async {
+        gw.state.status().reloads_failed == 2
+    })
+    .await;
     let st = get(gw.admin_port, "/admin/config/status").await.json();
     let err = st["last_error"][0].as_str().unwrap();
     assert!(err.contains("routes[0]") && err.contains("respnd"), "{err}");
@@ -73,7 +91,10 @@ async fn admin_reload_endpoint_and_restart_required() {
     let text = std::fs::read_to_string(&gw.config)
         .unwrap()
         .replace("threads = 2", "threads = 3")
-        .replace("reload_poll_interval = \"100ms\"", "reload_poll_interval = \"0s\"")
+        .replace(
+            "reload_poll_interval = \"100ms\"",
+            "reload_poll_interval = \"0s\"",
+        )
         .replace("body = \"v1\"", "body = \"v3\"");
     std::fs::write(&gw.config, text).unwrap();
     let r = request(gw.admin_port, "POST", "/admin/reload", &[], "").await;

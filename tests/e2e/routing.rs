@@ -71,7 +71,9 @@ rewrite_path = "/new"
         assert_eq!(v["path"], "/items/7");
         assert_eq!(v["query"], "x=1");
         assert_eq!(v["headers"]["x-forwarded-for"][0], "127.0.0.1");
-        *seen.entry(v["upstream"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *seen
+            .entry(v["upstream"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
     }
     assert_eq!(seen.get("a"), Some(&5), "{seen:?}");
     assert_eq!(seen.get("b"), Some(&5), "{seen:?}");
@@ -118,7 +120,10 @@ upstream = "pool"
     let m = get(gw.admin_port, "/metrics").await;
     let text = String::from_utf8_lossy(&m.body).to_string();
     assert!(
-        text.contains(&format!("tokengate_upstream_healthy{{target=\"{}\",upstream=\"pool\"}} 0", b.addr)),
+        text.contains(&format!(
+            "tokengate_upstream_healthy{{target=\"{}\",upstream=\"pool\"}} 0",
+            b.addr
+        )),
         "{text}"
     );
 }
@@ -144,9 +149,15 @@ upstream = "pool"
     .await;
     let mut distinct = std::collections::HashSet::new();
     for user in ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"] {
-        let first = request(gw.port, "GET", "/", &[("x-user", user)], "").await.json()["upstream"].clone();
+        let first = request(gw.port, "GET", "/", &[("x-user", user)], "")
+            .await
+            .json()["upstream"]
+            .clone();
         for _ in 0..3 {
-            let again = request(gw.port, "GET", "/", &[("x-user", user)], "").await.json()["upstream"].clone();
+            let again = request(gw.port, "GET", "/", &[("x-user", user)], "")
+                .await
+                .json()["upstream"]
+                .clone();
             assert_eq!(first, again, "user {user} moved");
         }
         distinct.insert(first.to_string());

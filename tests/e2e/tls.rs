@@ -7,21 +7,47 @@ fn self_signed(dir: &std::path::Path) -> (String, String) {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     let st = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
-        .args(["-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .expect("openssl must be installed (scripts/setup.sh installs it)");
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     (cert.display().to_string(), key.display().to_string())
 }
 
 fn curl(args: &[&str]) -> (String, String) {
     let out = Command::new("curl")
-        .args(["-s", "-S", "--max-time", "10", "-w", "\n%{http_version} %{http_code}"])
+        .args([
+            "-s",
+            "-S",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_version} %{http_code}",
+        ])
         .args(args)
         .output()
         .expect("curl must be installed (scripts/setup.sh installs it)");
@@ -79,6 +105,9 @@ upstream = "pool"
     assert_eq!(meta, "1.1 200");
 
     // Cleartext HTTP/2 with prior knowledge.
-    let (body, meta) = curl(&["--http2-prior-knowledge", &format!("http://127.0.0.1:{h2c_port}/hello")]);
+    let (body, meta) = curl(&[
+        "--http2-prior-knowledge",
+        &format!("http://127.0.0.1:{h2c_port}/hello"),
+    ]);
     assert_eq!((body.as_str(), meta.as_str()), ("hi", "2 200"));
 }

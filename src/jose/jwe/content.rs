@@ -31,7 +31,14 @@ fn gcm_alg(enc: Enc) -> Option<&'static aead::Algorithm> {
     }
 }
 
-fn cbc_tag(alg: hmac::Algorithm, mac_key: &[u8], aad: &[u8], iv: &[u8], ct: &[u8], tag_len: usize) -> Vec<u8> {
+fn cbc_tag(
+    alg: hmac::Algorithm,
+    mac_key: &[u8],
+    aad: &[u8],
+    iv: &[u8],
+    ct: &[u8],
+    tag_len: usize,
+) -> Vec<u8> {
     let key = hmac::Key::new(alg, mac_key);
     let mut ctx = hmac::Context::with_key(&key);
     ctx.update(aad);

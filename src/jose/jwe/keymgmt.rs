@@ -74,7 +74,13 @@ fn pbes2_prf(alg: KeyAlg) -> Option<pbkdf2::Algorithm> {
 }
 
 /// JWA Concat KDF (NIST SP 800-56A one-step, SHA-256), RFC 7518 §4.6.2.
-pub(crate) fn concat_kdf(z: &[u8], alg_id: &str, apu: &[u8], apv: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
+pub(crate) fn concat_kdf(
+    z: &[u8],
+    alg_id: &str,
+    apu: &[u8],
+    apv: &[u8],
+    len: usize,
+) -> Zeroizing<Vec<u8>> {
     let mut other = Vec::with_capacity(alg_id.len() + apu.len() + apv.len() + 16);
     for part in [alg_id.as_bytes(), apu, apv] {
         other.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
@@ -95,7 +101,12 @@ pub(crate) fn concat_kdf(z: &[u8], alg_id: &str, apu: &[u8], apv: &[u8], len: us
     out
 }
 
-fn pbes2_kek(alg: KeyAlg, password: &[u8], p2s: &[u8], p2c: u32) -> Result<Zeroizing<Vec<u8>>, JoseError> {
+fn pbes2_kek(
+    alg: KeyAlg,
+    password: &[u8],
+    p2s: &[u8],
+    p2c: u32,
+) -> Result<Zeroizing<Vec<u8>>, JoseError> {
     let prf = pbes2_prf(alg).ok_or(JoseError::CryptoFailure)?;
     let len = alg.kw_len().ok_or(JoseError::CryptoFailure)?;
     let mut salt = Vec::with_capacity(alg.name().len() + 1 + p2s.len());
@@ -151,7 +162,9 @@ pub(crate) fn wrap(
     let cek_len = enc.cek_len();
     let wrong = || JoseError::KeyRejected("key type does not match alg");
     let (cek, encrypted_key) = if let Some(oaep_alg) = oaep(alg) {
-        let Material::Rsa(r) = &key.material else { return Err(wrong()) };
+        let Material::Rsa(r) = &key.material else {
+            return Err(wrong());
+        };
         let cek = random(cek_len)?;
         let k = rsa::OaepPublicEncryptingKey::new(r.enc.clone())?;
         let mut out = vec![0u8; k.ciphertext_size()];
@@ -159,7 +172,9 @@ pub(crate) fn wrap(
         out.truncate(n);
         (cek, out)
     } else if alg == KeyAlg::Rsa1_5 {
-        let Material::Rsa(r) = &key.material else { return Err(wrong()) };
+        let Material::Rsa(r) = &key.material else {
+            return Err(wrong());
+        };
         let cek = random(cek_len)?;
         let k = rsa::Pkcs1PublicEncryptingKey::new(r.enc.clone())?;
         let mut out = vec![0u8; k.ciphertext_size()];
@@ -169,7 +184,9 @@ pub(crate) fn wrap(
     } else if alg == KeyAlg::Dir {
         let o = key.oct().ok_or_else(wrong)?;
         if o.k.len() != cek_len {
-            return Err(JoseError::KeyRejected("dir key length must equal the enc key length"));
+            return Err(JoseError::KeyRejected(
+                "dir key length must equal the enc key length",
+            ));
         }
         (Zeroizing::new(o.k.to_vec()), Vec::new())
     } else if let Some(l) = gcmkw_len(alg) {
@@ -181,7 +198,11 @@ pub(crate) fn wrap(
         let iv = random(12)?;
         let g = LessSafeKey::new(UnboundKey::new(gcm(l).ok_or_else(wrong)?, &o.k)?);
         let mut ek = cek.to_vec();
-        let tag = g.seal_in_place_separate_tag(Nonce::try_assume_unique_for_key(&iv)?, Aad::empty(), &mut ek)?;
+        let tag = g.seal_in_place_separate_tag(
+            Nonce::try_assume_unique_for_key(&iv)?,
+            Aad::empty(),
+            &mut ek,
+        )?;
         header.insert("iv".into(), Value::String(b64::encode(&iv)));
         header.insert("tag".into(), Value::String(b64::encode(tag.as_ref())));
         (cek, ek)
@@ -260,7 +281,10 @@ fn parse_epk(epk: &Value, crv: Curve) -> Result<Vec<u8>, JoseError> {
         return Err(JoseError::TokenMalformed);
     }
     let s = |k: &str| -> Result<Vec<u8>, JoseError> {
-        let v = m.get(k).and_then(Value::as_str).ok_or(JoseError::TokenMalformed)?;
+        let v = m
+            .get(k)
+            .and_then(Value::as_str)
+            .ok_or(JoseError::TokenMalformed)?;
         b64::decode(v.as_bytes())
     };
     let kty = m.get("kty").and_then(Value::as_str);
@@ -275,7 +299,8 @@ fn parse_epk(epk: &Value, crv: Curve) -> Result<Vec<u8>, JoseError> {
             Ok(x)
         }
         (Curve::P256 | Curve::P384 | Curve::P521, Some("EC")) => {
-            let e = EcKey::new(crv, &s("x")?, &s("y")?, None).map_err(|_| JoseError::DecryptionFailed)?;
+            let e = EcKey::new(crv, &s("x")?, &s("y")?, None)
+                .map_err(|_| JoseError::DecryptionFailed)?;
             Ok(e.point())
         }
         _ => Err(JoseError::DecryptionFailed),
@@ -303,18 +328,25 @@ pub(crate) fn unwrap(
     let fail = || JoseError::DecryptionFailed;
     let cek_len = enc.cek_len();
     let cek = if let Some(oaep_alg) = oaep(alg) {
-        let Material::Rsa(r) = &key.material else { return Err(fail()) };
+        let Material::Rsa(r) = &key.material else {
+            return Err(fail());
+        };
         let p = r.private.as_ref().ok_or_else(fail)?;
         if ek.len() != r.modulus_len() {
             return Err(fail());
         }
         let k = rsa::OaepPrivateDecryptingKey::new(p.dec.clone()).map_err(|_| fail())?;
         let mut out = Zeroizing::new(vec![0u8; k.min_output_size()]);
-        let n = k.decrypt(oaep_alg, ek, &mut out, None).map_err(|_| fail())?.len();
+        let n = k
+            .decrypt(oaep_alg, ek, &mut out, None)
+            .map_err(|_| fail())?
+            .len();
         out.truncate(n);
         out
     } else if alg == KeyAlg::Rsa1_5 {
-        let Material::Rsa(r) = &key.material else { return Err(fail()) };
+        let Material::Rsa(r) = &key.material else {
+            return Err(fail());
+        };
         let p = r.private.as_ref().ok_or_else(fail)?;
         let substitute = random(cek_len)?;
         let k = rsa::Pkcs1PrivateDecryptingKey::new(p.dec.clone()).map_err(|_| fail())?;
@@ -347,7 +379,8 @@ pub(crate) fn unwrap(
         if iv.len() != 12 || tag.len() != 16 {
             return Err(fail());
         }
-        let g = LessSafeKey::new(UnboundKey::new(gcm(l).ok_or_else(fail)?, &o.k).map_err(|_| fail())?);
+        let g =
+            LessSafeKey::new(UnboundKey::new(gcm(l).ok_or_else(fail)?, &o.k).map_err(|_| fail())?);
         let mut buf = Zeroizing::new(ek.to_vec());
         let nonce = Nonce::try_assume_unique_for_key(&iv).map_err(|_| fail())?;
         let n = g

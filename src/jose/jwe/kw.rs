@@ -2,8 +2,8 @@
 //! KEKs (aws-lc-rs `key_wrap` offers only AES-128/256; JOSE also needs A192KW).
 
 use aws_lc_rs::cipher::{
-    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey,
-    AES_128, AES_192, AES_256,
+    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128,
+    AES_192, AES_256,
 };
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use zeroize::Zeroizing;
@@ -17,7 +17,11 @@ fn unbound(kek: &[u8]) -> Result<UnboundCipherKey, JoseError> {
         16 => &AES_128,
         24 => &AES_192,
         32 => &AES_256,
-        _ => return Err(JoseError::KeyRejected("AES key wrap key must be 16, 24 or 32 bytes")),
+        _ => {
+            return Err(JoseError::KeyRejected(
+                "AES key wrap key must be 16, 24 or 32 bytes",
+            ))
+        }
     };
     UnboundCipherKey::new(alg, kek).map_err(|_| JoseError::CryptoFailure)
 }

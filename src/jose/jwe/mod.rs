@@ -88,7 +88,11 @@ pub fn encrypt(
     opts: &EncryptOptions,
 ) -> Result<String, JoseError> {
     let names = [alg.name(), enc.name()];
-    let alg_names: &[&str] = if alg == KeyAlg::Dir { &names } else { &names[..1] };
+    let alg_names: &[&str] = if alg == KeyAlg::Dir {
+        &names
+    } else {
+        &names[..1]
+    };
     key.permits(KeyOp::Encrypt, alg_names)?;
     if RESERVED.iter().any(|k| opts.header.contains_key(*k)) {
         return Err(JoseError::InvalidInput("reserved JWE header member"));
@@ -105,7 +109,8 @@ pub fn encrypt(
     let body = if opts.zip {
         h.insert("zip".into(), Value::String("DEF".into()));
         let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-        z.write_all(plaintext).map_err(|_| JoseError::CryptoFailure)?;
+        z.write_all(plaintext)
+            .map_err(|_| JoseError::CryptoFailure)?;
         compressed = z.finish().map_err(|_| JoseError::CryptoFailure)?;
         compressed.as_slice()
     } else {
@@ -203,7 +208,11 @@ pub fn decrypt(
     let ct = b64::decode(ct)?;
     let tag = b64::decode(tag)?;
     let names = [alg.name(), enc.name()];
-    let alg_names: &[&str] = if alg == KeyAlg::Dir { &names } else { &names[..1] };
+    let alg_names: &[&str] = if alg == KeyAlg::Dir {
+        &names
+    } else {
+        &names[..1]
+    };
     let hint = KeyHint {
         kid: header.kid.as_deref(),
         x5t: header.x5t.as_deref(),

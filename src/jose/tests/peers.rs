@@ -71,7 +71,9 @@ fn peers_jws_every_alg_both_directions() {
         let key = Jwk::from_value(&kv).unwrap();
         let tok = sign(payload, &key, alg, &Map::new()).unwrap();
         for lib in LIBS {
-            reqs.push(json!({"lib": lib, "op": "verify", "key": kv, "alg": alg.name(), "token": tok}));
+            reqs.push(
+                json!({"lib": lib, "op": "verify", "key": kv, "alg": alg.name(), "token": tok}),
+            );
             reqs.push(json!({"lib": lib, "op": "sign", "key": kv, "alg": alg.name(), "payload": b64(payload)}));
             ours.push((alg, key.to_value(true).unwrap()));
         }
@@ -79,12 +81,21 @@ fn peers_jws_every_alg_both_directions() {
     let Some(res) = peer(&reqs) else { return };
     for (i, pair) in res.chunks(2).enumerate() {
         let (alg, kv) = &ours[i];
-        assert_eq!(pair[0]["ok"], true, "{alg} peer verify of ours: {}", pair[0]);
+        assert_eq!(
+            pair[0]["ok"], true,
+            "{alg} peer verify of ours: {}",
+            pair[0]
+        );
         assert_eq!(pair[0]["payload"], b64(payload));
         assert_eq!(pair[1]["ok"], true, "{alg} peer sign: {}", pair[1]);
         let keys = JwkSet::single(Jwk::from_value(kv).unwrap());
-        let v = verify(pair[1]["token"].as_str().unwrap(), &keys, &[*alg], &Limits::default())
-            .unwrap_or_else(|e| panic!("{alg} verify of peer token #{i}: {e}"));
+        let v = verify(
+            pair[1]["token"].as_str().unwrap(),
+            &keys,
+            &[*alg],
+            &Limits::default(),
+        )
+        .unwrap_or_else(|e| panic!("{alg} verify of peer token #{i}: {e}"));
         assert_eq!(v.payload, payload);
     }
 }
@@ -164,9 +175,21 @@ fn peers_jwe_every_alg_and_enc_both_directions() {
 #[test]
 fn peers_ecdh_each_curve() {
     let mut cases = Vec::new();
-    for (kty, crv) in [("EC", Curve::P384), ("EC", Curve::P521), ("OKP", Curve::X25519)] {
-        let k = Jwk::generate(kty, None, Some(crv)).unwrap().to_value(true).unwrap();
-        for alg in [KeyAlg::EcdhEs, KeyAlg::EcdhEsA128KW, KeyAlg::EcdhEsA192KW, KeyAlg::EcdhEsA256KW] {
+    for (kty, crv) in [
+        ("EC", Curve::P384),
+        ("EC", Curve::P521),
+        ("OKP", Curve::X25519),
+    ] {
+        let k = Jwk::generate(kty, None, Some(crv))
+            .unwrap()
+            .to_value(true)
+            .unwrap();
+        for alg in [
+            KeyAlg::EcdhEs,
+            KeyAlg::EcdhEsA128KW,
+            KeyAlg::EcdhEsA192KW,
+            KeyAlg::EcdhEsA256KW,
+        ] {
             cases.push((alg, Enc::A256Gcm, k.clone()));
             cases.push((alg, Enc::A128CbcHs256, k.clone()));
         }
@@ -182,14 +205,22 @@ fn peers_nested_both_directions() {
     let ekv = ek.to_value(true).unwrap();
     let claims = br#"{"iss":"https://idp","sub":"bob"}"#;
     let ours = sign_then_encrypt(
-        claims, &sk, Alg::ES256, &Map::new(), &ek, KeyAlg::RsaOaep256, Enc::A256Gcm,
+        claims,
+        &sk,
+        Alg::ES256,
+        &Map::new(),
+        &ek,
+        KeyAlg::RsaOaep256,
+        Enc::A256Gcm,
         &EncryptOptions::default(),
     )
     .unwrap();
     let mut reqs = Vec::new();
     for lib in LIBS {
         reqs.push(json!({"lib": lib, "op": "decrypt", "key": ekv, "alg": "RSA-OAEP-256", "enc": "A256GCM", "token": ours}));
-        reqs.push(json!({"lib": lib, "op": "sign", "key": skv, "alg": "ES256", "payload": b64(claims)}));
+        reqs.push(
+            json!({"lib": lib, "op": "sign", "key": skv, "alg": "ES256", "payload": b64(claims)}),
+        );
     }
     let Some(res) = peer(&reqs) else { return };
     let mut second = Vec::new();
@@ -197,8 +228,12 @@ fn peers_nested_both_directions() {
         let dec = &res[2 * i];
         assert_eq!(dec["ok"], true, "{lib}: {dec}");
         assert_eq!(dec["header"]["cty"], "JWT");
-        let inner = String::from_utf8(crate::jose::b64::decode(dec["payload"].as_str().unwrap().as_bytes()).unwrap()).unwrap();
-        second.push(json!({"lib": lib, "op": "verify", "key": skv, "alg": "ES256", "token": inner}));
+        let inner = String::from_utf8(
+            crate::jose::b64::decode(dec["payload"].as_str().unwrap().as_bytes()).unwrap(),
+        )
+        .unwrap();
+        second
+            .push(json!({"lib": lib, "op": "verify", "key": skv, "alg": "ES256", "token": inner}));
         let jws = res[2 * i + 1]["token"].as_str().unwrap().to_owned();
         second.push(json!({"lib": lib, "op": "encrypt", "key": ekv, "alg": "RSA-OAEP-256", "enc": "A256GCM", "payload": b64(jws.as_bytes()), "header": {"cty": "JWT"}}));
     }
@@ -211,7 +246,14 @@ fn peers_nested_both_directions() {
         assert_eq!(pair[0]["ok"], true, "{}", pair[0]);
         assert_eq!(pair[0]["payload"], b64(claims));
         assert_eq!(pair[1]["ok"], true, "{}", pair[1]);
-        let (_, v) = decrypt_then_verify(pair[1]["token"].as_str().unwrap(), &enc_keys, &policy, &sig_keys, &[Alg::ES256]).unwrap();
+        let (_, v) = decrypt_then_verify(
+            pair[1]["token"].as_str().unwrap(),
+            &enc_keys,
+            &policy,
+            &sig_keys,
+            &[Alg::ES256],
+        )
+        .unwrap();
         assert_eq!(v.payload, claims);
     }
 }

@@ -19,7 +19,13 @@ fn rfc7515_a1_hs256_verifies_over_exact_bytes() {
     assert_eq!(claims["http://example.com/is_root"], true);
     // Reproduce the token with the same encoded header.
     let parts: Vec<&str> = A1_TOKEN.split('.').collect();
-    let ours = crate::jose::jws::sign_raw(parts[0], &crate::jose::b64::decode(parts[1].as_bytes()).unwrap(), keys.keys().first().unwrap(), Alg::HS256).unwrap();
+    let ours = crate::jose::jws::sign_raw(
+        parts[0],
+        &crate::jose::b64::decode(parts[1].as_bytes()).unwrap(),
+        keys.keys().first().unwrap(),
+        Alg::HS256,
+    )
+    .unwrap();
     assert_eq!(ours, A1_TOKEN);
 }
 
@@ -27,7 +33,10 @@ fn rfc7515_a1_hs256_verifies_over_exact_bytes() {
 fn rfc7515_a5_unsecured_is_rejected() {
     let tok = "eyJhbGciOiJub25lIn0.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.";
     let keys = JwkSet::single(Jwk::from_json(A1_KEY.as_bytes()).unwrap());
-    assert_eq!(verify(tok, &keys, &Alg::ALL, &Limits::default()).unwrap_err(), JoseError::TokenMalformed);
+    assert_eq!(
+        verify(tok, &keys, &Alg::ALL, &Limits::default()).unwrap_err(),
+        JoseError::TokenMalformed
+    );
 }
 
 #[test]
@@ -45,7 +54,10 @@ fn rfc7518_b1_aes_128_cbc_hmac_sha256_kat() {
     assert_eq!(&pt[..], &p[..]);
     // H42: a truncated or extended tag is refused.
     for bad in [&t[..15], &t[..8]] {
-        assert_eq!(crate::jose::jwe::content_decrypt(Enc::A128CbcHs256, &k, &iv, a, &e, bad).unwrap_err(), JoseError::DecryptionFailed);
+        assert_eq!(
+            crate::jose::jwe::content_decrypt(Enc::A128CbcHs256, &k, &iv, a, &e, bad).unwrap_err(),
+            JoseError::DecryptionFailed
+        );
     }
     let mut long = t.clone();
     long.push(0);
@@ -62,7 +74,10 @@ fn rfc7518_c_ecdh_es_concat_kdf() {
     let z = crate::jose::jwe::ecdh_shared(&bob, &alice).unwrap();
     assert_eq!(
         z.to_vec(),
-        vec![158, 86, 217, 29, 129, 113, 53, 211, 114, 131, 66, 131, 191, 132, 38, 156, 251, 49, 110, 163, 218, 128, 106, 72, 246, 218, 167, 121, 140, 254, 144, 196]
+        vec![
+            158, 86, 217, 29, 129, 113, 53, 211, 114, 131, 66, 131, 191, 132, 38, 156, 251, 49,
+            110, 163, 218, 128, 106, 72, 246, 218, 167, 121, 140, 254, 144, 196
+        ]
     );
     let k = crate::jose::jwe::concat_kdf(&z, "A128GCM", b"Alice", b"Bob", 16);
     assert_eq!(crate::jose::b64::encode(&k), "VqqN6vgjbSBcIijNcacQGg");
@@ -72,13 +87,22 @@ fn rfc7518_c_ecdh_es_concat_kdf() {
 fn rfc7638_thumbprint() {
     let k = Jwk::from_value(&json!({"kty":"RSA","e":"AQAB","alg":"RS256","kid":"2011-04-29",
         "n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"})).unwrap();
-    assert_eq!(k.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    assert_eq!(
+        k.thumbprint(),
+        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    );
 }
 
 #[test]
 fn rfc8037_a3_ed25519_thumbprint() {
-    let k = Jwk::from_value(&json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})).unwrap();
-    assert_eq!(k.thumbprint(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    let k = Jwk::from_value(
+        &json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}),
+    )
+    .unwrap();
+    assert_eq!(
+        k.thumbprint(),
+        "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+    );
 }
 
 #[test]
@@ -87,16 +111,27 @@ fn kw_rfc3394_192_bit_kek_vector() {
     let kek = hex("000102030405060708090A0B0C0D0E0F1011121314151617");
     let data = hex("00112233445566778899AABBCCDDEEFF");
     let wrapped = crate::jose::jwe::kw_wrap(&kek, &data).unwrap();
-    assert_eq!(wrapped, hex("96778B25AE6CA435F92B5B97C050AED2468AB8A17AD84E5D"));
-    assert_eq!(&crate::jose::jwe::kw_unwrap(&kek, &wrapped).unwrap()[..], &data[..]);
+    assert_eq!(
+        wrapped,
+        hex("96778B25AE6CA435F92B5B97C050AED2468AB8A17AD84E5D")
+    );
+    assert_eq!(
+        &crate::jose::jwe::kw_unwrap(&kek, &wrapped).unwrap()[..],
+        &data[..]
+    );
     let mut bad = wrapped.clone();
     bad[3] ^= 1;
-    assert_eq!(crate::jose::jwe::kw_unwrap(&kek, &bad).unwrap_err(), JoseError::DecryptionFailed);
+    assert_eq!(
+        crate::jose::jwe::kw_unwrap(&kek, &bad).unwrap_err(),
+        JoseError::DecryptionFailed
+    );
 }
 
 #[test]
 fn header_extra_members_are_signed() {
-    let k = Jwk::generate("oct", Some(256), None).unwrap().with_kid("k1");
+    let k = Jwk::generate("oct", Some(256), None)
+        .unwrap()
+        .with_kid("k1");
     let mut extra = Map::new();
     extra.insert("typ".into(), "at+jwt".into());
     let tok = sign(b"{}", &k, Alg::HS256, &extra).unwrap();

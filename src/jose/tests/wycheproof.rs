@@ -9,14 +9,38 @@ use crate::jose::*;
 /// JWS vectors whose label we do not follow, and why. (tcId 349, `key_ops:["sign, verify"]`
 /// on the private JWK, verifies because the group's `public` JWK carries no key_ops.)
 const JWS_QUIRKS: [(u64, bool, &str); 8] = [
-    (346, false, "strict key/alg binding: key alg PS256, token PS384"),
-    (350, false, "strict key/alg binding: key alg PS256, token PS384"),
-    (347, false, "strict key/alg binding: key alg 'ES521' is not a registered name (ES512)"),
-    (351, false, "strict key/alg binding: key alg 'ES521' is not a registered name (ES512)"),
+    (
+        346,
+        false,
+        "strict key/alg binding: key alg PS256, token PS384",
+    ),
+    (
+        350,
+        false,
+        "strict key/alg binding: key alg PS256, token PS384",
+    ),
+    (
+        347,
+        false,
+        "strict key/alg binding: key alg 'ES521' is not a registered name (ES512)",
+    ),
+    (
+        351,
+        false,
+        "strict key/alg binding: key alg 'ES521' is not a registered name (ES512)",
+    ),
     (372, false, "strict base64url: '?' inside the token"),
     (373, false, "strict base64url: '?' inside the token"),
-    (367, true, "labelled invalid but byte-identical to valid tcId 357"),
-    (370, true, "labelled invalid but byte-identical to valid tcId 357"),
+    (
+        367,
+        true,
+        "labelled invalid but byte-identical to valid tcId 357",
+    ),
+    (
+        370,
+        true,
+        "labelled invalid but byte-identical to valid tcId 357",
+    ),
 ];
 
 fn key_set(v: &Value) -> Result<JwkSet, JoseError> {
@@ -28,14 +52,22 @@ fn key_set(v: &Value) -> Result<JwkSet, JoseError> {
 }
 
 fn jws_algs(v: &Value) -> Vec<Alg> {
-    match v.get("alg").and_then(Value::as_str).and_then(Alg::from_name) {
+    match v
+        .get("alg")
+        .and_then(Value::as_str)
+        .and_then(Alg::from_name)
+    {
         Some(a) => vec![a],
         None => Alg::ALL.to_vec(),
     }
 }
 
 fn jwe_policy_algs(v: &Value) -> Vec<KeyAlg> {
-    match v.get("alg").and_then(Value::as_str).and_then(KeyAlg::from_name) {
+    match v
+        .get("alg")
+        .and_then(Value::as_str)
+        .and_then(KeyAlg::from_name)
+    {
         Some(a) => vec![a],
         None => KeyAlg::ALL.to_vec(),
     }
@@ -43,7 +75,9 @@ fn jwe_policy_algs(v: &Value) -> Vec<KeyAlg> {
 
 fn check_jws(group: &Value, t: &Value) -> bool {
     let key_json = group.get("public").unwrap_or(&group["private"]);
-    let Ok(keys) = key_set(key_json) else { return false };
+    let Ok(keys) = key_set(key_json) else {
+        return false;
+    };
     let algs = jws_algs(&group["private"]);
     match t["jws"].as_str() {
         Some(tok) => verify(tok, &keys, &algs, &Limits::default()).is_ok(),
@@ -52,7 +86,9 @@ fn check_jws(group: &Value, t: &Value) -> bool {
 }
 
 fn check_jwe(group: &Value, t: &Value) -> bool {
-    let Ok(keys) = key_set(&group["private"]) else { return false };
+    let Ok(keys) = key_set(&group["private"]) else {
+        return false;
+    };
     let algs = jwe_policy_algs(&group["private"]);
     let mut policy = DecryptPolicy::new(&algs, &Enc::ALL);
     policy.allow_zip = true;
@@ -70,7 +106,9 @@ fn check_jwe(group: &Value, t: &Value) -> bool {
 }
 
 fn run_file(name: &str, quirks: &[(u64, bool, &str)]) -> usize {
-    let Some(p) = vectors(&format!("wycheproof/{name}")) else { return 0 };
+    let Some(p) = vectors(&format!("wycheproof/{name}")) else {
+        return 0;
+    };
     let doc = load(&p);
     let mut mismatches = Vec::new();
     let mut n = 0;
@@ -124,7 +162,9 @@ fn wycheproof_json_web_crypto() {
 
 #[test]
 fn wycheproof_x25519_jwk() {
-    let Some(p) = vectors("wycheproof/x25519_jwk_test.json") else { return };
+    let Some(p) = vectors("wycheproof/x25519_jwk_test.json") else {
+        return;
+    };
     let doc = load(&p);
     let mut bad = Vec::new();
     let mut n = 0;
@@ -132,7 +172,12 @@ fn wycheproof_x25519_jwk() {
         for t in g["tests"].as_array().unwrap() {
             n += 1;
             let id = t["tcId"].as_u64().unwrap();
-            let flags: Vec<&str> = t["flags"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+            let flags: Vec<&str> = t["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
             let got = Jwk::from_value(&t["private"]).and_then(|private| {
                 let public = Jwk::from_value(&t["public"])?;
                 crate::jose::jwe::ecdh_shared(&private, &public)
