@@ -88,11 +88,18 @@ impl ServeHttp for Admin {
         match (method.as_str(), path.as_str()) {
             ("GET", "/healthz") => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             ("GET", "/readyz") => {
-                // A snapshot always exists once serving; token policies add prefetch checks.
+                // A snapshot always exists once serving; prefetching policies register here.
                 let st = self.state.status();
+                let waiting = self.state.not_ready();
+                let code = if waiting.is_empty() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
                 json_reply(
-                    StatusCode::OK,
-                    json!({"ready": true, "generation": st.generation}),
+                    code,
+                    json!({"ready": waiting.is_empty(), "generation": st.generation,
+                           "waiting_for": waiting}),
                 )
             }
             ("GET", "/metrics") => reply(

@@ -48,6 +48,8 @@ pub struct State {
     status: Mutex<ReloadStatus>,
     /// Serialises reloads (file watcher, SIGHUP and admin may race).
     reload_lock: Mutex<()>,
+    /// Readiness of things that must be warm before traffic (e.g. a JWKS prefetch), by name.
+    readiness: dashmap::DashMap<String, bool>,
 }
 
 impl State {
@@ -82,7 +84,30 @@ impl State {
             boot: raw,
             status: Mutex::new(status),
             reload_lock: Mutex::new(()),
+            readiness: dashmap::DashMap::new(),
         }))
+    }
+
+    /// Register or update something `/readyz` waits for.
+    pub fn set_ready(&self, what: &str, ready: bool) {
+        self.readiness.insert(what.to_string(), ready);
+    }
+
+    /// Forget a readiness source (its policy was removed by a reload).
+    pub fn clear_ready(&self, what: &str) {
+        self.readiness.remove(what);
+    }
+
+    /// The names of the sources not ready yet, sorted.
+    pub fn not_ready(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .readiness
+            .iter()
+            .filter(|e| !*e.value())
+            .map(|e| e.key().clone())
+            .collect();
+        v.sort();
+        v
     }
 
     pub fn status(&self) -> ReloadStatus {

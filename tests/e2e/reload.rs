@@ -113,6 +113,12 @@ async fn admin_reload_endpoint_and_restart_required() {
     // Health, readiness, config export with secrets redacted.
     assert_eq!(get(gw.admin_port, "/healthz").await.status, 200);
     assert_eq!(get(gw.admin_port, "/readyz").await.status, 200);
+    gw.state.set_ready("jwks:idp", false);
+    let r = get(gw.admin_port, "/readyz").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["waiting_for"], serde_json::json!(["jwks:idp"]));
+    gw.state.set_ready("jwks:idp", true);
+    assert_eq!(get(gw.admin_port, "/readyz").await.status, 200);
     let cfg = get(gw.admin_port, "/admin/config").await.json();
     assert_eq!(cfg["routes"][1]["name"], "hello");
     assert_eq!(get(gw.admin_port, "/nope").await.status, 404);

@@ -1,0 +1,133 @@
+//! The one error type of the JOSE engine.
+
+use std::fmt;
+
+/// Every way a JOSE operation can fail. Each variant has a stable snake_case [`JoseError::code`].
+///
+/// Display never includes key material, token bytes or plaintext: only the condition, and for
+/// a few variants a static detail (an algorithm or claim name chosen by configuration, never by
+/// secret data).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoseError {
+    /// The token is not well formed (segments, base64url, JSON, header members).
+    TokenMalformed,
+    /// The token, or one of its parts, exceeds a configured size cap.
+    TokenTooLarge,
+    /// The token's algorithm is unknown, `none`, or not in the caller's allow-list.
+    AlgorithmNotAllowed,
+    /// The JWE `enc` is unknown or not in the caller's allow-list.
+    EncryptionNotAllowed,
+    /// A `crit` header parameter lists an extension this engine does not process.
+    CriticalHeaderUnsupported,
+    /// `b64: false` (RFC 7797) is not accepted for JWTs.
+    UnencodedPayloadRejected,
+    /// `zip` is not allowed by the policy or is not `DEF`, or appears on a JWS.
+    CompressionNotAllowed,
+    /// The signature does not verify.
+    SignatureInvalid,
+    /// Any JWE decryption failure (one error: no padding or format oracle).
+    DecryptionFailed,
+    /// No configured key matches the token (kid, alg, type, use).
+    NoMatchingKey,
+    /// A key was refused at load time or for the requested operation (weak, wrong use...).
+    KeyRejected(&'static str),
+    /// A key or key set could not be parsed.
+    KeyMalformed(&'static str),
+    /// A JWK Set is ambiguous (duplicate kid, mixed symmetric and asymmetric keys).
+    KeySetAmbiguous,
+    /// An operation that needs a private key was given a public key.
+    PrivateKeyRequired,
+    /// The payload is not a JSON object when claims were expected.
+    ClaimsMalformed,
+    /// `exp` is in the past (after skew).
+    TokenExpired,
+    /// `nbf` is in the future (after skew), or `iat` is in the future.
+    TokenNotYetValid,
+    /// The token lifetime, or its age since `iat`, exceeds the configured maximum.
+    TokenTooOld,
+    /// `iss` is not one of the configured issuers.
+    IssuerMismatch,
+    /// `aud` contains none of the configured audiences.
+    AudienceMismatch,
+    /// `sub` differs from the configured subject.
+    SubjectMismatch,
+    /// `typ` differs from the configured type.
+    TypeMismatch,
+    /// A required claim is missing.
+    ClaimMissing(String),
+    /// A prohibited claim is present.
+    ClaimProhibited(String),
+    /// A claim differs from its configured exact value.
+    ClaimMismatch(String),
+    /// A claim has the wrong JSON type (e.g. `exp` as a string).
+    ClaimInvalidType(String),
+    /// A nested token does not have the configured shape.
+    NestingInvalid,
+    /// An internal cryptographic failure (RNG, key generation, encryption).
+    CryptoFailure,
+    /// Invalid caller input (unsupported parameter combination).
+    InvalidInput(&'static str),
+}
+
+impl JoseError {
+    /// A stable, machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TokenMalformed => "token_malformed",
+            Self::TokenTooLarge => "token_too_large",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::EncryptionNotAllowed => "encryption_not_allowed",
+            Self::CriticalHeaderUnsupported => "crit_unsupported",
+            Self::UnencodedPayloadRejected => "b64_rejected",
+            Self::CompressionNotAllowed => "zip_not_allowed",
+            Self::SignatureInvalid => "signature_invalid",
+            Self::DecryptionFailed => "decryption_failed",
+            Self::NoMatchingKey => "no_matching_key",
+            Self::KeyRejected(_) => "key_rejected",
+            Self::KeyMalformed(_) => "key_malformed",
+            Self::KeySetAmbiguous => "key_set_ambiguous",
+            Self::PrivateKeyRequired => "private_key_required",
+            Self::ClaimsMalformed => "claims_malformed",
+            Self::TokenExpired => "token_expired",
+            Self::TokenNotYetValid => "token_not_yet_valid",
+            Self::TokenTooOld => "token_too_old",
+            Self::IssuerMismatch => "issuer_mismatch",
+            Self::AudienceMismatch => "audience_mismatch",
+            Self::SubjectMismatch => "subject_mismatch",
+            Self::TypeMismatch => "type_mismatch",
+            Self::ClaimMissing(_) => "claim_missing",
+            Self::ClaimProhibited(_) => "claim_prohibited",
+            Self::ClaimMismatch(_) => "claim_mismatch",
+            Self::ClaimInvalidType(_) => "claim_invalid_type",
+            Self::NestingInvalid => "nesting_invalid",
+            Self::CryptoFailure => "crypto_failure",
+            Self::InvalidInput(_) => "invalid_input",
+        }
+    }
+}
+
+impl fmt::Display for JoseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::KeyRejected(why) => write!(f, "key_rejected: {why}"),
+            Self::KeyMalformed(why) => write!(f, "key_malformed: {why}"),
+            Self::InvalidInput(why) => write!(f, "invalid_input: {why}"),
+            // Claim names come from configuration; escape them so a hostile name in a token
+            // path cannot inject control characters into a log line.
+            Self::ClaimMissing(c)
+            | Self::ClaimProhibited(c)
+            | Self::ClaimMismatch(c)
+            | Self::ClaimInvalidType(c) => write!(f, "{}: {}", self.code(), c.escape_debug()),
+            _ => f.write_str(self.code()),
+        }
+    }
+}
+
+impl std::error::Error for JoseError {}
+
+impl From<aws_lc_rs::error::Unspecified> for JoseError {
+    fn from(_: aws_lc_rs::error::Unspecified) -> Self {
+        Self::CryptoFailure
+    }
+}
