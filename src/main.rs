@@ -37,6 +37,11 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// JOSE helpers for operators and scripts (stdin -> stdout).
+    Jose {
+        #[command(subcommand)]
+        cmd: tokengate::jose::cli::JoseCommand,
+    },
 }
 
 fn check(files: &[PathBuf]) -> ExitCode {
@@ -66,6 +71,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Check { files } => check(&files),
+        Cmd::Jose { cmd } => {
+            let code = tokengate::jose::cli::run(
+                cmd,
+                &mut std::io::stdin().lock(),
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
         Cmd::Run {
             config, test: true, ..
         } => check(&[config]),

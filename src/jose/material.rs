@@ -105,7 +105,8 @@ impl RsaKey {
     pub(crate) fn new(n: &[u8], e: &[u8], private: Option<[&[u8]; 6]>) -> Result<Self, JoseError> {
         let n = strip_zeros(n).to_vec();
         let e = strip_zeros(e).to_vec();
-        let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+        let bits =
+            (n.len() * 8).saturating_sub(n.first().map_or(8, |b| b.leading_zeros() as usize));
         if bits < 2048 {
             return Err(JoseError::KeyRejected("RSA modulus shorter than 2048 bits"));
         }

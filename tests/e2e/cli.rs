@@ -78,3 +78,110 @@ fn version_flag() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("tokengate "));
 }
+
+fn pipe(args: &[&str], input: &[u8]) -> (i32, Vec<u8>, String) {
+    use std::io::Write;
+    let mut child = tokengate()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn jose_cli_keygen_sign_verify_encrypt_decrypt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, jwk, err) = pipe(
+        &[
+            "jose", "keygen", "--kty", "EC", "--crv", "P-256", "--kid", "k1",
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    let key = dir.path().join("ec.jwk");
+    std::fs::write(&key, &jwk).unwrap();
+    let (code, public, _) = pipe(&["jose", "public"], &jwk);
+    assert_eq!(code, 0);
+    let pubv: serde_json::Value = serde_json::from_slice(&public).unwrap();
+    assert!(pubv.get("d").is_none(), "public JWK has no private part");
+    let pubkey = dir.path().join("ec.pub.jwk");
+    std::fs::write(&pubkey, &public).unwrap();
+
+    let key_s = key.to_str().unwrap();
+    let (code, token, err) = pipe(
+        &["jose", "sign", "--key", key_s, "--alg", "ES256"],
+        br#"{"sub":"alice"}"#,
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = String::from_utf8(token).unwrap();
+    let (code, out, _) = pipe(
+        &[
+            "jose",
+            "verify",
+            "--key",
+            pubkey.to_str().unwrap(),
+            "--alg",
+            "ES256",
+        ],
+        token.trim().as_bytes(),
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["payload"]["sub"], "alice");
+    assert_eq!(v["header"]["kid"], "k1");
+
+    // Wrong algorithm allow-list: exit 1 with the stable code on stderr.
+    let (code, _, err) = pipe(
+        &[
+            "jose",
+            "verify",
+            "--key",
+            pubkey.to_str().unwrap(),
+            "--alg",
+            "RS256",
+        ],
+        token.trim().as_bytes(),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("algorithm_not_allowed"), "{err}");
+
+    let (code, ct, err) = pipe(
+        &[
+            "jose",
+            "encrypt",
+            "--key",
+            pubkey.to_str().unwrap(),
+            "--alg",
+            "ECDH-ES+A128KW",
+            "--enc",
+            "A256GCM",
+        ],
+        b"secret data",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = pipe(
+        &[
+            "jose",
+            "decrypt",
+            "--key",
+            key_s,
+            "--alg",
+            "ECDH-ES+A128KW",
+            "--enc",
+            "A256GCM",
+        ],
+        String::from_utf8(ct).unwrap().trim().as_bytes(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["plaintext"], "c2VjcmV0IGRhdGE");
+}

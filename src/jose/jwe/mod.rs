@@ -62,8 +62,7 @@ pub struct EncryptOptions {
     pub key_mgmt: KeyMgmtOptions,
 }
 
-/// A decrypted JWE.
-#[derive(Debug)]
+/// A decrypted JWE. `Debug` shows the plaintext length only.
 pub struct Decrypted {
     /// The protected header.
     pub header: Header,
@@ -73,6 +72,17 @@ pub struct Decrypted {
     pub enc: Enc,
     /// The plaintext (decompressed when `zip` was used).
     pub plaintext: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Decrypted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decrypted")
+            .field("header", &self.header)
+            .field("alg", &self.alg)
+            .field("enc", &self.enc)
+            .field("plaintext_len", &self.plaintext.len())
+            .finish()
+    }
 }
 
 const RESERVED: [&str; 12] = [
@@ -199,7 +209,7 @@ pub fn decrypt(
     if h.len() > limits.max_header || ek.len() > limits.max_encrypted_key {
         return Err(JoseError::TokenTooLarge);
     }
-    if ct.len() / 4 * 3 > limits.max_plaintext + 64 {
+    if ct.len() / 4 * 3 > limits.max_plaintext.saturating_add(64) {
         return Err(JoseError::TokenTooLarge);
     }
     let (header, alg, enc) = jwe_header(h, policy)?;

@@ -294,6 +294,8 @@ fn h17_weak_rsa_keys_refused() {
     assert!(Jwk::from_value(&json!({"kty":"RSA","n":n,"e":"AQ"})).is_err());
     assert!(Jwk::from_value(&json!({"kty":"RSA","n":b(&[0xc5; 128]),"e":"AQAB"})).is_err());
     assert!(Jwk::generate("RSA", Some(1024), None).is_err());
+    assert!(Jwk::from_value(&json!({"kty":"RSA","n":"","e":"AQAB"})).is_err());
+    assert!(Jwk::from_value(&json!({"kty":"RSA","n":"AAAA","e":""})).is_err());
 }
 
 #[test]
