@@ -23,7 +23,7 @@ respond = { status = 200 }
 "#,
     );
     let raw = tokengate::config::parse_str(&text).unwrap();
-    tokengate::compile::compile(&raw, "h", 1, None).unwrap()
+    tokengate::compile::compile(&raw, "h", 1, None, &tokengate::shared::Shared::default()).unwrap()
 }
 
 fn req() -> RequestHeader {
@@ -45,6 +45,8 @@ fn bench_routes(c: &mut Criterion) {
                     req: black_box(&r),
                     client_ip: None,
                     route: "",
+                    claims: None,
+                    identity: None,
                 };
                 black_box(snap.route_for(&v).map(|(i, _)| i))
             })
@@ -74,6 +76,8 @@ fn bench_conditions(c: &mut Criterion) {
                 req: black_box(&r),
                 client_ip: ip,
                 route: "r",
+                claims: None,
+                identity: None,
             };
             black_box(cond.eval(&v))
         })

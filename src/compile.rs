@@ -4,9 +4,10 @@
 use crate::config::{DirectResponseConfig, RawConfig, RouteConfig};
 use crate::error::{ConfigError, Errors};
 use crate::expr::parse_net;
-use crate::policy::{self, Policy, MAX_POLICIES_PER_ROUTE};
+use crate::policy::{self, CompileCtx, Policy, MAX_POLICIES_PER_ROUTE};
 use crate::proxy::respond::{ErrorOverride, Reply};
 use crate::router::{Matcher, PathMatch};
+use crate::shared::Shared;
 use crate::upstream::{self, Pool};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -24,6 +25,8 @@ pub struct Snapshot {
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub errors: Option<ErrorOverride>,
     pub trusted_proxies: Vec<IpNet>,
+    /// The shared caches this snapshot's policies use (others are dropped after the swap).
+    pub used_caches: HashSet<String>,
 }
 
 #[derive(Debug)]
@@ -83,15 +86,27 @@ fn compile_direct(d: &DirectResponseConfig, path: &str, errs: &mut Errors) -> Re
     r
 }
 
+/// What every route compiles against.
+struct RouteInputs<'a> {
+    pools: &'a BTreeMap<String, Arc<Pool>>,
+    global: &'a [Arc<Policy>],
+    named: &'a policy::Named,
+    raw: &'a RawConfig,
+}
+
 fn compile_route(
     i: usize,
     rc: &RouteConfig,
-    pools: &BTreeMap<String, Arc<Pool>>,
-    global: &[Arc<Policy>],
-    named: &policy::Named,
-    raw: &RawConfig,
+    inp: &RouteInputs<'_>,
     errs: &mut Errors,
+    cx: &mut CompileCtx<'_>,
 ) -> Option<Route> {
+    let RouteInputs {
+        pools,
+        global,
+        named,
+        raw,
+    } = *inp;
     let RouteConfig {
         name,
         matcher,
@@ -178,6 +193,7 @@ fn compile_route(
         &raw.policies,
         &format!("{path}.policies"),
         errs,
+        cx,
     ));
     if chain.len() > MAX_POLICIES_PER_ROUTE {
         errs.push(
@@ -206,8 +222,13 @@ pub fn compile(
     hash: &str,
     generation: u64,
     prev: Option<&Snapshot>,
+    shared: &Shared,
 ) -> Result<Snapshot, Vec<ConfigError>> {
     let mut errs = Errors::default();
+    let mut cx = CompileCtx {
+        shared,
+        used_caches: HashSet::new(),
+    };
     validate_process_settings(raw, &mut errs);
 
     let mut pools = BTreeMap::new();
@@ -220,13 +241,14 @@ pub fn compile(
         }
     }
 
-    let named = policy::compile_named(&raw.policies, &mut errs);
+    let named = policy::compile_named(&raw.policies, &mut errs, &mut cx);
     let global = policy::compile_chain(
         &raw.global_policies,
         &named,
         &raw.policies,
         "global_policies",
         &mut errs,
+        &mut cx,
     );
 
     let mut names = HashSet::new();
@@ -238,7 +260,13 @@ pub fn compile(
                 format!("duplicate route name {:?}", rc.name),
             );
         }
-        if let Some(r) = compile_route(i, rc, &pools, &global, &named, raw, &mut errs) {
+        let inp = RouteInputs {
+            pools: &pools,
+            global: &global,
+            named: &named,
+            raw,
+        };
+        if let Some(r) = compile_route(i, rc, &inp, &mut errs, &mut cx) {
             routes.push(r);
         }
     }
@@ -267,6 +295,7 @@ pub fn compile(
         pools,
         errors,
         trusted_proxies: trusted,
+        used_caches: cx.used_caches,
     })
 }
 

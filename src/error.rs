@@ -62,6 +62,29 @@ pub enum GatewayError {
     UpstreamProtocol,
     /// The client sent a request we cannot process.
     BadRequest,
+    /// No token where the policy looks for one.
+    TokenMissing,
+    /// Two different tokens in one request (never silently pick one).
+    TokenAmbiguous,
+    TokenMalformed,
+    TokenTooLarge,
+    AlgorithmNotAllowed,
+    SignatureInvalid,
+    DecryptionFailed,
+    NoMatchingKey,
+    /// The remote key set could not be fetched and nothing usable is cached.
+    JwksUnavailable,
+    TokenExpired,
+    TokenNotYetValid,
+    TokenTooOld,
+    IssuerMismatch,
+    AudienceMismatch,
+    SubjectMismatch,
+    ClaimMissing,
+    ClaimProhibited,
+    ClaimMismatch,
+    /// Authenticated, but not allowed (identity, roles, scopes).
+    AccessDenied,
     /// Anything unexpected inside the gateway.
     Internal,
 }
@@ -77,6 +100,51 @@ impl GatewayError {
             GatewayError::UpstreamProtocol => "upstream_protocol_error",
             GatewayError::BadRequest => "bad_request",
             GatewayError::Internal => "internal_error",
+            GatewayError::TokenMissing => "token_missing",
+            GatewayError::TokenAmbiguous => "token_ambiguous",
+            GatewayError::TokenMalformed => "token_malformed",
+            GatewayError::TokenTooLarge => "token_too_large",
+            GatewayError::AlgorithmNotAllowed => "algorithm_not_allowed",
+            GatewayError::SignatureInvalid => "signature_invalid",
+            GatewayError::DecryptionFailed => "decryption_failed",
+            GatewayError::NoMatchingKey => "no_matching_key",
+            GatewayError::JwksUnavailable => "jwks_unavailable",
+            GatewayError::TokenExpired => "token_expired",
+            GatewayError::TokenNotYetValid => "token_not_yet_valid",
+            GatewayError::TokenTooOld => "token_too_old",
+            GatewayError::IssuerMismatch => "issuer_mismatch",
+            GatewayError::AudienceMismatch => "audience_mismatch",
+            GatewayError::SubjectMismatch => "subject_mismatch",
+            GatewayError::ClaimMissing => "claim_missing",
+            GatewayError::ClaimProhibited => "claim_prohibited",
+            GatewayError::ClaimMismatch => "claim_mismatch",
+            GatewayError::AccessDenied => "access_denied",
+        }
+    }
+
+    /// The RFC 6750 `error` parameter of the Bearer challenge, when this is a token error.
+    /// `Some("")` means a challenge without an error (no token was sent, RFC 6750 §3.1).
+    pub fn bearer_error(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::TokenMissing => Some(""),
+            GatewayError::AccessDenied => Some("insufficient_scope"),
+            GatewayError::TokenAmbiguous => Some("invalid_request"),
+            GatewayError::TokenMalformed
+            | GatewayError::TokenTooLarge
+            | GatewayError::AlgorithmNotAllowed
+            | GatewayError::SignatureInvalid
+            | GatewayError::DecryptionFailed
+            | GatewayError::NoMatchingKey
+            | GatewayError::TokenExpired
+            | GatewayError::TokenNotYetValid
+            | GatewayError::TokenTooOld
+            | GatewayError::IssuerMismatch
+            | GatewayError::AudienceMismatch
+            | GatewayError::SubjectMismatch
+            | GatewayError::ClaimMissing
+            | GatewayError::ClaimProhibited
+            | GatewayError::ClaimMismatch => Some("invalid_token"),
+            _ => None,
         }
     }
 
@@ -90,6 +158,25 @@ impl GatewayError {
             GatewayError::UpstreamProtocol => 502,
             GatewayError::BadRequest => 400,
             GatewayError::Internal => 500,
+            GatewayError::TokenAmbiguous => 400,
+            GatewayError::JwksUnavailable => 503,
+            GatewayError::AccessDenied => 403,
+            GatewayError::TokenMissing
+            | GatewayError::TokenMalformed
+            | GatewayError::TokenTooLarge
+            | GatewayError::AlgorithmNotAllowed
+            | GatewayError::SignatureInvalid
+            | GatewayError::DecryptionFailed
+            | GatewayError::NoMatchingKey
+            | GatewayError::TokenExpired
+            | GatewayError::TokenNotYetValid
+            | GatewayError::TokenTooOld
+            | GatewayError::IssuerMismatch
+            | GatewayError::AudienceMismatch
+            | GatewayError::SubjectMismatch
+            | GatewayError::ClaimMissing
+            | GatewayError::ClaimProhibited
+            | GatewayError::ClaimMismatch => 401,
         }
     }
 
@@ -104,6 +191,59 @@ impl GatewayError {
             GatewayError::UpstreamProtocol => "invalid upstream response",
             GatewayError::BadRequest => "bad request",
             GatewayError::Internal => "internal error",
+            GatewayError::TokenMissing => "a bearer token is required",
+            GatewayError::TokenAmbiguous => "more than one token in the request",
+            GatewayError::TokenMalformed => "the token is malformed",
+            GatewayError::TokenTooLarge => "the token is too large",
+            GatewayError::AlgorithmNotAllowed => "the token algorithm is not allowed",
+            // One message for every crypto failure: no oracle for attackers.
+            GatewayError::SignatureInvalid
+            | GatewayError::DecryptionFailed
+            | GatewayError::NoMatchingKey => "the token is invalid",
+            GatewayError::JwksUnavailable => "token keys are temporarily unavailable",
+            GatewayError::TokenExpired => "the token has expired",
+            GatewayError::TokenNotYetValid => "the token is not yet valid",
+            GatewayError::TokenTooOld => "the token is too old",
+            GatewayError::IssuerMismatch => "the token issuer is not accepted",
+            GatewayError::AudienceMismatch => "the token audience is not accepted",
+            GatewayError::SubjectMismatch => "the token subject is not accepted",
+            GatewayError::ClaimMissing => "a required claim is missing",
+            GatewayError::ClaimProhibited => "the token carries a prohibited claim",
+            GatewayError::ClaimMismatch => "a claim has a value that is not accepted",
+            GatewayError::AccessDenied => "access denied",
+        }
+    }
+}
+
+impl From<&crate::jose::JoseError> for GatewayError {
+    /// Request-time JOSE failures. Key and input errors cannot come from a token once keys
+    /// are compiled; they map to Internal.
+    fn from(e: &crate::jose::JoseError) -> Self {
+        use crate::jose::JoseError as J;
+        match e {
+            J::TokenMalformed
+            | J::ClaimsMalformed
+            | J::CriticalHeaderUnsupported
+            | J::UnencodedPayloadRejected
+            | J::CompressionNotAllowed
+            | J::NestingInvalid => GatewayError::TokenMalformed,
+            J::TokenTooLarge => GatewayError::TokenTooLarge,
+            J::AlgorithmNotAllowed | J::EncryptionNotAllowed => GatewayError::AlgorithmNotAllowed,
+            J::SignatureInvalid => GatewayError::SignatureInvalid,
+            J::DecryptionFailed => GatewayError::DecryptionFailed,
+            J::NoMatchingKey => GatewayError::NoMatchingKey,
+            J::TokenExpired => GatewayError::TokenExpired,
+            J::TokenNotYetValid => GatewayError::TokenNotYetValid,
+            J::TokenTooOld => GatewayError::TokenTooOld,
+            J::IssuerMismatch => GatewayError::IssuerMismatch,
+            J::AudienceMismatch => GatewayError::AudienceMismatch,
+            J::SubjectMismatch => GatewayError::SubjectMismatch,
+            J::TypeMismatch | J::ClaimMismatch(_) | J::ClaimInvalidType(_) => {
+                GatewayError::ClaimMismatch
+            }
+            J::ClaimMissing(_) => GatewayError::ClaimMissing,
+            J::ClaimProhibited(_) => GatewayError::ClaimProhibited,
+            _ => GatewayError::Internal,
         }
     }
 }

@@ -14,11 +14,27 @@ use regex::Regex;
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-/// What a variable can read: the request head, the resolved client address, the route name.
+/// What a variable can read: the request head, the resolved client address, the route name,
+/// and what earlier policies established (verified claims, identity).
 pub struct RequestView<'a> {
     pub req: &'a RequestHeader,
     pub client_ip: Option<IpAddr>,
     pub route: &'a str,
+    pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    pub identity: Option<&'a str>,
+}
+
+impl<'a> RequestView<'a> {
+    /// A view of the request alone (no route, no policy results yet).
+    pub fn new(req: &'a RequestHeader, client_ip: Option<IpAddr>) -> Self {
+        RequestView {
+            req,
+            client_ip,
+            route: "",
+            claims: None,
+            identity: None,
+        }
+    }
 }
 
 impl<'a> RequestView<'a> {
@@ -96,6 +112,10 @@ pub enum Var {
     Cookie(String),
     ClientIp,
     Route,
+    /// A claim of the token verified by an earlier policy, by dotted path (`claims.a.b`).
+    Claim(String),
+    /// The identity established by an earlier policy.
+    Identity,
     /// Resolved once at load.
     Literal(Option<String>),
 }
@@ -127,18 +147,21 @@ impl Var {
             }
             "query" => Var::Query(need(rest, s, head)?.to_string()),
             "cookie" => Var::Cookie(need(rest, s, head)?.to_string()),
+            "claims" => Var::Claim(need(rest, s, head)?.to_string()),
+            "identity" if rest.is_none() => Var::Identity,
             "env" => Var::Literal(std::env::var(need(rest, s, head)?).ok()),
             _ => {
                 return Err(format!(
                     "unknown variable {s:?}: expected method, path, host, header.NAME, \
-                     query.NAME, cookie.NAME, client_ip, route or env.NAME"
+                     query.NAME, cookie.NAME, client_ip, route, claims.PATH, identity or env.NAME"
                 ))
             }
         })
     }
 
-    /// The value for this request, or None when absent.
-    pub fn resolve<'a>(&'a self, v: &RequestView<'a>) -> Option<Cow<'a, str>> {
+    /// The value for this request, or None when absent. An array claim resolves to its
+    /// elements joined with ","; use [`Var::resolve_each`] to test elements one by one.
+    pub fn resolve<'v>(&'v self, v: &'v RequestView<'_>) -> Option<Cow<'v, str>> {
         match self {
             Var::Method => Some(Cow::Borrowed(v.req.method.as_str())),
             Var::Path => Some(Cow::Borrowed(v.req.uri.path())),
@@ -152,8 +175,43 @@ impl Var {
             Var::Cookie(n) => v.cookie(n).map(Cow::Borrowed),
             Var::ClientIp => v.client_ip.map(|ip| Cow::Owned(ip.to_string())),
             Var::Route => Some(Cow::Borrowed(v.route)),
+            Var::Claim(path) => claim(v, path).and_then(|c| match c {
+                serde_json::Value::Array(items) => Some(Cow::Owned(
+                    items
+                        .iter()
+                        .filter_map(scalar)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )),
+                other => scalar(other),
+            }),
+            Var::Identity => v.identity.map(Cow::Borrowed),
             Var::Literal(s) => s.as_deref().map(Cow::Borrowed),
         }
+    }
+
+    /// The values to test: the elements of an array claim, else the single value.
+    pub fn resolve_each<'v>(&'v self, v: &'v RequestView<'_>) -> Vec<Cow<'v, str>> {
+        if let Var::Claim(path) = self {
+            if let Some(serde_json::Value::Array(items)) = claim(v, path) {
+                return items.iter().filter_map(scalar).collect();
+            }
+        }
+        self.resolve(v).into_iter().collect()
+    }
+}
+
+fn claim<'v>(v: &'v RequestView<'_>, path: &str) -> Option<&'v serde_json::Value> {
+    crate::jose::claim_at(v.claims?, path).ok().flatten()
+}
+
+/// A JSON scalar as text (strings unquoted); objects and null are not scalars.
+fn scalar(v: &serde_json::Value) -> Option<Cow<'_, str>> {
+    match v {
+        serde_json::Value::String(s) => Some(Cow::Borrowed(s)),
+        serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        serde_json::Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        _ => None,
     }
 }
 
@@ -329,7 +387,21 @@ impl Condition {
                 .client_ip
                 .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
             Condition::Test { var, op } => {
-                let val = var.resolve(v);
+                if let (Var::Claim(_), false) = (var, matches!(op, Op::Exists(_))) {
+                    // Array claims: the test holds when it holds for any element.
+                    return var
+                        .resolve_each(v)
+                        .into_iter()
+                        .any(|x| Self::test(op, Some(x)));
+                }
+                Self::test(op, var.resolve(v))
+            }
+        }
+    }
+
+    fn test(op: &Op, val: Option<Cow<'_, str>>) -> bool {
+        {
+            {
                 match (op, val) {
                     (Op::Exists(want), val) => val.is_some() == *want,
                     (_, None) => false,
@@ -384,6 +456,8 @@ mod tests {
             req: &r,
             client_ip: "10.1.2.3".parse().ok(),
             route: "api",
+            claims: None,
+            identity: None,
         };
         assert!(cond(
             r#"var = "host"

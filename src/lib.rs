@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod reload;
 pub mod router;
 pub mod server;
+pub mod shared;
 pub mod state;
 pub mod units;
 pub mod upstream;

@@ -47,8 +47,10 @@ enum Cmd {
 fn check(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for f in files {
-        let res = tokengate::config::load_file(f)
-            .and_then(|(raw, hash)| tokengate::compile::compile(&raw, &hash, 1, None));
+        let res = tokengate::config::load_file(f).and_then(|(raw, hash)| {
+            let shared = tokengate::shared::Shared::default();
+            tokengate::compile::compile(&raw, &hash, 1, None, &shared)
+        });
         match res {
             Ok(_) => println!("{}: ok", f.display()),
             Err(errs) => {

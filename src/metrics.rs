@@ -14,6 +14,7 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub config_errors: IntCounter,
     pub access_log_dropped: IntCounter,
+    pub policy_decisions: IntCounterVec,
 }
 
 impl Metrics {
@@ -53,6 +54,14 @@ impl Metrics {
             "tokengate_access_log_dropped_total",
             "Access log lines dropped because the writer fell behind",
         )?;
+        let policy_decisions = IntCounterVec::new(
+            Opts::new(
+                "tokengate_policy_decisions_total",
+                "Policy decisions by route, policy, outcome code and mode (enforce or shadow)",
+            ),
+            &["route", "policy", "outcome", "mode"],
+        )?;
+        registry.register(Box::new(policy_decisions.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
@@ -67,7 +76,13 @@ impl Metrics {
             reloads,
             config_errors,
             access_log_dropped,
+            policy_decisions,
         })
+    }
+
+    /// The registry, for subsystems that register their own `tokengate_*` metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     pub fn render(&self) -> Vec<u8> {

@@ -186,6 +186,8 @@ mod tests {
             req: &r,
             client_ip: None,
             route: "",
+            claims: None,
+            identity: None,
         })
     }
 

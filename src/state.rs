@@ -40,6 +40,8 @@ pub enum ReloadOutcome {
 
 pub struct State {
     pub current: ArcSwap<Snapshot>,
+    /// Caches and clients that outlive a snapshot.
+    pub shared: crate::shared::Shared,
     pub config_path: PathBuf,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
@@ -56,7 +58,8 @@ impl State {
     /// Load and compile the config at start. Any error is fatal here (nothing to keep serving).
     pub fn boot(path: PathBuf) -> Result<Arc<State>, Vec<ConfigError>> {
         let (raw, hash) = config::load_file(&path)?;
-        let snap = compile(&raw, &hash, 1, None)?;
+        let shared = crate::shared::Shared::default();
+        let snap = compile(&raw, &hash, 1, None, &shared)?;
         let metrics = Metrics::new().map_err(|e| vec![ConfigError::new("", e.to_string())])?;
         let access_log = if raw.access_log.enabled {
             Some(AccessLog::start(&raw.access_log.path).map_err(|e| {
@@ -78,6 +81,7 @@ impl State {
         };
         Ok(Arc::new(State {
             current: ArcSwap::from_pointee(snap),
+            shared,
             config_path: path,
             metrics,
             access_log,
@@ -124,7 +128,7 @@ impl State {
             if !force && hash == cur.hash {
                 return Ok(None);
             }
-            compile(&raw, &hash, cur.generation + 1, Some(&cur)).map(Some)
+            compile(&raw, &hash, cur.generation + 1, Some(&cur), &self.shared).map(Some)
         });
         let mut st = match self.status.lock() {
             Ok(s) => s,
@@ -144,7 +148,9 @@ impl State {
                 st.loaded_at = now;
                 st.last_error = None;
                 st.reloads_ok += 1;
+                let used = snap.used_caches.clone();
                 self.current.store(Arc::new(snap));
+                self.shared.retain(&used);
                 self.metrics.reloads.with_label_values(&["ok"]).inc();
                 log::info!("config reload: generation {generation} applied");
                 ReloadOutcome::Applied { generation }

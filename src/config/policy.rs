@@ -28,9 +28,10 @@ pub struct InlinePolicy {
 pub enum PolicyBody {
     Headers(HeadersConfig),
     Cors(CorsConfig),
+    JwtVerify(Box<crate::policy::jwt_verify::config::JwtVerifyConfig>),
 }
 
-const POLICY_TYPES: &[&str] = &["headers", "cors"];
+const POLICY_TYPES: &[&str] = &["headers", "cors", "jwt_verify"];
 
 /// `enabled = true | false | "shadow"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -231,6 +232,7 @@ impl PolicyEntry {
         let body = match kind.as_str() {
             "headers" => PolicyBody::Headers(body_from(t)?),
             "cors" => PolicyBody::Cors(body_from(t)?),
+            "jwt_verify" => PolicyBody::JwtVerify(Box::new(body_from(t)?)),
             other => {
                 return Err(format!(
                     "type: unknown policy type {other:?}, expected one of {}",

@@ -11,13 +11,18 @@
 
 pub mod cors;
 pub mod headers;
+pub mod jwt_verify;
+pub mod keyconf;
 
 use crate::config::{EnabledConfig, InlinePolicy, PolicyBody, PolicyEntry};
 use crate::error::{Errors, GatewayError};
 use crate::expr::{Condition, RequestView};
 use crate::proxy::respond::{ErrorOverride, Reply};
+use crate::shared::Shared;
+use http::{HeaderName, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
-use std::collections::BTreeMap;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 /// What a policy decided in the request phase.
@@ -35,12 +40,29 @@ pub struct PolicyState {
     pub active: u64,
     /// The CORS origin to echo in the response, set by the cors policy.
     pub cors_origin: Option<String>,
+    /// Claims of the last verified token (`claims.*` variables).
+    pub claims: Option<Arc<Map<String, Value>>>,
+    /// The identity established by a token policy (`identity` variable).
+    pub identity: Option<Arc<str>>,
+    /// Headers to remove from, then add to, the request sent upstream.
+    pub upstream_remove: Vec<HeaderName>,
+    pub upstream_add: Vec<(HeaderName, HeaderValue)>,
+    /// Decisions worth recording: (policy index, outcome code, shadow).
+    pub decisions: Vec<(usize, &'static str, bool)>,
 }
 
 #[derive(Debug)]
 pub enum Kind {
     Headers(headers::Headers),
     Cors(cors::Cors),
+    JwtVerify(Box<jwt_verify::JwtVerify>),
+}
+
+/// What compiling a snapshot needs besides the config: long-lived state, and a record of the
+/// caches the new snapshot uses (the others are dropped after the swap).
+pub struct CompileCtx<'a> {
+    pub shared: &'a Shared,
+    pub used_caches: HashSet<String>,
 }
 
 /// A compiled policy with its common settings.
@@ -58,7 +80,13 @@ pub struct Policy {
 pub const MAX_POLICIES_PER_ROUTE: usize = 64;
 
 impl Policy {
-    fn compile(p: &InlinePolicy, label: String, path: &str, errs: &mut Errors) -> Option<Policy> {
+    fn compile(
+        p: &InlinePolicy,
+        label: String,
+        path: &str,
+        errs: &mut Errors,
+        cx: &mut CompileCtx<'_>,
+    ) -> Option<Policy> {
         let InlinePolicy {
             enabled,
             when,
@@ -69,6 +97,7 @@ impl Policy {
         let shadow = match enabled {
             EnabledConfig::On => false,
             EnabledConfig::Off => return None,
+            EnabledConfig::Shadow if matches!(body, PolicyBody::JwtVerify(_)) => true,
             EnabledConfig::Shadow => {
                 errs.push(
                     format!("{path}.enabled"),
@@ -96,6 +125,19 @@ impl Policy {
         let kind = match body {
             PolicyBody::Headers(h) => Kind::Headers(headers::Headers::compile(h, path, errs)?),
             PolicyBody::Cors(c) => Kind::Cors(cors::Cors::compile(c, path, errs)?),
+            PolicyBody::JwtVerify(c) => {
+                let cache = jwt_verify::JwtVerify::cache_capacity(c).map(|cap| {
+                    let fp = format!(
+                        "jwt_verify:{}",
+                        serde_json::to_string(c).unwrap_or_default()
+                    );
+                    cx.used_caches.insert(fp.clone());
+                    cx.shared.verified_cache(&fp, cap)
+                });
+                Kind::JwtVerify(Box::new(jwt_verify::JwtVerify::compile(
+                    c, path, errs, cache,
+                )?))
+            }
         };
         Some(Policy {
             label,
@@ -111,11 +153,24 @@ impl Policy {
         self.when.as_ref().is_none_or(|c| c.eval(v))
     }
 
-    /// Request phase.
-    pub fn on_request(&self, v: &RequestView<'_>, st: &mut PolicyState) -> Flow {
+    /// Request phase. `idx` is this policy's place in the route's chain.
+    pub async fn on_request(&self, idx: usize, v: &RequestView<'_>, st: &mut PolicyState) -> Flow {
         match &self.kind {
             Kind::Headers(_) => Flow::Continue,
             Kind::Cors(c) => c.on_request(v, st),
+            Kind::JwtVerify(j) => match j.on_request(v, st, self.shadow).await {
+                Ok(()) => {
+                    if self.shadow {
+                        st.decisions.push((idx, "ok", true));
+                    }
+                    Flow::Continue
+                }
+                Err(e) if self.shadow => {
+                    st.decisions.push((idx, e.code(), true));
+                    Flow::Continue
+                }
+                Err(e) => Flow::Deny(e),
+            },
         }
     }
 
@@ -124,6 +179,19 @@ impl Policy {
         match &self.kind {
             Kind::Headers(h) => h.request.apply_request(req),
             Kind::Cors(_) => {}
+            Kind::JwtVerify(j) => {
+                if !self.shadow {
+                    j.strip_token(req)
+                }
+            }
+        }
+    }
+
+    /// The realm of the Bearer challenge, for token policies.
+    pub fn realm(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::JwtVerify(j) => j.realm.as_deref(),
+            _ => None,
         }
     }
 
@@ -132,6 +200,7 @@ impl Policy {
         match &self.kind {
             Kind::Headers(h) => h.response.apply_response(resp),
             Kind::Cors(c) => c.on_response(resp, st),
+            Kind::JwtVerify(_) => {}
         }
     }
 }
@@ -142,6 +211,7 @@ pub type Named = BTreeMap<String, Option<Arc<Policy>>>;
 pub fn compile_named(
     raw: &BTreeMap<String, PolicyEntry>,
     errs: &mut Errors,
+    cx: &mut CompileCtx<'_>,
 ) -> BTreeMap<String, Option<Arc<Policy>>> {
     let mut out = BTreeMap::new();
     for (name, entry) in raw {
@@ -155,7 +225,7 @@ pub fn compile_named(
             }
             PolicyEntry::Inline(p) => {
                 let before = errs.0.len();
-                let compiled = Policy::compile(p, name.clone(), &path, errs);
+                let compiled = Policy::compile(p, name.clone(), &path, errs, cx);
                 if errs.0.len() == before {
                     // None here means `enabled = false`: kept in config, skipped at run time.
                     out.insert(name.clone(), compiled.map(Arc::new));
@@ -173,6 +243,7 @@ pub fn compile_chain(
     raw_named: &BTreeMap<String, PolicyEntry>,
     path: &str,
     errs: &mut Errors,
+    cx: &mut CompileCtx<'_>,
 ) -> Vec<Arc<Policy>> {
     let mut out = Vec::new();
     for (i, e) in entries.iter().enumerate() {
@@ -191,8 +262,9 @@ pub fn compile_chain(
                 let label = match &ip.body {
                     PolicyBody::Headers(_) => "headers",
                     PolicyBody::Cors(_) => "cors",
+                    PolicyBody::JwtVerify(_) => "jwt_verify",
                 };
-                if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs) {
+                if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs, cx) {
                     out.push(Arc::new(pol));
                 }
             }

@@ -46,7 +46,6 @@ pub struct Ctx {
     upstream: Option<String>,
     error_code: Option<&'static str>,
     status: u16,
-    outcomes: Vec<String>,
 }
 
 impl Ctx {
@@ -103,18 +102,40 @@ impl Gateway {
 
     fn render(&self, ctx: &Ctx, e: &GatewayError) -> Reply {
         let route = ctx.route();
-        let policy = ctx
-            .pending_policy
-            .and_then(|i| route?.policies.get(i))
-            .and_then(|p| p.errors.as_deref());
-        render_error(
+        let policy = ctx.pending_policy.and_then(|i| route?.policies.get(i));
+        let mut reply = render_error(
             e,
             &[
-                policy,
+                policy.and_then(|p| p.errors.as_deref()),
                 route.and_then(|r| r.errors.as_ref()),
                 ctx.snap.errors.as_ref(),
             ],
-        )
+        );
+        if let Some(err) = e.bearer_error() {
+            // RFC 6750 §3: the Bearer challenge, unless the operator set one.
+            if !reply
+                .headers
+                .iter()
+                .any(|(n, _)| n == http::header::WWW_AUTHENTICATE)
+            {
+                let mut c = String::from("Bearer");
+                let mut sep = " ";
+                if let Some(realm) = policy.and_then(|p| p.realm()) {
+                    c.push_str(&format!(
+                        "{sep}realm=\"{}\"",
+                        realm.replace(['"', '\\'], "")
+                    ));
+                    sep = ", ";
+                }
+                if !err.is_empty() {
+                    c.push_str(&format!("{sep}error=\"{err}\""));
+                }
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    reply.headers.push((http::header::WWW_AUTHENTICATE, v));
+                }
+            }
+        }
+        reply
     }
 
     fn decorate_response(&self, resp: &mut ResponseHeader, ctx: &Ctx) {
@@ -146,7 +167,6 @@ impl ProxyHttp for Gateway {
             upstream: None,
             error_code: None,
             status: 0,
-            outcomes: Vec::new(),
         }
     }
 
@@ -161,36 +181,36 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         ctx.client_ip = client_ip::client_ip(peer, req, &snap.trusted_proxies);
         ctx.request_id = request_id(req);
-        let mut view = RequestView {
-            req,
-            client_ip: ctx.client_ip,
-            route: "",
-        };
-        let Some((idx, route)) = snap.route_for(&view) else {
+        let Some((idx, route)) = snap.route_for(&RequestView::new(req, ctx.client_ip)) else {
             let reply = self.render(ctx, &GatewayError::NoRoute);
             return self.send(session, ctx, reply).await;
         };
         ctx.route = Some(idx);
-        view.route = &route.name;
         let mut flow = Flow::Continue;
         for (i, p) in route.policies.iter().enumerate() {
+            // Rebuilt per policy: earlier policies may have added claims and an identity.
+            let claims = ctx.policy.claims.clone();
+            let identity = ctx.policy.identity.clone();
+            let view = RequestView {
+                req,
+                client_ip: ctx.client_ip,
+                route: &route.name,
+                claims: claims.as_deref(),
+                identity: identity.as_deref(),
+            };
             if !p.applies(&view) {
                 continue;
             }
             ctx.policy.active |= 1u64 << i;
-            match p.on_request(&view, &mut ctx.policy) {
+            match p.on_request(i, &view, &mut ctx.policy).await {
                 Flow::Continue => {}
                 other => {
                     ctx.pending_policy = Some(i);
-                    ctx.outcomes.push(format!(
-                        "{}:{}",
-                        p.label,
-                        if matches!(other, Flow::Deny(_)) {
-                            "denied"
-                        } else {
-                            "answered"
-                        }
-                    ));
+                    let code = match &other {
+                        Flow::Deny(e) => e.code(),
+                        _ => "answered",
+                    };
+                    ctx.policy.decisions.push((i, code, false));
                     flow = other;
                     break;
                 }
@@ -220,11 +240,10 @@ impl ProxyHttp for Gateway {
             ctx.pending = Some(GatewayError::Internal);
             return Err(Error::explain(ErrorType::InternalError, "no proxy action"));
         };
-        let view = RequestView {
-            req: session.req_header(),
-            client_ip: ctx.client_ip,
-            route: name,
-        };
+        let mut view = RequestView::new(session.req_header(), ctx.client_ip);
+        view.route = name;
+        view.claims = ctx.policy.claims.as_deref();
+        view.identity = ctx.policy.identity.as_deref();
         match pool.select(&view) {
             Some(b) => {
                 ctx.upstream = Some(b.addr.to_string());
@@ -297,6 +316,13 @@ impl ProxyHttp for Gateway {
             let _ = up.insert_header("x-forwarded-for", xff);
         }
         let _ = up.insert_header("x-request-id", ctx.request_id.clone());
+        // Claims to headers: names are cleared first so a client cannot forge them.
+        for n in &ctx.policy.upstream_remove {
+            up.remove_header(n);
+        }
+        for (n, v) in &ctx.policy.upstream_add {
+            let _ = up.append_header(n.clone(), v.clone());
+        }
         for (i, p) in route.policies.iter().enumerate() {
             if ctx.policy.active & (1u64 << i) != 0 {
                 p.on_upstream_request(up);
@@ -372,6 +398,21 @@ impl ProxyHttp for Gateway {
         let route = ctx.route().map(|r| r.name.as_str()).unwrap_or("");
         let elapsed = ctx.start.elapsed();
         let m = &self.state.metrics;
+        let mut outcomes = Vec::new();
+        if let Some(r) = ctx.route() {
+            for (i, code, shadow) in &ctx.policy.decisions {
+                let label = r.policies.get(*i).map(|p| p.label.as_str()).unwrap_or("");
+                let mode = if *shadow { "shadow" } else { "enforce" };
+                m.policy_decisions
+                    .with_label_values(&[route, label, code, mode])
+                    .inc();
+                outcomes.push(if *shadow {
+                    format!("{label}:shadow:{code}")
+                } else {
+                    format!("{label}:{code}")
+                });
+            }
+        }
         let code = status.to_string();
         m.requests.with_label_values(&[route, code.as_str()]).inc();
         m.latency
@@ -379,11 +420,7 @@ impl ProxyHttp for Gateway {
             .observe(elapsed.as_secs_f64());
         if let Some(log) = &self.state.access_log {
             let req = session.req_header();
-            let view = RequestView {
-                req,
-                client_ip: None,
-                route: "",
-            };
+            let view = RequestView::new(req, None);
             let entry = crate::accesslog::Entry {
                 ts: crate::accesslog::now_rfc3339(),
                 request_id: String::from_utf8_lossy(ctx.request_id.as_bytes()).into_owned(),
@@ -396,7 +433,7 @@ impl ProxyHttp for Gateway {
                 latency_ms: elapsed.as_secs_f64() * 1000.0,
                 upstream: ctx.upstream.take(),
                 error_code: ctx.error_code,
-                policies: std::mem::take(&mut ctx.outcomes),
+                policies: outcomes,
             };
             if !log.log(entry) {
                 m.access_log_dropped.inc();

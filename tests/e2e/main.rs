@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod errors;
+mod jwt_verify;
 mod policies;
 mod process;
 mod reload;

@@ -1,0 +1,358 @@
+//! Remote key sources: JWKS URLs and OIDC discovery, cached once per process, shared by every
+//! worker thread and kept across config reloads (issue 4, item 3).
+//!
+//! # Shape
+//!
+//! [`KeyCache`] (one per process, in the long-lived state) maps a source URL to an
+//! `Arc<`[`RemoteJwks`]`>`. A policy gets its source at compile time with
+//! [`KeyCache::source`] / [`KeyCache::discovery`] (no network), or per request for a per-client
+//! URL, then on the request path:
+//!
+//! 1. `let gen = src.generation();` then [`RemoteJwks::current`] (lock-free, never waits) or
+//!    [`RemoteJwks::keys`] (fetches when nothing is usable);
+//! 2. when the token's kid is not in the set, [`RemoteJwks::refresh_unknown_kid`];
+//! 3. a [`KeyError`] is `503 jwks_unavailable`, never an invalid token.
+//!
+//! The maintenance loop calls [`KeyCache::refresh_due`] every 100 ms–1 s: it prefetches new
+//! sources and refreshes every source whose refresh time has come. The module spawns no task
+//! of its own outside that call, so nothing runs between tests or after shutdown.
+//!
+//! # Bounds, and why
+//!
+//! * **Capacity** (default [`DEFAULT_CAPACITY`] = 1024 sources): per-client JWKS URLs are
+//!   rendered from request data, so the number of sources must not grow with traffic. When
+//!   full, the least recently used source that nothing else holds (`Arc` strong count 1:
+//!   not referenced by a compiled policy, not in use by a request) is evicted with its metric
+//!   series. If every source is held, [`KeyCache::source`] fails with
+//!   [`KeyError::TooManySources`]. Sources held by a compiled policy are never evicted, so
+//!   static sources keep being refreshed.
+//! * **Refresh** ([`JwksSettings`]): a fetched set is fresh for Cache-Control `max-age`
+//!   clamped into `[min_refresh, max_refresh]` (no header: `max_refresh`; `no-cache` /
+//!   `no-store`: `min_refresh`). `min_refresh` protects the identity provider from a tiny
+//!   max-age; `max_refresh` bounds how long a removed (compromised) key is still trusted.
+//! * **Stale-if-error**: a failed refresh never replaces a good set. The set is served up to
+//!   `max_stale` past its refresh time; after that [`RemoteJwks::current`] is None and
+//!   [`RemoteJwks::keys`] errs: fail closed, because a provider unreachable for that long may
+//!   have revoked keys. Retries back off from 1 s doubling up to `min_refresh`; while backing
+//!   off with nothing usable, callers get the last error at once (no fetch storm).
+//! * **Single flight**: one fetch per source at a time; callers arriving meanwhile wait for
+//!   it and share its outcome (a fetch abandoned by a cancelled caller is redone by the next
+//!   waiter, never run twice at once).
+//! * **Unknown-kid cooldown**: a token naming an unknown kid triggers one refetch; for
+//!   `unknown_kid_cooldown` after it started, further unknown kids get the current set without
+//!   fetching, so a flood of random kids costs one fetch per cooldown and never evicts good
+//!   keys.
+//! * **Per fetch**: `timeout` covers DNS, connect, TLS, redirects, discovery and the body;
+//!   `max_size` is enforced on `Content-Length` and while streaming, before parsing; status
+//!   must be 200; at most [`remote::MAX_KEYS`] keys; keys that the JOSE engine refuses are
+//!   skipped, a set with zero usable keys is refused; symmetric keys are refused (a shared
+//!   secret is never fetched from a URL) and private members are dropped.
+//! * **URLs**: `https`, or plain `http` to a loopback host only (tests, local sidecars); no
+//!   userinfo, no fragment, at most 2048 bytes. Redirects are followed only to the same
+//!   scheme, host and port, at most 3. Whatever DNS answers, link-local (cloud metadata),
+//!   unspecified, multicast and broadcast addresses are never connected to. Key material
+//!   named in a token (`jku`, `x5u`, `jwk`, `x5c`) is never fetched by this module: only URLs
+//!   the policy passes in, which for per-client sources come from its allow-list.
+//! * **Idle lazy sources**: a source with `prefetch = false` that was not used for
+//!   `max_refresh` is no longer refreshed in the background; its next use fetches.
+//! * **Clock**: every time here is monotonic (`Instant`), so a wall-clock step neither
+//!   expires nor revives a cached set.
+//!
+//! HTTPS uses rustls with the process's default crypto provider (aws-lc-rs when none is
+//! installed) and the system's root certificates, or the `ClientConfig` given in
+//! [`KeyCacheOptions`]; one connection per fetch (fetches are rare), HTTP/1.1.
+//!
+//! Nothing here logs a response body, a key or a URL query string: logs and metrics name a
+//! source by `host[:port]/path`.
+
+mod error;
+mod http;
+mod metrics;
+mod remote;
+mod settings;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::KeyError;
+pub use remote::{RemoteJwks, SourceStatus, MAX_KEYS};
+pub use settings::{JwksSettings, MAX_SIZE_LIMIT, TIMEOUT_LIMIT};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use dashmap::DashMap;
+
+use self::http::{parse_url, HttpClient};
+use self::metrics::Metrics;
+use self::remote::SourceKind;
+
+/// Default maximum number of sources in a [`KeyCache`].
+pub const DEFAULT_CAPACITY: usize = 1024;
+/// Sources refreshed at once by [`KeyCache::refresh_due`].
+pub const REFRESH_CONCURRENCY: usize = 8;
+
+/// Construction options of a [`KeyCache`].
+#[derive(Clone)]
+pub struct KeyCacheOptions {
+    /// Maximum number of sources (JWKS and discovery together); at least 1.
+    pub capacity: usize,
+    /// TLS client configuration for HTTPS sources; None: the process's crypto provider with
+    /// the system's root certificates.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Default for KeyCacheOptions {
+    fn default() -> Self {
+        KeyCacheOptions {
+            capacity: DEFAULT_CAPACITY,
+            tls: None,
+        }
+    }
+}
+
+/// The process-wide cache of remote key sources. `Send + Sync`; see the module docs.
+pub struct KeyCache {
+    jwks: DashMap<String, Arc<RemoteJwks>>,
+    discovery: DashMap<String, Arc<RemoteJwks>>,
+    capacity: usize,
+    serial: AtomicU64,
+    epoch: Instant,
+    /// Serializes insertions so the capacity is exact; lookups never take it.
+    insert: Mutex<()>,
+    http: Arc<HttpClient>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("sources", &self.len())
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyCache {
+    /// A cache with default options, registering its metrics on `registry`.
+    pub fn new(registry: &prometheus::Registry) -> Result<KeyCache, prometheus::Error> {
+        Self::with_options(registry, KeyCacheOptions::default())
+    }
+
+    /// A cache with explicit capacity and TLS configuration.
+    pub fn with_options(
+        registry: &prometheus::Registry,
+        options: KeyCacheOptions,
+    ) -> Result<KeyCache, prometheus::Error> {
+        let KeyCacheOptions { capacity, tls } = options;
+        Ok(KeyCache {
+            jwks: DashMap::new(),
+            discovery: DashMap::new(),
+            capacity: capacity.max(1),
+            serial: AtomicU64::new(0),
+            epoch: Instant::now(),
+            insert: Mutex::new(()),
+            http: Arc::new(HttpClient::new(tls)),
+            metrics: Metrics::new(registry)?,
+        })
+    }
+
+    /// The source for a JWKS URL, created (without fetching) when absent. An existing source
+    /// takes `settings` (a reload; when two policies name one URL, the last call wins).
+    pub fn source(&self, url: &str, settings: JwksSettings) -> Result<Arc<RemoteJwks>, KeyError> {
+        self.get_or_create(false, url, settings)
+    }
+
+    /// The source for an OIDC discovery URL (e.g.
+    /// `https://idp.example/.well-known/openid-configuration`): every fetch reads the
+    /// document and then its `jwks_uri`, which must be https (or http when the discovery URL
+    /// is http on a loopback host). Created without fetching, like [`KeyCache::source`].
+    pub fn discovery(
+        &self,
+        discovery_url: &str,
+        settings: JwksSettings,
+    ) -> Result<Arc<RemoteJwks>, KeyError> {
+        self.get_or_create(true, discovery_url, settings)
+    }
+
+    fn map(&self, discovery: bool) -> &DashMap<String, Arc<RemoteJwks>> {
+        if discovery {
+            &self.discovery
+        } else {
+            &self.jwks
+        }
+    }
+
+    fn lookup(
+        &self,
+        discovery: bool,
+        url: &str,
+        settings: JwksSettings,
+    ) -> Option<Arc<RemoteJwks>> {
+        let src = self.map(discovery).get(url).map(|e| e.value().clone())?;
+        src.touch(Instant::now());
+        src.update_settings(settings);
+        Some(src)
+    }
+
+    fn get_or_create(
+        &self,
+        discovery: bool,
+        url: &str,
+        settings: JwksSettings,
+    ) -> Result<Arc<RemoteJwks>, KeyError> {
+        if let Some(src) = self.lookup(discovery, url, settings) {
+            return Ok(src);
+        }
+        let target = parse_url(url)?;
+        let _insert = self.insert.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(src) = self.lookup(discovery, url, settings) {
+            return Ok(src);
+        }
+        while self.len() >= self.capacity {
+            self.evict_one()?;
+        }
+        let kind = if discovery {
+            SourceKind::Discovery(target)
+        } else {
+            SourceKind::Jwks(target)
+        };
+        let src = Arc::new(RemoteJwks::new(
+            url,
+            kind,
+            settings,
+            self.serial.fetch_add(1, Ordering::Relaxed),
+            self.epoch,
+            self.http.clone(),
+            self.metrics.clone(),
+        ));
+        self.map(discovery).insert(url.to_owned(), src.clone());
+        self.metrics.sources.set(self.len_i64());
+        Ok(src)
+    }
+
+    /// Removes the least recently used source that nothing else holds.
+    fn evict_one(&self) -> Result<(), KeyError> {
+        for _ in 0..3 {
+            let mut victim: Option<(bool, String, (u64, u64))> = None;
+            for discovery in [false, true] {
+                for e in self.map(discovery).iter() {
+                    if Arc::strong_count(e.value()) != 1 {
+                        continue;
+                    }
+                    let rank = (e.value().last_used_ms(), e.value().serial);
+                    if victim.as_ref().is_none_or(|(_, _, r)| rank < *r) {
+                        victim = Some((discovery, e.key().clone(), rank));
+                    }
+                }
+            }
+            let Some((discovery, key, _)) = victim else {
+                return Err(KeyError::TooManySources);
+            };
+            // Re-checked under the shard's write lock: nobody can clone it meanwhile.
+            if let Some((_, src)) = self
+                .map(discovery)
+                .remove_if(&key, |_, v| Arc::strong_count(v) == 1)
+            {
+                log::info!("jwks {}: evicted (least recently used)", src.label());
+                self.metrics.forget(src.label());
+                self.metrics.sources.set(self.len_i64());
+                return Ok(());
+            }
+        }
+        Err(KeyError::TooManySources)
+    }
+
+    /// Drops the cached keys of every source (`None`) or of the source with that JWKS or
+    /// discovery URL; the next use refetches. Returns how many sources were flushed (0: no
+    /// such source).
+    pub fn flush(&self, url: Option<&str>) -> usize {
+        let mut n = 0;
+        for discovery in [false, true] {
+            match url {
+                Some(u) => {
+                    if let Some(src) = self.map(discovery).get(u).map(|e| e.value().clone()) {
+                        src.flush();
+                        n += 1;
+                    }
+                }
+                None => {
+                    let all: Vec<_> = self
+                        .map(discovery)
+                        .iter()
+                        .map(|e| e.value().clone())
+                        .collect();
+                    for src in all {
+                        src.flush();
+                        n += 1;
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    /// The status of every source, sorted by label.
+    pub fn sources(&self) -> Vec<SourceStatus> {
+        let mut out: Vec<SourceStatus> = self.all().iter().map(|s| s.status()).collect();
+        out.sort_by(|a, b| a.source.cmp(&b.source));
+        out
+    }
+
+    /// Number of sources.
+    pub fn len(&self) -> usize {
+        self.jwks.len() + self.discovery.len()
+    }
+
+    fn len_i64(&self) -> i64 {
+        i64::try_from(self.len()).unwrap_or(i64::MAX)
+    }
+
+    /// True when no source exists.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when every prefetched source has a usable set (for `/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.all().iter().all(|s| s.is_ready())
+    }
+
+    fn all(&self) -> Vec<Arc<RemoteJwks>> {
+        self.jwks
+            .iter()
+            .chain(self.discovery.iter())
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
+    /// Fetches every source that is due (new prefetched sources, refresh time reached, retry
+    /// backoff over), [`REFRESH_CONCURRENCY`] at a time, and updates the age gauges. Returns
+    /// when those fetches are done (each is bounded by its `timeout`). Call it from the
+    /// maintenance loop every 100 ms–1 s, inside a tokio runtime.
+    pub async fn refresh_due(&self) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for src in self.all() {
+            src.update_gauges(now);
+            if src.is_due(now) {
+                due.push(src);
+            }
+        }
+        let mut pending = due.into_iter();
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            while running.len() < REFRESH_CONCURRENCY {
+                let Some(src) = pending.next() else { break };
+                running.spawn(async move {
+                    // Failures are logged, counted and scheduled for retry by the source.
+                    let _ = src.refresh().await;
+                });
+            }
+            if running.join_next().await.is_none() {
+                break;
+            }
+        }
+    }
+}

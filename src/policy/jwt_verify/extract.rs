@@ -1,0 +1,273 @@
+//! Finding the token in a request, in the configured order, and removing it before the
+//! request goes upstream when asked. Two different tokens in one request are refused, never
+//! silently resolved by picking one.
+
+use super::config::TokenSourceConfig;
+use crate::error::{Errors, GatewayError};
+use crate::expr::RequestView;
+use http::HeaderName;
+use pingora_http::RequestHeader;
+
+#[derive(Debug, Clone)]
+pub enum Source {
+    Header {
+        name: HeaderName,
+        prefix: Option<String>,
+    },
+    Cookie(String),
+    Query(String),
+}
+
+impl Source {
+    pub fn compile(c: &TokenSourceConfig, path: &str, errs: &mut Errors) -> Option<Source> {
+        let TokenSourceConfig {
+            header,
+            prefix,
+            cookie,
+            query,
+        } = c;
+        let n = [header.is_some(), cookie.is_some(), query.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if n != 1 {
+            errs.push(
+                path,
+                "a token source is exactly one of header, cookie or query",
+            );
+            return None;
+        }
+        if prefix.is_some() && header.is_none() {
+            errs.push(format!("{path}.prefix"), "prefix is for header sources");
+            return None;
+        }
+        if let Some(h) = header {
+            return match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
+                Ok(name) => Some(Source::Header {
+                    name,
+                    prefix: prefix.clone(),
+                }),
+                Err(_) => {
+                    errs.push(format!("{path}.header"), "invalid header name");
+                    None
+                }
+            };
+        }
+        if let Some(c) = cookie {
+            return Some(Source::Cookie(c.clone()));
+        }
+        query.clone().map(Source::Query)
+    }
+
+    /// Every token this source finds (a header may be repeated).
+    fn find<'a>(
+        &self,
+        v: &RequestView<'a>,
+        out: &mut Vec<(usize, std::borrow::Cow<'a, str>)>,
+        i: usize,
+    ) {
+        match self {
+            Source::Header { name, prefix } => {
+                for h in v.req.headers.get_all(name) {
+                    let Ok(s) = h.to_str() else {
+                        out.push((i, std::borrow::Cow::Borrowed("")));
+                        continue;
+                    };
+                    let s = s.trim();
+                    match prefix {
+                        None => out.push((i, std::borrow::Cow::Borrowed(s))),
+                        Some(p) => {
+                            if s.len() >= p.len()
+                                && s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p))
+                            {
+                                let t = s.get(p.len()..).unwrap_or("").trim();
+                                out.push((i, std::borrow::Cow::Borrowed(t)));
+                            }
+                            // Another scheme (e.g. Basic) is not ours: not a token.
+                        }
+                    }
+                }
+            }
+            Source::Cookie(name) => {
+                if let Some(c) = v.cookie(name) {
+                    out.push((i, std::borrow::Cow::Borrowed(c)));
+                }
+            }
+            Source::Query(name) => {
+                if let Some(q) = v.query(name) {
+                    out.push((i, q));
+                }
+            }
+        }
+    }
+}
+
+/// The token and the index of the source it came from.
+pub fn extract<'a>(
+    sources: &[Source],
+    v: &RequestView<'a>,
+) -> Result<(usize, std::borrow::Cow<'a, str>), GatewayError> {
+    let mut found = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        s.find(v, &mut found, i);
+    }
+    let mut it = found.into_iter();
+    let Some((i, first)) = it.next() else {
+        return Err(GatewayError::TokenMissing);
+    };
+    for (_, other) in it {
+        if other != first {
+            return Err(GatewayError::TokenAmbiguous);
+        }
+    }
+    if first.is_empty() {
+        return Err(GatewayError::TokenMalformed);
+    }
+    Ok((i, first))
+}
+
+/// Remove the token (every source of this policy) from the request sent upstream.
+pub fn strip(sources: &[Source], req: &mut RequestHeader) {
+    for s in sources {
+        match s {
+            Source::Header { name, prefix } => match prefix {
+                None => {
+                    req.remove_header(name);
+                }
+                Some(p) => {
+                    // Keep other schemes (e.g. Basic) on a shared header.
+                    let keep: Vec<_> = req
+                        .headers
+                        .get_all(name)
+                        .iter()
+                        .filter(|h| {
+                            !h.to_str().is_ok_and(|s| {
+                                s.trim()
+                                    .get(..p.len())
+                                    .is_some_and(|x| x.eq_ignore_ascii_case(p))
+                            })
+                        })
+                        .cloned()
+                        .collect();
+                    req.remove_header(name);
+                    for k in keep {
+                        let _ = req.append_header(name.clone(), k);
+                    }
+                }
+            },
+            Source::Cookie(c) => {
+                let mut kept = Vec::new();
+                for h in req.headers.get_all(http::header::COOKIE) {
+                    if let Ok(s) = h.to_str() {
+                        kept.extend(
+                            s.split(';')
+                                .map(str::trim)
+                                .filter(|p| !p.is_empty())
+                                .filter(|p| p.split_once('=').map(|(k, _)| k) != Some(c.as_str()))
+                                .map(str::to_string),
+                        );
+                    }
+                }
+                req.remove_header(&http::header::COOKIE);
+                if !kept.is_empty() {
+                    let _ = req.insert_header(http::header::COOKIE, kept.join("; "));
+                }
+            }
+            Source::Query(q) => {
+                let Some(query) = req.uri.query() else {
+                    continue;
+                };
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|p| {
+                        let k = p.split_once('=').map(|(k, _)| k).unwrap_or(p);
+                        percent_encoding::percent_decode_str(k).decode_utf8_lossy() != q.as_str()
+                    })
+                    .collect();
+                let path = req.uri.path().to_string();
+                let pq = if kept.is_empty() {
+                    path
+                } else {
+                    format!("{path}?{}", kept.join("&"))
+                };
+                if let Ok(uri) = http::Uri::builder().path_and_query(pq).build() {
+                    req.set_uri(uri);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(src: &str) -> Vec<Source> {
+        #[derive(serde::Deserialize)]
+        struct W {
+            s: Vec<TokenSourceConfig>,
+        }
+        let w: W = toml::from_str(src).unwrap();
+        let mut e = Errors::default();
+        let out: Vec<_> =
+            w.s.iter()
+                .filter_map(|c| Source::compile(c, "s", &mut e))
+                .collect();
+        assert!(e.is_empty(), "{:?}", e.0);
+        out
+    }
+
+    fn req(uri: &str, h: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", uri.as_bytes(), None).unwrap();
+        for (k, v) in h {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn order_ambiguity_and_strip() {
+        let s = sources(
+            r#"s = [{ header = "authorization", prefix = "Bearer " }, { cookie = "at" }, { query = "access_token" }]"#,
+        );
+        let r = req(
+            "/x?a=1&access_token=T1",
+            &[("authorization", "bearer T1"), ("cookie", "x=1; at=T1")],
+        );
+        let (i, t) = extract(&s, &RequestView::new(&r, None)).unwrap();
+        assert_eq!((i, t.as_ref()), (0, "T1"));
+
+        let r = req("/x", &[("authorization", "Bearer T1"), ("cookie", "at=T2")]);
+        assert_eq!(
+            extract(&s, &RequestView::new(&r, None)).unwrap_err(),
+            GatewayError::TokenAmbiguous
+        );
+
+        let r = req("/x", &[("authorization", "Basic dXNlcjpwdw==")]);
+        assert_eq!(
+            extract(&s, &RequestView::new(&r, None)).unwrap_err(),
+            GatewayError::TokenMissing
+        );
+
+        let r = req(
+            "/x",
+            &[("authorization", "Bearer A"), ("authorization", "Bearer B")],
+        );
+        assert_eq!(
+            extract(&s, &RequestView::new(&r, None)).unwrap_err(),
+            GatewayError::TokenAmbiguous
+        );
+
+        let mut r = req(
+            "/x?a=1&access_token=T1&b=2",
+            &[
+                ("authorization", "Bearer T1"),
+                ("cookie", "x=1; at=T1; y=2"),
+            ],
+        );
+        strip(&s, &mut r);
+        assert!(r.headers.get("authorization").is_none());
+        assert_eq!(r.headers.get("cookie").unwrap(), "x=1; y=2");
+        assert_eq!(r.uri.to_string(), "/x?a=1&b=2");
+    }
+}

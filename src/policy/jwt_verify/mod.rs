@@ -1,0 +1,743 @@
+//! The `jwt_verify` policy: verify JWS, JWE or nested (sign-then-encrypt) tokens on a route,
+//! apply claim rules, establish the client identity, enforce an ACL, and pass claims upstream.
+//!
+//! Request phase: find the token (configured sources, in order; two different tokens are
+//! refused), check its size, look it up in the verified-token cache, else verify with the JOSE
+//! engine under this policy's algorithm allow-lists and keys, validate the claims, cache the
+//! result (never past `exp`, dropped when the key set changes), then check the ACL for the
+//! request method. Verified claims and the identity become variables (`claims.*`, `identity`)
+//! for later policies and conditions. Upstream phase: claims to headers, payload header,
+//! token stripping (all computed in the request phase, applied by the proxy).
+//!
+//! `enabled = "shadow"` runs everything and records the decision (access log + metric) but
+//! never denies and never changes the request.
+
+pub mod cache;
+pub mod config;
+pub mod extract;
+
+use super::keyconf::{self, KeyOrigin};
+use super::PolicyState;
+use crate::error::{Errors, GatewayError};
+use crate::expr::RequestView;
+use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, Limits};
+use cache::{token_key, Entry, VerifiedCache};
+use config::{AclConfig, AclRuleConfig, HeaderFormat, JwtVerifyConfig, SubjectConfig, TokenForm};
+use extract::Source;
+use http::{HeaderName, HeaderValue, Method};
+use regex::Regex;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Verification or decryption keys at run time.
+pub enum Keys {
+    Static(Arc<JwkSet>),
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Keys::Static(s) => write!(f, "Static({} keys)", s.keys().len()),
+        }
+    }
+}
+
+impl Keys {
+    /// The current key set and its generation (changes when the set changes).
+    async fn get(&self) -> Result<(Arc<JwkSet>, u64), GatewayError> {
+        match self {
+            Keys::Static(s) => Ok((s.clone(), 0)),
+        }
+    }
+
+    /// A token named a key we do not have: refetch once (remote sources only).
+    async fn refresh_unknown(&self) -> Option<(Arc<JwkSet>, u64)> {
+        match self {
+            Keys::Static(_) => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Subject {
+    Prefix(String),
+    Regex(Regex),
+}
+
+#[derive(Debug, Default)]
+struct AclRule {
+    identities: Vec<String>,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Acl {
+    default: AclRule,
+    methods: HashMap<Method, AclRule>,
+    roles_claim: String,
+    scope_claim: String,
+}
+
+#[derive(Debug)]
+struct ClaimHeader {
+    claim: String,
+    header: HeaderName,
+    format: HeaderFormat,
+}
+
+#[derive(Debug)]
+pub struct JwtVerify {
+    sources: Vec<Source>,
+    jws: bool,
+    jwe: bool,
+    nested: bool,
+    algs: Vec<Alg>,
+    key_algs: Vec<KeyAlg>,
+    encs: Vec<Enc>,
+    allow_zip: bool,
+    limits: Limits,
+    keys: Option<Keys>,
+    dec_keys: Option<Keys>,
+    rules: ClaimRules,
+    subject: Option<Subject>,
+    one_of: Vec<(String, Vec<Value>)>,
+    contains: Vec<(String, Vec<String>)>,
+    identity_claim: String,
+    acl: Option<Acl>,
+    to_headers: Vec<ClaimHeader>,
+    payload_header: Option<HeaderName>,
+    pub forward_token: bool,
+    cache: Option<Arc<VerifiedCache>>,
+    cache_ttl: u64,
+    pub realm: Option<String>,
+}
+
+/// What verification produced.
+struct Outcome {
+    claims: Arc<Map<String, Value>>,
+    identity: Option<Arc<str>>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Headers the gateway will not let a claim mapping write.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+];
+
+fn header_name(name: &str, path: &str, errs: &mut Errors) -> Option<HeaderName> {
+    let lower = name.to_ascii_lowercase();
+    if FORBIDDEN_HEADERS.contains(&lower.as_str()) {
+        errs.push(path, format!("{name:?} cannot be set from a claim"));
+        return None;
+    }
+    HeaderName::from_bytes(lower.as_bytes())
+        .map_err(|_| errs.push(path, format!("invalid header name {name:?}")))
+        .ok()
+}
+
+fn compile_keys(c: &config::KeysConfig, path: &str, errs: &mut Errors) -> Option<Option<Keys>> {
+    match keyconf::compile(c, path, errs)? {
+        KeyOrigin::None => Some(None),
+        KeyOrigin::Embedded(set) => Some(Some(Keys::Static(Arc::new(set)))),
+        KeyOrigin::JwksUrl(_) | KeyOrigin::Discovery(_) => {
+            errs.push(path, "remote key sources are not available in this build");
+            None
+        }
+    }
+}
+
+fn acl_rule(r: &AclRuleConfig) -> AclRule {
+    let AclRuleConfig {
+        identities,
+        roles,
+        scopes,
+    } = r;
+    AclRule {
+        identities: identities.clone(),
+        roles: roles.clone(),
+        scopes: scopes.clone(),
+    }
+}
+
+fn compile_acl(a: &AclConfig, path: &str, errs: &mut Errors) -> Acl {
+    let AclConfig {
+        identities,
+        roles,
+        scopes,
+        roles_claim,
+        scope_claim,
+        methods,
+    } = a;
+    let mut m = HashMap::new();
+    for (name, rule) in methods {
+        match Method::from_bytes(name.to_ascii_uppercase().as_bytes()) {
+            Ok(meth) => {
+                m.insert(meth, acl_rule(rule));
+            }
+            Err(_) => errs.push(format!("{path}.methods.{name}"), "invalid method"),
+        }
+    }
+    Acl {
+        default: AclRule {
+            identities: identities.clone(),
+            roles: roles.clone(),
+            scopes: scopes.clone(),
+        },
+        methods: m,
+        roles_claim: roles_claim.clone(),
+        scope_claim: scope_claim.clone(),
+    }
+}
+
+fn toml_to_json(v: &toml::Value) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+impl JwtVerify {
+    /// `cache` is the shared verified-token cache for this config (kept across reloads).
+    pub fn compile(
+        c: &JwtVerifyConfig,
+        path: &str,
+        errs: &mut Errors,
+        cache: Option<Arc<VerifiedCache>>,
+    ) -> Option<JwtVerify> {
+        let JwtVerifyConfig {
+            sources,
+            forms,
+            algorithms,
+            key_algorithms,
+            encryptions,
+            allow_zip,
+            max_token_size,
+            keys,
+            decryption_keys,
+            issuers,
+            audiences,
+            subject,
+            required_claims,
+            prohibited_claims,
+            claims,
+            contains,
+            clock_skew,
+            require_exp,
+            max_lifetime,
+            typ,
+            identity_claim,
+            acl,
+            claims_to_headers,
+            payload_header,
+            forward_token,
+            cache: cache_cfg,
+            realm,
+        } = c;
+        let before = errs.0.len();
+        if sources.is_empty() {
+            errs.push(format!("{path}.sources"), "list at least one token source");
+        }
+        let sources: Vec<Source> = sources
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Source::compile(s, &format!("{path}.sources[{i}]"), errs))
+            .collect();
+        if forms.is_empty() {
+            errs.push(
+                format!("{path}.forms"),
+                "list at least one of jws, jwe, nested",
+            );
+        }
+        let jws = forms.contains(&TokenForm::Jws);
+        let jwe = forms.contains(&TokenForm::Jwe);
+        let nested = forms.contains(&TokenForm::Nested);
+        let mut algs = Vec::new();
+        for (i, a) in algorithms.iter().enumerate() {
+            match Alg::from_name(a) {
+                Some(a) => algs.push(a),
+                None => errs.push(
+                    format!("{path}.algorithms[{i}]"),
+                    format!("{a:?} is not an accepted JWS algorithm (\"none\" never is)"),
+                ),
+            }
+        }
+        let mut key_algs = Vec::new();
+        for (i, a) in key_algorithms.iter().enumerate() {
+            match KeyAlg::from_name(a) {
+                Some(a) => key_algs.push(a),
+                None => errs.push(
+                    format!("{path}.key_algorithms[{i}]"),
+                    format!("unknown JWE key management algorithm {a:?}"),
+                ),
+            }
+        }
+        let mut encs = Vec::new();
+        for (i, e) in encryptions.iter().enumerate() {
+            match Enc::from_name(e) {
+                Some(e) => encs.push(e),
+                None => errs.push(
+                    format!("{path}.encryptions[{i}]"),
+                    format!("unknown JWE content encryption {e:?}"),
+                ),
+            }
+        }
+        let keys = compile_keys(keys, &format!("{path}.keys"), errs);
+        let dec_keys = compile_keys(decryption_keys, &format!("{path}.decryption_keys"), errs);
+        if jws || nested {
+            if algorithms.is_empty() {
+                errs.push(
+                    format!("{path}.algorithms"),
+                    "list the JWS algorithms accepted",
+                );
+            }
+            if matches!(keys, Some(None)) {
+                errs.push(
+                    format!("{path}.keys"),
+                    "signature verification keys are needed",
+                );
+            }
+        }
+        if jwe || nested {
+            if key_algorithms.is_empty() || encryptions.is_empty() {
+                errs.push(
+                    path,
+                    "jwe and nested forms need key_algorithms and encryptions",
+                );
+            }
+            if matches!(dec_keys, Some(None)) {
+                errs.push(
+                    format!("{path}.decryption_keys"),
+                    "decryption keys are needed",
+                );
+            }
+        }
+        let max = usize::try_from(max_token_size.0).unwrap_or(usize::MAX);
+        if max < 64 {
+            errs.push(
+                format!("{path}.max_token_size"),
+                "must be at least 64 bytes",
+            );
+        }
+        let limits = Limits {
+            max_token: max,
+            ..Limits::default()
+        };
+        let (subject_exact, subject) = match subject {
+            None => (None, None),
+            Some(SubjectConfig {
+                equals,
+                prefix,
+                regex,
+            }) => {
+                let n = [equals.is_some(), prefix.is_some(), regex.is_some()]
+                    .iter()
+                    .filter(|b| **b)
+                    .count();
+                if n != 1 {
+                    errs.push(
+                        format!("{path}.subject"),
+                        "exactly one of equals, prefix, regex",
+                    );
+                }
+                let re = regex.as_ref().and_then(|r| {
+                    Regex::new(r)
+                        .map_err(|e| {
+                            errs.push(
+                                format!("{path}.subject.regex"),
+                                format!("invalid regex: {e}"),
+                            )
+                        })
+                        .ok()
+                });
+                (
+                    equals.clone(),
+                    prefix
+                        .clone()
+                        .map(Subject::Prefix)
+                        .or(re.map(Subject::Regex)),
+                )
+            }
+        };
+        let mut one_of = Vec::new();
+        for (k, v) in claims {
+            let vals = match v {
+                toml::Value::Array(items) => items.iter().map(toml_to_json).collect(),
+                other => vec![toml_to_json(other)],
+            };
+            if vals.is_empty() {
+                errs.push(
+                    format!("{path}.claims.{k}"),
+                    "an empty list matches nothing",
+                );
+            }
+            one_of.push((k.clone(), vals));
+        }
+        if identity_claim.is_empty() {
+            errs.push(format!("{path}.identity_claim"), "must name a claim");
+        }
+        let acl = acl
+            .as_ref()
+            .map(|a| compile_acl(a, &format!("{path}.acl"), errs));
+        let mut to_headers = Vec::new();
+        for (i, m) in claims_to_headers.iter().enumerate() {
+            let p = format!("{path}.claims_to_headers[{i}]");
+            if let Some(h) = header_name(&m.header, &format!("{p}.header"), errs) {
+                to_headers.push(ClaimHeader {
+                    claim: m.claim.clone(),
+                    header: h,
+                    format: m.format,
+                });
+            }
+        }
+        let payload_header = payload_header
+            .as_ref()
+            .and_then(|h| header_name(h, &format!("{path}.payload_header"), errs));
+        if cache_cfg.enabled && cache_cfg.capacity == 0 {
+            errs.push(
+                format!("{path}.cache.capacity"),
+                "must be >= 1 (or enabled = false)",
+            );
+        }
+        if errs.0.len() > before {
+            return None;
+        }
+        let rules = ClaimRules {
+            issuers: issuers.clone(),
+            audiences: audiences.clone(),
+            subject: subject_exact,
+            typ: typ.clone(),
+            leeway: clock_skew.0.as_secs(),
+            require_exp: *require_exp,
+            require_iat: max_lifetime.is_some(),
+            max_lifetime: max_lifetime.map(|d| d.0.as_secs()),
+            max_age: None,
+            required: required_claims.clone(),
+            prohibited: prohibited_claims.clone(),
+            exact: Vec::new(),
+        };
+        Some(JwtVerify {
+            sources,
+            jws,
+            jwe,
+            nested,
+            algs,
+            key_algs,
+            encs,
+            allow_zip: *allow_zip,
+            limits,
+            keys: keys.flatten(),
+            dec_keys: dec_keys.flatten(),
+            rules,
+            subject,
+            one_of,
+            contains: contains
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            identity_claim: identity_claim.clone(),
+            acl,
+            to_headers,
+            payload_header,
+            forward_token: *forward_token,
+            cache: if cache_cfg.enabled { cache } else { None },
+            cache_ttl: cache_cfg.ttl.0.as_secs(),
+            realm: realm.clone(),
+        })
+    }
+
+    /// The cache capacity this config asks for (None: no cache).
+    pub fn cache_capacity(c: &JwtVerifyConfig) -> Option<usize> {
+        c.cache.enabled.then_some(c.cache.capacity)
+    }
+
+    async fn keyset(keys: &Option<Keys>) -> Result<(Arc<JwkSet>, u64), GatewayError> {
+        match keys {
+            Some(k) => k.get().await,
+            None => Ok((Arc::new(JwkSet::default()), 0)),
+        }
+    }
+
+    /// Verify (or decrypt) and return the claims with the header `typ`.
+    fn open(
+        &self,
+        token: &str,
+        sign: &JwkSet,
+        dec: &JwkSet,
+    ) -> Result<(Map<String, Value>, Option<String>), jose::JoseError> {
+        let dots = token.bytes().filter(|b| *b == b'.').count();
+        match dots {
+            2 if self.jws => {
+                let v = jose::verify(token, sign, &self.algs, &self.limits)?;
+                let claims = v.claims()?;
+                Ok((claims, v.header.typ.clone()))
+            }
+            4 if self.jwe || self.nested => {
+                let mut policy = DecryptPolicy::new(&self.key_algs, &self.encs);
+                policy.allow_zip = self.allow_zip;
+                policy.limits = self.limits;
+                let d = jose::decrypt(token, dec, &policy)?;
+                if d.header.cty_is_jwt() {
+                    if !self.nested {
+                        return Err(jose::JoseError::NestingInvalid);
+                    }
+                    let inner = std::str::from_utf8(&d.plaintext)
+                        .map_err(|_| jose::JoseError::NestingInvalid)?;
+                    if inner.bytes().filter(|b| *b == b'.').count() != 2 {
+                        return Err(jose::JoseError::NestingInvalid);
+                    }
+                    let v = jose::verify(inner, sign, &self.algs, &self.limits)?;
+                    let claims = v.claims()?;
+                    Ok((claims, v.header.typ.clone()))
+                } else {
+                    if !self.jwe {
+                        // Only nested tokens are accepted: the signature is required.
+                        return Err(jose::JoseError::NestingInvalid);
+                    }
+                    let claims = jose::json::parse_object(&d.plaintext)
+                        .map_err(|_| jose::JoseError::ClaimsMalformed)?;
+                    Ok((claims, d.header.typ.clone()))
+                }
+            }
+            _ => Err(jose::JoseError::TokenMalformed),
+        }
+    }
+
+    fn check_extra_rules(&self, claims: &Map<String, Value>) -> Result<(), GatewayError> {
+        if let Some(s) = &self.subject {
+            let sub = match claims.get("sub") {
+                None => return Err(GatewayError::ClaimMissing),
+                Some(Value::String(s)) => s,
+                Some(_) => return Err(GatewayError::ClaimMismatch),
+            };
+            let ok = match s {
+                Subject::Prefix(p) => sub.starts_with(p.as_str()),
+                Subject::Regex(r) => r.is_match(sub),
+            };
+            if !ok {
+                return Err(GatewayError::SubjectMismatch);
+            }
+        }
+        for (path, allowed) in &self.one_of {
+            match jose::claim_at(claims, path).map_err(|e| GatewayError::from(&e))? {
+                None => return Err(GatewayError::ClaimMissing),
+                Some(v) if allowed.contains(v) => {}
+                Some(_) => return Err(GatewayError::ClaimMismatch),
+            }
+        }
+        for (path, needed) in &self.contains {
+            let v = jose::claim_at(claims, path).map_err(|e| GatewayError::from(&e))?;
+            let Some(v) = v else {
+                return Err(GatewayError::ClaimMissing);
+            };
+            let members = members(v).ok_or(GatewayError::ClaimMismatch)?;
+            if !needed.iter().all(|n| members.contains(&n.as_str())) {
+                return Err(GatewayError::ClaimMismatch);
+            }
+        }
+        Ok(())
+    }
+
+    fn identity_of(&self, claims: &Map<String, Value>) -> Option<Arc<str>> {
+        match jose::claim_at(claims, &self.identity_claim)
+            .ok()
+            .flatten()?
+        {
+            Value::String(s) => Some(Arc::from(s.as_str())),
+            Value::Number(n) => Some(Arc::from(n.to_string())),
+            _ => None,
+        }
+    }
+
+    fn check_acl(&self, method: &Method, out: &Outcome) -> Result<(), GatewayError> {
+        let Some(acl) = &self.acl else { return Ok(()) };
+        let rule = acl.methods.get(method).unwrap_or(&acl.default);
+        if !rule.identities.is_empty()
+            && !out
+                .identity
+                .as_deref()
+                .is_some_and(|id| rule.identities.iter().any(|x| x == id))
+        {
+            return Err(GatewayError::AccessDenied);
+        }
+        if !rule.roles.is_empty() {
+            let roles = jose::claim_at(&out.claims, &acl.roles_claim)
+                .ok()
+                .flatten()
+                .and_then(members)
+                .unwrap_or_default();
+            if !rule.roles.iter().any(|r| roles.contains(&r.as_str())) {
+                return Err(GatewayError::AccessDenied);
+            }
+        }
+        if !rule.scopes.is_empty() {
+            let scopes = jose::claim_at(&out.claims, &acl.scope_claim)
+                .ok()
+                .flatten()
+                .and_then(members)
+                .unwrap_or_default();
+            if !rule.scopes.iter().all(|s| scopes.contains(&s.as_str())) {
+                return Err(GatewayError::AccessDenied);
+            }
+        }
+        Ok(())
+    }
+
+    async fn verify(&self, token: &str, now: u64) -> Result<Outcome, GatewayError> {
+        let (mut sign, mut sg) = Self::keyset(&self.keys).await?;
+        let (mut dec, mut dg) = Self::keyset(&self.dec_keys).await?;
+        let key = self.cache.as_ref().map(|_| token_key(token));
+        let generation = |s: u64, d: u64| s.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ d;
+        if let (Some(c), Some(k)) = (&self.cache, &key) {
+            if let Some(e) = c.get(k, now, generation(sg, dg)) {
+                return Ok(Outcome {
+                    claims: e.claims.clone(),
+                    identity: e.identity.clone(),
+                });
+            }
+        }
+        let mut opened = self.open(token, &sign, &dec);
+        if matches!(opened, Err(jose::JoseError::NoMatchingKey)) {
+            // An unknown kid: the issuer may have rotated. One single-flight refetch.
+            let mut again = false;
+            if let Some((s, g)) = match &self.keys {
+                Some(k) => k.refresh_unknown().await,
+                None => None,
+            } {
+                (sign, sg, again) = (s, g, true);
+            }
+            if let Some((d, g)) = match &self.dec_keys {
+                Some(k) => k.refresh_unknown().await,
+                None => None,
+            } {
+                (dec, dg, again) = (d, g, true);
+            }
+            if again {
+                opened = self.open(token, &sign, &dec);
+            }
+        }
+        let (claims, typ) = opened.map_err(|e| GatewayError::from(&e))?;
+        self.rules
+            .validate(&claims, typ.as_deref(), now)
+            .map_err(|e| GatewayError::from(&e))?;
+        self.check_extra_rules(&claims)?;
+        let identity = self.identity_of(&claims);
+        let claims = Arc::new(claims);
+        if let (Some(c), Some(k)) = (&self.cache, key) {
+            let exp = claims
+                .get("exp")
+                .and_then(Value::as_f64)
+                .map(|e| e.max(0.0) as u64)
+                .unwrap_or(u64::MAX);
+            c.insert(
+                k,
+                Entry {
+                    claims: claims.clone(),
+                    identity: identity.clone(),
+                    valid_until: exp.min(now.saturating_add(self.cache_ttl)),
+                    key_generation: generation(sg, dg),
+                },
+                now,
+            );
+        }
+        Ok(Outcome { claims, identity })
+    }
+
+    /// Request phase. Ok: claims and identity are in `st`, upstream header changes queued.
+    pub async fn on_request(
+        &self,
+        v: &RequestView<'_>,
+        st: &mut PolicyState,
+        shadow: bool,
+    ) -> Result<(), GatewayError> {
+        let (_, token) = extract::extract(&self.sources, v)?;
+        if token.len() > self.limits.max_token {
+            return Err(GatewayError::TokenTooLarge);
+        }
+        let out = self.verify(&token, unix_now()).await?;
+        self.check_acl(&v.req.method, &out)?;
+        if shadow {
+            return Ok(());
+        }
+        for m in &self.to_headers {
+            st.upstream_remove.push(m.header.clone());
+            let Ok(Some(val)) = jose::claim_at(&out.claims, &m.claim) else {
+                continue;
+            };
+            for hv in header_values(val, m.format) {
+                st.upstream_add.push((m.header.clone(), hv));
+            }
+        }
+        if let Some(h) = &self.payload_header {
+            st.upstream_remove.push(h.clone());
+            let json = serde_json::to_vec(&*out.claims).unwrap_or_default();
+            if let Ok(hv) = HeaderValue::from_str(&jose::b64_encode(&json)) {
+                st.upstream_add.push((h.clone(), hv));
+            }
+        }
+        st.claims = Some(out.claims);
+        st.identity = out.identity;
+        Ok(())
+    }
+
+    /// Upstream phase: strip the token when `forward_token = false`.
+    pub fn strip_token(&self, req: &mut pingora_http::RequestHeader) {
+        if !self.forward_token {
+            extract::strip(&self.sources, req);
+        }
+    }
+}
+
+/// The members of an array claim, or of a space-separated string (OAuth `scope`).
+fn members(v: &Value) -> Option<Vec<&str>> {
+    match v {
+        Value::Array(items) => Some(items.iter().filter_map(Value::as_str).collect()),
+        Value::String(s) => Some(s.split(' ').filter(|p| !p.is_empty()).collect()),
+        _ => None,
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => None,
+        other => serde_json::to_string(other).ok(),
+    }
+}
+
+/// Header values for a claim; values that are not valid header text (control characters)
+/// are dropped, never passed on.
+fn header_values(v: &Value, f: HeaderFormat) -> Vec<HeaderValue> {
+    let texts: Vec<String> = match (f, v) {
+        (HeaderFormat::Json, v) => serde_json::to_string(v).ok().into_iter().collect(),
+        (HeaderFormat::Repeat, Value::Array(items)) => {
+            items.iter().filter_map(scalar_text).collect()
+        }
+        (HeaderFormat::Csv, Value::Array(items)) => {
+            vec![items
+                .iter()
+                .filter_map(scalar_text)
+                .collect::<Vec<_>>()
+                .join(", ")]
+        }
+        (_, v) => scalar_text(v).into_iter().collect(),
+    };
+    texts
+        .into_iter()
+        .filter_map(|t| HeaderValue::from_str(&t).ok())
+        .collect()
+}
