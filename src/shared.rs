@@ -20,6 +20,11 @@ impl Shared {
             .clone()
     }
 
+    /// Entries across all verified-token caches (for status and tests).
+    pub fn verified_entries(&self) -> usize {
+        self.verified.iter().map(|c| c.len()).sum()
+    }
+
     /// Drop the caches no policy of the new snapshot uses.
     pub fn retain(&self, used: &HashSet<String>) {
         self.verified.retain(|k, _| used.contains(k));

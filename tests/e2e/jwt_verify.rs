@@ -270,3 +270,381 @@ policies = [{{ type = "jwt_verify", forms = ["jwe"], key_algorithms = ["dir"], e
     assert_eq!(r.json()["errorCode"], "decryption_failed");
     assert_eq!(r.json()["message"], "the token is invalid");
 }
+
+struct Fixture {
+    gw: Gateway,
+    _up: Upstream,
+    rs: Jwk,
+}
+
+async fn rules_gateway() -> Fixture {
+    let up = Upstream::start("u").await;
+    let rs = gen("RSA", Some(2048), None, "k1");
+    let gw = Gateway::start(&format!(
+        r#"
+[upstreams.pool]
+targets = ["{up}"]
+
+[policies.verify]
+type = "jwt_verify"
+algorithms = ["RS256"]
+keys = {{ jwks = '{set}' }}
+sources = [{{ header = "authorization", prefix = "Bearer " }}, {{ cookie = "at" }}]
+issuers = ["https://idp.example"]
+audiences = ["api"]
+subject = {{ prefix = "user-" }}
+required_claims = ["tenant.id"]
+prohibited_claims = ["impersonator"]
+claims = {{ "tenant.id" = ["t1", "t2"] }}
+contains = {{ scope = ["read"] }}
+max_lifetime = "1h"
+clock_skew = "5s"
+realm = "api"
+max_token_size = "4KiB"
+identity_claim = "sub"
+acl = {{ roles = ["reader"], methods = {{ DELETE = {{ roles = ["admin"], scopes = ["delete"] }} }} }}
+claims_to_headers = [
+  {{ claim = "sub", header = "x-user" }},
+  {{ claim = "roles", header = "x-roles" }},
+  {{ claim = "roles", header = "x-roles-json", format = "json" }},
+  {{ claim = "roles", header = "x-role", format = "repeat" }},
+  {{ claim = "missing", header = "x-missing" }},
+]
+payload_header = "x-jwt-payload"
+forward_token = false
+
+[[routes]]
+name = "api"
+match = {{ path_prefix = "/api" }}
+upstream = "pool"
+policies = [
+  {{ use = "verify" }},
+  {{ type = "headers", when = {{ var = "claims.roles", equals = "admin" }}, request = {{ set = {{ "x-is-admin" = "yes" }} }} }},
+]
+
+[[routes]]
+name = "shadow"
+match = {{ path_prefix = "/shadow" }}
+upstream = "pool"
+policies = [{{ type = "jwt_verify", enabled = "shadow", algorithms = ["RS256"], keys = {{ jwks = '{set}' }}, claims_to_headers = [{{ claim = "sub", header = "x-user" }}] }}]
+"#,
+        up = up.addr,
+        set = public_set(&[&rs]),
+    ))
+    .await;
+    Fixture { gw, _up: up, rs }
+}
+
+fn with(base: &Value, f: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
+    let mut v = base.clone();
+    f(v.as_object_mut().unwrap());
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_codes_acl_headers_and_shadow() {
+    let fx = rules_gateway().await;
+    let port = fx.gw.port;
+    let t = now();
+    let good = claims("user-1");
+    let other_key = gen("RSA", Some(2048), None, "k1");
+    let cases: Vec<(&str, Value, Value, &Jwk)> = vec![
+        ("ok", good.clone(), json!({"kid": "k1"}), &fx.rs),
+        (
+            "token_expired",
+            with(&good, |m| {
+                m.insert("exp".into(), json!(t - 60));
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "token_not_yet_valid",
+            with(&good, |m| {
+                m.insert("nbf".into(), json!(t + 600));
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "token_too_old",
+            with(&good, |m| {
+                m.insert("exp".into(), json!(t + 7200));
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "issuer_mismatch",
+            with(&good, |m| {
+                m.insert("iss".into(), json!("https://evil"));
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "audience_mismatch",
+            with(&good, |m| {
+                m.insert("aud".into(), json!("web"));
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "subject_mismatch",
+            with(&good, |m| {
+                m.insert("sub".into(), json!("svc-1"));
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "claim_missing",
+            with(&good, |m| {
+                m.remove("tenant");
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "claim_prohibited",
+            with(&good, |m| {
+                m.insert("impersonator".into(), json!("x"));
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "claim_mismatch",
+            with(&good, |m| {
+                m.insert("tenant".into(), json!({"id": "t9"}));
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "claim_mismatch",
+            with(&good, |m| {
+                m.insert("scope".into(), json!("write"));
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "claim_mismatch",
+            with(&good, |m| {
+                m.insert("aud".into(), json!(42));
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "access_denied",
+            with(&good, |m| {
+                m.insert("roles".into(), json!(["guest"]));
+            }),
+            json!({"kid": "k1"}),
+            &fx.rs,
+        ),
+        (
+            "signature_invalid",
+            good.clone(),
+            json!({"kid": "k1"}),
+            &other_key,
+        ),
+        (
+            "no_matching_key",
+            good.clone(),
+            json!({"kid": "unknown"}),
+            &fx.rs,
+        ),
+    ];
+    let reqs: Vec<Value> = cases
+        .iter()
+        .map(|(_, c, h, k)| sign_req("joserfc", &private(k), "RS256", c, h.clone()))
+        .collect();
+    let toks = peer(&reqs);
+    let tok = |i: usize| toks[i]["token"].as_str().unwrap().to_string();
+    for (i, (code, ..)) in cases.iter().enumerate() {
+        let r = request(
+            port,
+            "GET",
+            "/api/x",
+            &[("authorization", &bearer(&tok(i)))],
+            "",
+        )
+        .await;
+        if *code == "ok" {
+            assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+            continue;
+        }
+        let want = if *code == "access_denied" { 403 } else { 401 };
+        assert_eq!(r.status, want, "{code}");
+        assert_eq!(r.json()["errorCode"], *code, "case {i}");
+        let challenge = r.header("www-authenticate").unwrap();
+        let err = if *code == "access_denied" {
+            "insufficient_scope"
+        } else {
+            "invalid_token"
+        };
+        assert_eq!(challenge, format!("Bearer realm=\"api\", error=\"{err}\""));
+    }
+    let good_tok = tok(0);
+
+    // The upstream sees mapped claims, not the token, and no forged x-user.
+    let r = request(
+        port,
+        "GET",
+        "/api/x",
+        &[
+            ("authorization", &bearer(&good_tok)),
+            ("x-user", "forged"),
+            ("x-missing", "forged"),
+        ],
+        "",
+    )
+    .await;
+    let h = &r.json()["headers"];
+    assert_eq!(h["x-user"], json!(["user-1"]));
+    assert_eq!(h["x-roles"], json!(["reader, admin"]));
+    assert_eq!(h["x-roles-json"], json!(["[\"reader\",\"admin\"]"]));
+    assert_eq!(h["x-role"], json!(["reader", "admin"]));
+    assert!(
+        h.get("x-missing").is_none(),
+        "spoofed header removed even when the claim is absent"
+    );
+    assert!(h.get("authorization").is_none(), "forward_token = false");
+    assert_eq!(
+        h["x-is-admin"],
+        json!(["yes"]),
+        "claims drive later conditions"
+    );
+    let payload = tokengate::jose::b64_decode(h["x-jwt-payload"][0].as_str().unwrap()).unwrap();
+    let payload: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(payload["sub"], "user-1");
+
+    // Cookie source; two different tokens -> refused; none -> token_missing.
+    let r = request(
+        port,
+        "GET",
+        "/api/x",
+        &[("cookie", &format!("a=1; at={good_tok}"))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = request(
+        port,
+        "GET",
+        "/api/x",
+        &[
+            ("cookie", &format!("at={}", tok(1))),
+            ("authorization", &bearer(&good_tok)),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["errorCode"], "token_ambiguous");
+    let r = get(port, "/api/x").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["errorCode"], "token_missing");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"api\""));
+    let r = request(
+        port,
+        "GET",
+        "/api/x",
+        &[("authorization", "Bearer a.b")],
+        "",
+    )
+    .await;
+    assert_eq!(r.json()["errorCode"], "token_malformed");
+    let huge = format!("{}.{}.{}", "a".repeat(3000), "b".repeat(2000), "c");
+    let r = request(
+        port,
+        "GET",
+        "/api/x",
+        &[("authorization", &bearer(&huge))],
+        "",
+    )
+    .await;
+    assert_eq!(r.json()["errorCode"], "token_too_large");
+
+    // Method-level ACL: DELETE needs the admin role and the delete scope.
+    let r = request(
+        port,
+        "DELETE",
+        "/api/x",
+        &[("authorization", &bearer(&good_tok))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 403, "scope delete missing");
+
+    // Shadow: invalid tokens pass, decisions are recorded, nothing is changed upstream.
+    let r = request(
+        port,
+        "GET",
+        "/shadow/x",
+        &[("authorization", &bearer(&tok(13)))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.json()["headers"].get("x-user").is_none());
+    let r = get(port, "/shadow/x").await;
+    assert_eq!(r.status, 200);
+    let m = String::from_utf8_lossy(&get(fx.gw.admin_port, "/metrics").await.body).to_string();
+    for want in [
+        r#"tokengate_policy_decisions_total{mode="shadow",outcome="signature_invalid",policy="jwt_verify",route="shadow"} 1"#,
+        r#"tokengate_policy_decisions_total{mode="shadow",outcome="token_missing",policy="jwt_verify",route="shadow"} 1"#,
+        r#"tokengate_policy_decisions_total{mode="enforce",outcome="token_expired",policy="verify",route="api"} 1"#,
+    ] {
+        assert!(m.contains(want), "missing {want} in\n{m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_cache_survives_an_unrelated_reload() {
+    let fx = rules_gateway().await;
+    let tok = peer(&[sign_req(
+        "jwcrypto",
+        &private(&fx.rs),
+        "RS256",
+        &claims("user-2"),
+        json!({"kid": "k1"}),
+    )]);
+    let tok = tok[0]["token"].as_str().unwrap();
+    let r = request(
+        fx.gw.port,
+        "GET",
+        "/api/x",
+        &[("authorization", &bearer(tok))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(fx.gw.state.shared.verified_entries(), 1);
+    // Add a route: the policy config is unchanged, so its cache stays warm.
+    let text = std::fs::read_to_string(&fx.gw.config).unwrap()
+        + "\n[[routes]]\nname = \"extra\"\nmatch = { path_exact = \"/extra\" }\nrespond = { status = 204 }\n";
+    std::fs::write(&fx.gw.config, text).unwrap();
+    eventually("reloaded", || async { fx.gw.generation() == 2 }).await;
+    assert_eq!(fx.gw.state.shared.verified_entries(), 1);
+    let r = request(
+        fx.gw.port,
+        "GET",
+        "/api/x",
+        &[("authorization", &bearer(tok))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    // Change the policy: its old cache is dropped.
+    let text = std::fs::read_to_string(&fx.gw.config)
+        .unwrap()
+        .replace("clock_skew = \"5s\"", "clock_skew = \"6s\"");
+    std::fs::write(&fx.gw.config, text).unwrap();
+    eventually("reloaded again", || async { fx.gw.generation() == 3 }).await;
+    assert_eq!(fx.gw.state.shared.verified_entries(), 0);
+}
