@@ -41,13 +41,7 @@ fn bench_routes(c: &mut Criterion) {
         let snap = snapshot(n);
         c.bench_function(&format!("route_match/{n}_routes_then_regex"), |b| {
             b.iter(|| {
-                let v = RequestView {
-                    req: black_box(&r),
-                    client_ip: None,
-                    route: "",
-                    claims: None,
-                    identity: None,
-                };
+                let v = RequestView::new(black_box(&r), None);
                 black_box(snap.route_for(&v).map(|(i, _)| i))
             })
         });
@@ -78,6 +72,7 @@ fn bench_conditions(c: &mut Criterion) {
                 route: "r",
                 claims: None,
                 identity: None,
+                vars: None,
             };
             black_box(cond.eval(&v))
         })

@@ -22,6 +22,8 @@ pub struct RequestView<'a> {
     pub route: &'a str,
     pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
     pub identity: Option<&'a str>,
+    /// Named values set by earlier policies (`var.NAME`), e.g. a minted token.
+    pub vars: Option<&'a std::collections::HashMap<String, String>>,
 }
 
 impl<'a> RequestView<'a> {
@@ -33,6 +35,7 @@ impl<'a> RequestView<'a> {
             route: "",
             claims: None,
             identity: None,
+            vars: None,
         }
     }
 }
@@ -116,6 +119,12 @@ pub enum Var {
     Claim(String),
     /// The identity established by an earlier policy.
     Identity,
+    /// A named value set by an earlier policy.
+    Variable(String),
+    /// The current time, Unix seconds.
+    Now,
+    /// A fresh random UUID (v4) per resolution.
+    Uuid,
     /// Resolved once at load.
     Literal(Option<String>),
 }
@@ -149,11 +158,14 @@ impl Var {
             "cookie" => Var::Cookie(need(rest, s, head)?.to_string()),
             "claims" => Var::Claim(need(rest, s, head)?.to_string()),
             "identity" if rest.is_none() => Var::Identity,
+            "var" => Var::Variable(need(rest, s, head)?.to_string()),
+            "now" if rest.is_none() => Var::Now,
+            "uuid" if rest.is_none() => Var::Uuid,
             "env" => Var::Literal(std::env::var(need(rest, s, head)?).ok()),
             _ => {
                 return Err(format!(
                     "unknown variable {s:?}: expected method, path, host, header.NAME, \
-                     query.NAME, cookie.NAME, client_ip, route, claims.PATH, identity or env.NAME"
+                     query.NAME, cookie.NAME, client_ip, route, claims.PATH, identity, var.NAME, now, uuid or env.NAME"
                 ))
             }
         })
@@ -186,8 +198,27 @@ impl Var {
                 other => scalar(other),
             }),
             Var::Identity => v.identity.map(Cow::Borrowed),
+            Var::Variable(n) => v.vars?.get(n).map(|s| Cow::Borrowed(s.as_str())),
+            Var::Now => Some(Cow::Owned(unix_now().to_string())),
+            Var::Uuid => Some(Cow::Owned(uuid_v4())),
             Var::Literal(s) => s.as_deref().map(Cow::Borrowed),
         }
+    }
+
+    /// The value as JSON: claims keep their JSON type; everything else is a string.
+    pub fn resolve_json(&self, v: &RequestView<'_>) -> Option<serde_json::Value> {
+        match self {
+            Var::Claim(path) => claim(v, path).cloned(),
+            Var::Now => Some(serde_json::Value::from(unix_now())),
+            other => other
+                .resolve(v)
+                .map(|s| serde_json::Value::String(s.into_owned())),
+        }
+    }
+
+    /// Whether each resolution may differ (time, randomness).
+    pub fn is_volatile(&self) -> bool {
+        matches!(self, Var::Now | Var::Uuid)
     }
 
     /// The values to test: the elements of an array claim, else the single value.
@@ -198,6 +229,96 @@ impl Var {
             }
         }
         self.resolve(v).into_iter().collect()
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A random (v4) UUID from the aws-lc-rs CSPRNG.
+pub fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A string with `${var}` references, compiled at load. `$$` is a literal `$`.
+#[derive(Debug, Clone)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Lit(String),
+    Var(Var),
+}
+
+impl Template {
+    pub fn parse(s: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find('$') {
+            lit.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            if let Some(a) = after.strip_prefix('$') {
+                lit.push('$');
+                rest = a;
+            } else if let Some(a) = after.strip_prefix('{') {
+                let end = a
+                    .find('}')
+                    .ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
+                if !lit.is_empty() {
+                    parts.push(Part::Lit(std::mem::take(&mut lit)));
+                }
+                parts.push(Part::Var(Var::parse(a[..end].trim())?));
+                rest = &a[end + 1..];
+            } else {
+                lit.push('$');
+                rest = after;
+            }
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        Ok(Template { parts })
+    }
+
+    /// The text when the template has no variables.
+    pub fn as_static(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [Part::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Render; None when a referenced value is absent.
+    pub fn render(&self, v: &RequestView<'_>) -> Option<String> {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(var) => out.push_str(&var.resolve(v)?),
+            }
+        }
+        Some(out)
     }
 }
 
@@ -458,6 +579,7 @@ mod tests {
             route: "api",
             claims: None,
             identity: None,
+            vars: None,
         };
         assert!(cond(
             r#"var = "host"
@@ -498,6 +620,24 @@ cidr = ["10.0.0.0/8"]"#
             r#"any = [{ var = "route", equals = "x" }, { var = "route", ends_with = "pi" }]"#
         )
         .eval(&v));
+    }
+
+    #[test]
+    fn templates() {
+        let r = req("/p?x=1", &[("x-a", "A")]);
+        let v = RequestView::new(&r, None);
+        let t = Template::parse("pre-${header.x-a}-$${x}-${query.x}$").unwrap();
+        assert_eq!(t.render(&v).unwrap(), "pre-A-${x}-1$");
+        assert!(Template::parse("${header.missing}")
+            .unwrap()
+            .render(&v)
+            .is_none());
+        assert!(Template::parse("${nope}").is_err());
+        assert!(Template::parse("${header.x").is_err());
+        assert_eq!(Template::parse("plain").unwrap().as_static(), Some("plain"));
+        let u = uuid_v4();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
     }
 
     #[test]

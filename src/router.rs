@@ -188,6 +188,7 @@ mod tests {
             route: "",
             claims: None,
             identity: None,
+            vars: None,
         })
     }
 

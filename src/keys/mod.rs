@@ -14,8 +14,13 @@
 //! 3. a [`KeyError`] is `503 jwks_unavailable`, never an invalid token.
 //!
 //! The maintenance loop calls [`KeyCache::refresh_due`] every 100 ms–1 s: it prefetches new
-//! sources and refreshes every source whose refresh time has come. The module spawns no task
-//! of its own outside that call, so nothing runs between tests or after shutdown.
+//! sources and refreshes every source whose refresh time has come. The module has no
+//! long-lived task of its own (a fetch drives its connection in a task that is aborted when
+//! the fetch ends), so nothing runs between tests or after shutdown.
+//!
+//! [`RemoteJwks::generation`] bumps when the key content changes and on flush; a verified-token
+//! cache entry is valid while the generation is unchanged *and* `current()` is Some (past
+//! `max_stale` the set is withdrawn without a bump).
 //!
 //! # Bounds, and why
 //!
@@ -38,13 +43,14 @@
 //! * **Single flight**: one fetch per source at a time; callers arriving meanwhile wait for
 //!   it and share its outcome (a fetch abandoned by a cancelled caller is redone by the next
 //!   waiter, never run twice at once).
-//! * **Unknown-kid cooldown**: a token naming an unknown kid triggers one refetch; for
-//!   `unknown_kid_cooldown` after it started, further unknown kids get the current set without
-//!   fetching, so a flood of random kids costs one fetch per cooldown and never evicts good
-//!   keys.
+//! * **Unknown-kid cooldown**: a token naming an unknown kid triggers one refetch (one that
+//!   starts after the token arrived, so a refresh already running cannot answer for it);
+//!   callers arriving while it runs share it; for `unknown_kid_cooldown` after the claim,
+//!   further unknown kids get the current set without fetching. A flood of random kids costs
+//!   one fetch per cooldown and never evicts good keys.
 //! * **Per fetch**: `timeout` covers DNS, connect, TLS, redirects, discovery and the body;
 //!   `max_size` is enforced on `Content-Length` and while streaming, before parsing; status
-//!   must be 200; at most [`remote::MAX_KEYS`] keys; keys that the JOSE engine refuses are
+//!   must be 200; at most [`MAX_KEYS`] keys; keys that the JOSE engine refuses are
 //!   skipped, a set with zero usable keys is refused; symmetric keys are refused (a shared
 //!   secret is never fetched from a URL) and private members are dropped.
 //! * **URLs**: `https`, or plain `http` to a loopback host only (tests, local sidecars); no
@@ -92,6 +98,8 @@ use self::remote::SourceKind;
 pub const DEFAULT_CAPACITY: usize = 1024;
 /// Sources refreshed at once by [`KeyCache::refresh_due`].
 pub const REFRESH_CONCURRENCY: usize = 8;
+/// Minimum interval between two updates of the age/usable gauges by `refresh_due`.
+const GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Construction options of a [`KeyCache`].
 #[derive(Clone)]
@@ -121,6 +129,8 @@ pub struct KeyCache {
     epoch: Instant,
     /// Serializes insertions so the capacity is exact; lookups never take it.
     insert: Mutex<()>,
+    /// When `refresh_due` last updated the per-source gauges (at most once a second).
+    gauges_at: Mutex<Option<Instant>>,
     http: Arc<HttpClient>,
     metrics: Metrics,
 }
@@ -153,6 +163,7 @@ impl KeyCache {
             serial: AtomicU64::new(0),
             epoch: Instant::now(),
             insert: Mutex::new(()),
+            gauges_at: Mutex::new(None),
             http: Arc::new(HttpClient::new(tls)),
             metrics: Metrics::new(registry)?,
         })
@@ -264,33 +275,29 @@ impl KeyCache {
         Err(KeyError::TooManySources)
     }
 
-    /// Drops the cached keys of every source (`None`) or of the source with that JWKS or
-    /// discovery URL; the next use refetches. Returns how many sources were flushed (0: no
-    /// such source).
+    /// Drops the cached keys of every source (`None`), or of the source with that exact JWKS
+    /// or discovery URL, or else of every source whose label (`host[:port]/path`, as shown by
+    /// [`KeyCache::sources`]) is that string; the next use refetches. Returns how many
+    /// sources were flushed (0: no such source).
     pub fn flush(&self, url: Option<&str>) -> usize {
-        let mut n = 0;
-        for discovery in [false, true] {
-            match url {
-                Some(u) => {
-                    if let Some(src) = self.map(discovery).get(u).map(|e| e.value().clone()) {
-                        src.flush();
-                        n += 1;
-                    }
-                }
-                None => {
-                    let all: Vec<_> = self
-                        .map(discovery)
-                        .iter()
-                        .map(|e| e.value().clone())
-                        .collect();
-                    for src in all {
-                        src.flush();
-                        n += 1;
-                    }
+        let targets: Vec<Arc<RemoteJwks>> = match url {
+            None => self.all(),
+            Some(u) => {
+                let exact: Vec<_> = [false, true]
+                    .into_iter()
+                    .filter_map(|d| self.map(d).get(u).map(|e| e.value().clone()))
+                    .collect();
+                if exact.is_empty() {
+                    self.all().into_iter().filter(|s| s.label() == u).collect()
+                } else {
+                    exact
                 }
             }
+        };
+        for src in &targets {
+            src.flush();
         }
-        n
+        targets.len()
     }
 
     /// The status of every source, sorted by label.
@@ -333,9 +340,22 @@ impl KeyCache {
     /// maintenance loop every 100 ms–1 s, inside a tokio runtime.
     pub async fn refresh_due(&self) {
         let now = Instant::now();
+        let gauges = {
+            let mut at = self
+                .gauges_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let stale = at.is_none_or(|t| now.saturating_duration_since(t) >= GAUGE_INTERVAL);
+            if stale {
+                *at = Some(now);
+            }
+            stale
+        };
         let mut due = Vec::new();
         for src in self.all() {
-            src.update_gauges(now);
+            if gauges {
+                src.update_gauges(now);
+            }
             if src.is_due(now) {
                 due.push(src);
             }

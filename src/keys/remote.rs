@@ -40,7 +40,7 @@ struct Sched {
     failures: u32,
     retry_at: Option<Instant>,
     last_error: Option<KeyError>,
-    /// When the last unknown-kid refetch was claimed, and the fetch sequence at that time.
+    /// When the last unknown-kid refetch was claimed, and `started` at that time.
     unknown_kid: Option<(Instant, u64)>,
     /// SHA-256 over the canonical public keys of the last good set (survives flush).
     digest: Option<[u8; 32]>,
@@ -55,8 +55,10 @@ pub struct RemoteJwks {
     settings: ArcSwap<JwksSettings>,
     cached: ArcSwapOption<Cached>,
     generation: AtomicU64,
-    /// Completed fetch attempts; a waiter that sees it move shares that fetch's outcome.
-    seq: AtomicU64,
+    /// Id of the last fetch started (ids increase by one per fetch).
+    started: AtomicU64,
+    /// Id of the last fetch completed (a cancelled fetch never completes).
+    completed: AtomicU64,
     in_flight: AtomicBool,
     fetch_lock: tokio::sync::Mutex<()>,
     sched: Mutex<Sched>,
@@ -135,7 +137,8 @@ impl RemoteJwks {
             settings: ArcSwap::from_pointee(settings),
             cached: ArcSwapOption::empty(),
             generation: AtomicU64::new(0),
-            seq: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
             in_flight: AtomicBool::new(false),
             fetch_lock: tokio::sync::Mutex::new(()),
             sched: Mutex::new(Sched::default()),
@@ -224,7 +227,8 @@ impl RemoteJwks {
         if let Some(set) = self.current() {
             return Ok(set);
         }
-        let seen = self.seq.load(Ordering::Acquire);
+        // Any fetch that completes after this point will do, even one already running.
+        let seen = self.completed.load(Ordering::Acquire);
         if !self.in_flight.load(Ordering::Acquire) {
             let sched = self.sched();
             if let Some(t) = sched.retry_at {
@@ -236,25 +240,29 @@ impl RemoteJwks {
         self.fetch_shared(seen).await
     }
 
-    /// A token named a kid that the current set lacks. The first call fetches (joining a
-    /// fetch in flight); calls while that fetch runs wait for it; later calls within
+    /// A token named a kid that the current set lacks. The first call claims the cooldown and
+    /// fetches (after any fetch already running, whose answer may predate the new key); calls
+    /// while that fetch runs wait for it and share it; later calls within
     /// `unknown_kid_cooldown` get the current set without fetching. So a flood of unknown kids
-    /// costs one fetch per cooldown.
+    /// costs one fetch per cooldown. Returns the usable set (possibly still without the kid:
+    /// then the token has no matching key).
     pub async fn refresh_unknown_kid(&self) -> Result<Arc<JwkSet>, KeyError> {
         let cooldown = self.settings.load().unknown_kid_cooldown.0;
         let wait_for = {
             let mut sched = self.sched();
             let now = Instant::now();
-            let seq = self.seq.load(Ordering::Acquire);
             match sched.unknown_kid {
-                // Within the cooldown: wait only for the claimed fetch, if it has not ended.
+                // Within the cooldown: wait for the claimed fetch only while it has not ended.
                 Some((at, claimed)) if now.saturating_duration_since(at) < cooldown => {
-                    (claimed == seq).then_some(seq)
+                    (self.completed.load(Ordering::Acquire) <= claimed).then_some(claimed)
                 }
+                // Claim: only a fetch that starts after now can hold the new kid (one already
+                // running may have been answered before the provider published it).
                 _ => {
-                    sched.unknown_kid = Some((now, seq));
+                    let claimed = self.started.load(Ordering::Acquire);
+                    sched.unknown_kid = Some((now, claimed));
                     self.count_unknown_kid("fetch");
-                    Some(seq)
+                    Some(claimed)
                 }
             }
         };
@@ -267,10 +275,12 @@ impl RemoteJwks {
         }
     }
 
-    /// Fetches now (joining a fetch in flight), whatever the schedule says. Unlike
-    /// [`RemoteJwks::keys`], a failed fetch is an error even while stale keys are served.
+    /// Fetches now, whatever the schedule says: a fetch already running is waited for and
+    /// followed by a fresh one (unless another caller's fresh one completes first, which is
+    /// shared). Unlike [`RemoteJwks::keys`], a failed fetch is an error even while stale keys
+    /// are served.
     pub async fn refresh(&self) -> Result<Arc<JwkSet>, KeyError> {
-        let seen = self.seq.load(Ordering::Acquire);
+        let seen = self.started.load(Ordering::Acquire);
         let usable = self.fetch_shared(seen).await;
         match self.sched().last_error.clone() {
             Some(e) => Err(e),
@@ -414,11 +424,17 @@ impl RemoteJwks {
         }
     }
 
-    /// Single flight: one fetch at a time; a caller that waited while another fetch
-    /// completed (`seq` moved) takes that outcome instead of fetching again.
-    async fn fetch_shared(&self, seen: u64) -> Result<Arc<JwkSet>, KeyError> {
+    /// Single flight: one fetch at a time. A caller whose `after` is below the id of the
+    /// last completed fetch takes that outcome instead of fetching again: `after` is
+    /// `completed` on arrival (any later outcome will do) or `started` (only a fetch started
+    /// after arrival will do).
+    async fn fetch_shared(&self, after: u64) -> Result<Arc<JwkSet>, KeyError> {
         let _lock = self.fetch_lock.lock().await;
-        if self.seq.load(Ordering::Acquire) == seen {
+        if self.completed.load(Ordering::Acquire) <= after {
+            let id = self
+                .started
+                .fetch_add(1, Ordering::AcqRel)
+                .saturating_add(1);
             self.in_flight.store(true, Ordering::Release);
             let _flag = InFlight(&self.in_flight);
             let outcome = self.fetch_once().await;
@@ -426,7 +442,7 @@ impl RemoteJwks {
                 Ok((set, digest, max_age)) => self.store_success(set, digest, max_age),
                 Err(e) => self.store_failure(e),
             }
-            self.seq.fetch_add(1, Ordering::AcqRel);
+            self.completed.store(id, Ordering::Release);
         }
         self.usable()
     }

@@ -568,10 +568,12 @@ async fn flush_drops_keys_and_next_use_refetches() {
     assert_eq!(cache.flush(Some("http://nope/")), 0);
     assert_eq!(cache.flush(Some(&url)), 1);
     assert!(src.current().is_none());
-    assert_eq!(src.generation(), 2, "flush invalidates verified tokens");
+    // By label too (what /admin/status shows; a query string is never shown).
+    assert_eq!(cache.flush(Some(src.label())), 1);
+    assert_eq!(src.generation(), 3, "flush invalidates verified tokens");
     src.keys().await.unwrap();
     assert_eq!(srv.hits("/jwks"), 2);
-    assert_eq!(src.generation(), 2, "same content after the refetch");
+    assert_eq!(src.generation(), 3, "same content after the refetch");
     assert_eq!(cache.flush(None), 1);
     cache.refresh_due().await;
     assert_eq!(
@@ -1000,4 +1002,71 @@ async fn https_source_with_aws_lc_rs() {
         KeyError::Unavailable("TLS handshake failed")
     );
     assert_eq!(srv.hits("/jwks"), 2);
+}
+
+async fn wait_hits(srv: &JwksServer, path: &str, n: usize) {
+    for _ in 0..2000 {
+        if srv.hits(path) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("server never got {n} requests on {path}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_kid_does_not_settle_for_a_fetch_that_started_before_it() {
+    let (a, b) = (ec_key("a"), ec_key("b"));
+    let srv = JwksServer::start(jwks(&[&a])).await;
+    let cache = cache();
+    let src = cache.source(&srv.url("/jwks"), settings()).unwrap();
+    srv.set(|s| s.delay = Duration::from_millis(300));
+    // A background refresh is answered with set A, slowly...
+    let bg = tokio::spawn({
+        let src = src.clone();
+        async move { src.refresh().await }
+    });
+    wait_hits(&srv, "/jwks", 1).await;
+    // ...while the provider publishes b and a token signed with b arrives.
+    srv.set(|s| {
+        s.body = jwks(&[&a, &b]);
+        s.delay = Duration::ZERO;
+    });
+    let set = src.refresh_unknown_kid().await.unwrap();
+    assert_eq!(kids(&set), ["a", "b"]);
+    assert_eq!(kids(&bg.await.unwrap().unwrap()), ["a"]);
+    assert_eq!(srv.hits("/jwks"), 2);
+}
+
+#[tokio::test]
+async fn cancelled_fetch_is_redone_by_the_next_caller() {
+    let a = ec_key("a");
+    let srv = JwksServer::start(jwks(&[&a])).await;
+    srv.set(|s| s.delay = Duration::from_millis(200));
+    let cache = cache();
+    let src = cache.source(&srv.url("/jwks"), settings()).unwrap();
+    // The caller gives up (client disconnect) before the fetch ends.
+    let gave_up = tokio::time::timeout(Duration::from_millis(20), src.keys()).await;
+    assert!(gave_up.is_err());
+    assert!(src.current().is_none());
+    srv.set(|s| s.delay = Duration::ZERO);
+    assert_eq!(kids(&src.keys().await.unwrap()), ["a"]);
+}
+
+#[test]
+fn types_and_futures_are_send() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: T) {}
+    send_sync::<KeyCache>();
+    send_sync::<RemoteJwks>();
+    send_sync::<KeyError>();
+    let cache = cache();
+    let src = cache
+        .source("https://idp.example/jwks", settings())
+        .unwrap();
+    // Pingora's phases need Send futures; these are built, never polled.
+    send(src.keys());
+    send(src.refresh_unknown_kid());
+    send(src.refresh());
+    send(cache.refresh_due());
 }

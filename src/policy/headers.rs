@@ -1,15 +1,34 @@
 //! The `headers` policy: set, add and remove headers on the request sent upstream and on the
-//! response sent to the client. Names and values are validated at load.
+//! response sent to the client. Names and values are validated at load. A value may contain
+//! `${var}` references (the value language of `expr.rs`, e.g. `${claims.sub}`,
+//! `${var.minted}`); a value whose variable is absent is not sent, and a rendered value that
+//! is not valid header text (control characters from a client) is dropped, never passed on.
 
 use crate::config::{HeaderOpsConfig, HeadersConfig};
 use crate::error::Errors;
+use crate::expr::{RequestView, Template};
 use http::{HeaderName, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
 
+#[derive(Debug)]
+enum Val {
+    Static(HeaderValue),
+    Dynamic(Template),
+}
+
+impl Val {
+    fn get(&self, v: &RequestView<'_>) -> Option<HeaderValue> {
+        match self {
+            Val::Static(h) => Some(h.clone()),
+            Val::Dynamic(t) => HeaderValue::from_str(&t.render(v)?).ok(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct HeaderOps {
-    set: Vec<(HeaderName, HeaderValue)>,
-    add: Vec<(HeaderName, HeaderValue)>,
+    set: Vec<(HeaderName, Val)>,
+    add: Vec<(HeaderName, Val)>,
     remove: Vec<HeaderName>,
 }
 
@@ -50,9 +69,21 @@ impl HeaderOps {
                 for (k, val) in m {
                     let p = format!("{path}.{key}.{k}");
                     let n = name(k, &p, errs);
-                    let hv = HeaderValue::from_str(val)
-                        .map_err(|_| errs.push(&p, "invalid header value (control characters?)"))
-                        .ok();
+                    let hv = match Template::parse(val) {
+                        Err(e) => {
+                            errs.push(&p, e);
+                            None
+                        }
+                        Ok(t) => match t.as_static() {
+                            Some(text) => HeaderValue::from_str(text)
+                                .map(Val::Static)
+                                .map_err(|_| {
+                                    errs.push(&p, "invalid header value (control characters?)")
+                                })
+                                .ok(),
+                            None => Some(Val::Dynamic(t)),
+                        },
+                    };
                     if let (Some(n), Some(hv)) = (n, hv) {
                         v.push((n, hv));
                     }
@@ -70,27 +101,45 @@ impl HeaderOps {
         }
     }
 
-    pub fn apply_request(&self, req: &mut RequestHeader) {
+    pub fn apply_request(&self, req: &mut RequestHeader, v: &RequestView<'_>) {
         for n in &self.remove {
             req.remove_header(n);
         }
-        for (n, v) in &self.set {
-            let _ = req.insert_header(n.clone(), v.clone());
+        for (n, val) in &self.set {
+            match val.get(v) {
+                Some(h) => {
+                    let _ = req.insert_header(n.clone(), h);
+                }
+                None => {
+                    req.remove_header(n);
+                }
+            }
         }
-        for (n, v) in &self.add {
-            let _ = req.append_header(n.clone(), v.clone());
+        for (n, val) in &self.add {
+            if let Some(h) = val.get(v) {
+                let _ = req.append_header(n.clone(), h);
+            }
         }
     }
 
-    pub fn apply_response(&self, resp: &mut ResponseHeader) {
+    pub fn apply_response(&self, resp: &mut ResponseHeader, v: &RequestView<'_>) {
         for n in &self.remove {
             resp.remove_header(n);
         }
-        for (n, v) in &self.set {
-            let _ = resp.insert_header(n.clone(), v.clone());
+        for (n, val) in &self.set {
+            match val.get(v) {
+                Some(h) => {
+                    let _ = resp.insert_header(n.clone(), h);
+                }
+                None => {
+                    resp.remove_header(n);
+                }
+            }
         }
-        for (n, v) in &self.add {
-            let _ = resp.append_header(n.clone(), v.clone());
+        for (n, val) in &self.add {
+            if let Some(h) = val.get(v) {
+                let _ = resp.append_header(n.clone(), h);
+            }
         }
     }
 }

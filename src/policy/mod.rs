@@ -47,6 +47,8 @@ pub struct PolicyState {
     /// Headers to remove from, then add to, the request sent upstream.
     pub upstream_remove: Vec<HeaderName>,
     pub upstream_add: Vec<(HeaderName, HeaderValue)>,
+    /// Named values for later policies (`var.NAME`), e.g. a minted token.
+    pub vars: Option<Arc<std::collections::HashMap<String, String>>>,
     /// Decisions worth recording: (policy index, outcome code, shadow).
     pub decisions: Vec<(usize, &'static str, bool)>,
 }
@@ -174,10 +176,10 @@ impl Policy {
         }
     }
 
-    /// Upstream-request phase.
-    pub fn on_upstream_request(&self, req: &mut RequestHeader) {
+    /// Upstream-request phase. `v` views the client's request and the policy results.
+    pub fn on_upstream_request(&self, req: &mut RequestHeader, v: &RequestView<'_>) {
         match &self.kind {
-            Kind::Headers(h) => h.request.apply_request(req),
+            Kind::Headers(h) => h.request.apply_request(req, v),
             Kind::Cors(_) => {}
             Kind::JwtVerify(j) => {
                 if !self.shadow {
@@ -196,9 +198,9 @@ impl Policy {
     }
 
     /// Response phase. Runs for answers from the upstream and from the gateway alike.
-    pub fn on_response(&self, resp: &mut ResponseHeader, st: &PolicyState) {
+    pub fn on_response(&self, resp: &mut ResponseHeader, st: &PolicyState, v: &RequestView<'_>) {
         match &self.kind {
-            Kind::Headers(h) => h.response.apply_response(resp),
+            Kind::Headers(h) => h.response.apply_response(resp, v),
             Kind::Cors(c) => c.on_response(resp, st),
             Kind::JwtVerify(_) => {}
         }

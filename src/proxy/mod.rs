@@ -52,6 +52,18 @@ impl Ctx {
     fn route(&self) -> Option<&Route> {
         self.route.and_then(|i| self.snap.routes.get(i))
     }
+
+    /// The request as policies see it after the request phase.
+    fn view<'a>(&'a self, req: &'a RequestHeader, route: &'a Route) -> RequestView<'a> {
+        RequestView {
+            req,
+            client_ip: self.client_ip,
+            route: &route.name,
+            claims: self.policy.claims.as_deref(),
+            identity: self.policy.identity.as_deref(),
+            vars: self.policy.vars.as_deref(),
+        }
+    }
 }
 
 pub struct Gateway {
@@ -87,7 +99,7 @@ impl Gateway {
     /// Write a gateway-made reply, after the response-phase policies active so far.
     async fn send(&self, session: &mut Session, ctx: &mut Ctx, reply: Reply) -> Result<bool> {
         let mut h = reply.header()?;
-        self.decorate_response(&mut h, ctx);
+        self.decorate_response(&mut h, session.req_header(), ctx);
         ctx.status = reply.status;
         ctx.error_code = reply.error_code;
         let head_only = session.req_header().method == http::Method::HEAD;
@@ -138,11 +150,12 @@ impl Gateway {
         reply
     }
 
-    fn decorate_response(&self, resp: &mut ResponseHeader, ctx: &Ctx) {
+    fn decorate_response(&self, resp: &mut ResponseHeader, req: &RequestHeader, ctx: &Ctx) {
         if let Some(route) = ctx.route() {
+            let v = ctx.view(req, route);
             for (i, p) in route.policies.iter().enumerate() {
                 if ctx.policy.active & (1u64 << i) != 0 {
-                    p.on_response(resp, &ctx.policy);
+                    p.on_response(resp, &ctx.policy, &v);
                 }
             }
         }
@@ -191,12 +204,14 @@ impl ProxyHttp for Gateway {
             // Rebuilt per policy: earlier policies may have added claims and an identity.
             let claims = ctx.policy.claims.clone();
             let identity = ctx.policy.identity.clone();
+            let vars = ctx.policy.vars.clone();
             let view = RequestView {
                 req,
                 client_ip: ctx.client_ip,
                 route: &route.name,
                 claims: claims.as_deref(),
                 identity: identity.as_deref(),
+                vars: vars.as_deref(),
             };
             if !p.applies(&view) {
                 continue;
@@ -244,6 +259,7 @@ impl ProxyHttp for Gateway {
         view.route = name;
         view.claims = ctx.policy.claims.as_deref();
         view.identity = ctx.policy.identity.as_deref();
+        view.vars = ctx.policy.vars.as_deref();
         match pool.select(&view) {
             Some(b) => {
                 ctx.upstream = Some(b.addr.to_string());
@@ -262,7 +278,7 @@ impl ProxyHttp for Gateway {
     /// Shapes the request sent upstream: path, forwarding headers, header policies.
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         up: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
@@ -323,9 +339,10 @@ impl ProxyHttp for Gateway {
         for (n, v) in &ctx.policy.upstream_add {
             let _ = up.append_header(n.clone(), v.clone());
         }
+        let v = ctx.view(session.req_header(), route);
         for (i, p) in route.policies.iter().enumerate() {
             if ctx.policy.active & (1u64 << i) != 0 {
-                p.on_upstream_request(up);
+                p.on_upstream_request(up, &v);
             }
         }
         Ok(())
@@ -334,11 +351,11 @@ impl ProxyHttp for Gateway {
     /// Runs on the upstream's response header before it goes to the client.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        self.decorate_response(resp, ctx);
+        self.decorate_response(resp, session.req_header(), ctx);
         Ok(())
     }
 

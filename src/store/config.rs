@@ -106,7 +106,12 @@ impl StoreConfig {
             }
             StoreKind::Redis => {
                 not_for(&mut errs, path.is_some(), "path", "redis");
-                not_for(&mut errs, purge_interval.is_some(), "purge_interval", "redis");
+                not_for(
+                    &mut errs,
+                    purge_interval.is_some(),
+                    "purge_interval",
+                    "redis",
+                );
                 let url = url.clone().unwrap_or_else(|| DEFAULT_URL.to_string());
                 if let Err(e) = ::redis::Client::open(url.as_str()) {
                     errs.push(("url".into(), format!("invalid Redis URL: {e}")));
@@ -173,6 +178,13 @@ mod tests {
     fn unknown_keys_and_kinds_refused() {
         assert!(parse(r#"{"kind":"redis","urll":"x"}"#).is_err());
         assert!(parse(r#"{"kind":"memcached"}"#).is_err());
+    }
+
+    #[test]
+    fn tls_url_refused_without_tls_support() {
+        let c = parse(r#"{"kind":"redis","url":"rediss://127.0.0.1:6379"}"#).unwrap();
+        let errs = c.compile().unwrap_err();
+        assert_eq!(errs[0].0, "url");
     }
 
     #[test]

@@ -9,13 +9,15 @@
 //! were the alternatives.
 //!
 //! # Guarantees
-//! * **Durable when acknowledged**: every mutating call is one write transaction committed with
-//!   `Durability::Immediate` (fsync) before the call returns. A crash loses nothing that was
-//!   acknowledged and resurrects nothing that was revoked.
+//! * **Durable when acknowledged**: every mutating call is one write transaction, and the call
+//!   returns only after an fsync'd commit covers it (group commit on one writer thread, see
+//!   `embedded/writer.rs`). A crash loses nothing that was acknowledged and resurrects nothing
+//!   that was revoked.
 //! * **Atomic**: a rotation (old token rotated out, family counter up, new token current) or a
-//!   family revocation is one transaction. redb runs one write transaction at a time, so
-//!   concurrent `use_refresh` calls of one token serialize: exactly one is `Used`.
-//! * **Async workers never block**: each call runs on `tokio::task::spawn_blocking`.
+//!   family revocation is one transaction. All writes run one at a time on the writer thread,
+//!   so concurrent `use_refresh` calls of one token serialize: exactly one is `Used`.
+//! * **Async workers never block**: writes go to the writer thread over a channel, reads run on
+//!   `tokio::task::spawn_blocking` (redb readers never wait for the writer: MVCC).
 //! * One process per file: redb locks the file, so a second gateway on the same path fails to
 //!   open it (use the Redis store for several gateways).
 //!
@@ -37,7 +39,7 @@ use super::{
     TokenStore,
 };
 use async_trait::async_trait;
-use redb::{Database, WriteTransaction};
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tables::{
@@ -45,17 +47,20 @@ use tables::{
     use_refresh_tx, AtEntry, Fail, RtEntry, ACCESS, EXPIRY, FAMILY, JTI, K_ACCESS, K_JTI,
     K_REFRESH, REFRESH,
 };
+use writer::Writer;
 
-
-/// The embedded store. Cheap to clone (the database handle is shared).
+/// The embedded store. Cheap to clone (the database and its writer thread are shared; the
+/// last clone dropped stops the writer and closes the file).
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    writer: Arc<Writer>,
 }
 
 impl EmbeddedStore {
     /// Open (or create) the database file, creating its parent directory. Repairs the file
-    /// after an unclean shutdown (redb does it on open).
+    /// after an unclean shutdown (redb does it on open). A file already open (by this or
+    /// another process) is refused.
     pub async fn open(path: PathBuf) -> Result<Self, StoreError> {
         tokio::task::spawn_blocking(move || Self::open_blocking(path))
             .await
@@ -80,10 +85,12 @@ impl EmbeddedStore {
             Ok(())
         };
         init()?;
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let writer = Arc::new(Writer::start(Arc::clone(&db))?);
+        Ok(EmbeddedStore { db, writer })
     }
 
-    /// Run `f` on the blocking pool with the database.
+    /// Run `f` on the blocking pool with the database (reads).
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -95,25 +102,45 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
 
-    /// Run `f` in one write transaction, committed (durably) when `f` returns `(value, true)`
-    /// and aborted when it returns `(value, false)` (nothing changed: no fsync).
+    /// Run `f` in its own write transaction on the writer thread: committed when `f` returns
+    /// `(value, true)`, aborted when it returns `(value, false)` (nothing changed) or an error.
+    /// Returns once the transaction is durable (group commit, see [`writer`]).
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<(T, bool), Fail> + Send + 'static,
     {
-        self.blocking(move |db| {
-            let tx = db.begin_write()?;
-            let (v, changed) = f(&tx)?;
-            if changed {
-                tx.commit()?;
-            } else {
-                tx.abort()?;
-            }
-            Ok(v)
-        })
-        .await
+        let (done, wait) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
+        let job: writer::Job = Box::new(move |db: &Database| {
+            let (result, changed) = match run_write(db, f) {
+                Ok((v, changed)) => (Ok(v), changed),
+                Err(e) => (Err(StoreError::from(e)), false),
+            };
+            let ack: writer::Ack = Box::new(move |durable: Result<(), StoreError>| {
+                let _ = done.send(durable.and(result));
+            });
+            (ack, changed)
+        });
+        self.writer.submit(job).await?;
+        wait.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
     }
+}
+
+/// One job's transaction, committed without fsync (the writer's batch commit makes it durable).
+fn run_write<T>(
+    db: &Database,
+    f: impl FnOnce(&WriteTransaction) -> Result<(T, bool), Fail>,
+) -> Result<(T, bool), Fail> {
+    let mut tx = db.begin_write()?;
+    tx.set_durability(Durability::None);
+    let (v, changed) = f(&tx)?;
+    if changed {
+        tx.commit()?;
+    } else {
+        tx.abort()?;
+    }
+    Ok((v, changed))
 }
 
 #[cfg(test)]
@@ -291,7 +318,7 @@ impl TokenStore for EmbeddedStore {
             }
             let fam = tx.open_table(FAMILY)?;
             Ok(family_live(&fam, &e.rec.family_id)?
-                .filter(|f| !f.max_uses.is_some_and(|m| f.uses >= m))
+                .filter(|f| f.max_uses.is_none_or(|m| f.uses < m))
                 .map(|f| RefreshRecord {
                     max_uses: f.max_uses,
                     ..e.rec

@@ -38,8 +38,7 @@ mod tests;
 
 pub use config::{StoreConfig, StoreKind, StoreSpec};
 pub use types::{
-    now_unix, AccessRecord, RefreshRecord, RefreshUse, Revocation, Rotation, StoreError,
-    TokenHash,
+    now_unix, AccessRecord, RefreshRecord, RefreshUse, Revocation, Rotation, StoreError, TokenHash,
 };
 
 use async_trait::async_trait;

@@ -24,6 +24,13 @@
 //! whatever the server's clock says. A family's TTL only grows, to cover its longest-lived
 //! member. Scripts never parse JSON (Lua's cjson turns `[]` into `{}`): records are opaque blobs.
 //!
+//! # Operating Redis
+//! Run it with `maxmemory-policy noeviction`: every key here has a TTL, so any `volatile-*` or
+//! `allkeys-*` policy could evict a revocation (a revoked JWT's tombstone, a revoked family)
+//! under memory pressure and make a revoked token valid again. Writes then fail with an OOM
+//! error instead (`Unavailable`: fail closed). Persistence (AOF `appendfsync everysec` or
+//! better) decides what a Redis restart keeps; without it a restart forgets every token.
+//!
 //! # Failure
 //! Each call has a deadline (`timeout`, connect included): a dead, blackholed or stalled Redis
 //! yields [`StoreError::Unavailable`] within it, never a hang. The connection manager reconnects
@@ -121,7 +128,9 @@ fn revocation(s: &str) -> Result<Revocation, StoreError> {
         "revoked" => Ok(Revocation::Revoked),
         "notfound" => Ok(Revocation::NotFound),
         "wrongclient" => Ok(Revocation::WrongClient),
-        other => Err(StoreError::Corrupt(format!("unexpected script reply {other:?}"))),
+        other => Err(StoreError::Corrupt(format!(
+            "unexpected script reply {other:?}"
+        ))),
     }
 }
 
@@ -136,6 +145,7 @@ fn map_err(e: RedisError) -> StoreError {
 impl RedisStore {
     /// Build the store. Connects lazily: a gateway starts even while Redis is down (its calls
     /// then fail closed until Redis answers). Only a malformed URL fails here.
+    /// Must be called inside a Tokio runtime (the connection manager spawns a task).
     pub fn connect(url: &str, key_prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
         let client = ::redis::Client::open(url)
             .map_err(|e| StoreError::Config(format!("redis url: {e}")))?;
@@ -147,6 +157,11 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(20))
             .set_max_delay(timeout);
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::Config(
+                "the Redis store must be created inside a Tokio runtime".into(),
+            ));
+        }
         let conn = ConnectionManager::new_lazy_with_config(client, cfg).map_err(map_err)?;
         Ok(RedisStore {
             conn,
@@ -182,7 +197,8 @@ impl RedisStore {
     async fn access_state(&self, key: &TokenHash) -> Result<Option<(String, bool)>, StoreError> {
         let mut conn = self.conn.clone();
         let mut inv = self.scripts.access_state.prepare_invoke();
-        inv.key(self.key("at", &key.to_hex())).arg(self.fam_prefix());
+        inv.key(self.key("at", &key.to_hex()))
+            .arg(self.fam_prefix());
         let r: Option<(String, String)> = self.call(inv.invoke_async(&mut conn)).await?;
         Ok(r.map(|(rec, rev)| (rec, rev == "1")))
     }

@@ -26,6 +26,7 @@ policies = [
   {{ type = "headers", when = {{ var = "header.x-env", equals = "prod" }}, request = {{ set = {{ "x-prod" = "true" }} }} }},
   {{ type = "headers", when = {{ any = [{{ var = "query.debug", exists = true }}, {{ var = "client_ip", cidr = ["203.0.113.0/24"] }}] }}, response = {{ set = {{ "x-debug" = "on" }} }} }},
   {{ type = "headers", enabled = false, request = {{ set = {{ "x-disabled" = "1" }} }} }},
+  {{ type = "headers", request = {{ set = {{ "x-tpl" = "${{route}}:${{header.x-multi}}:$${{lit}}", "x-absent" = "${{header.nope}}" }} }}, response = {{ set = {{ "x-echo-query" = "${{query.debug}}" }} }} }},
 ]
 "#,
         up = up.addr
@@ -52,10 +53,20 @@ policies = [
     assert_eq!(r.header("x-global"), Some("yes"));
     assert!(r.header("x-upstream").is_none());
     assert!(r.header("x-debug").is_none());
+    assert_eq!(h["x-tpl"][0], "api:one:${lit}");
+    assert!(
+        h.get("x-absent").is_none(),
+        "absent variable: header not sent"
+    );
 
     let r = request(gw.port, "GET", "/api/x?debug", &[("x-env", "prod")], "").await;
     assert_eq!(r.json()["headers"]["x-prod"][0], "true");
     assert_eq!(r.header("x-debug"), Some("on"));
+    assert_eq!(r.header("x-echo-query"), Some(""));
+    // A rendered value that is not header text is dropped, not forwarded.
+    let r = request(gw.port, "GET", "/api/x?debug=a%0d%0aX-Evil:%201", &[], "").await;
+    assert!(r.header("x-echo-query").is_none());
+    assert!(r.header("x-evil").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! runs inside one redb write (or read) transaction given by the caller.
 
 use super::super::types::{live, max_exp};
-use super::super::{RefreshRecord, RefreshUse, Rotation, StoreError, TokenHash, AccessRecord};
+use super::super::{AccessRecord, RefreshRecord, RefreshUse, Rotation, StoreError, TokenHash};
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -104,14 +104,24 @@ pub(super) fn index_key(exp: u64, kind: u8, id: &[u8]) -> Vec<u8> {
 
 pub(super) type Tbl<'t, K> = Table<'t, K, &'static [u8]>;
 
-pub(super) fn index(ix: &mut Table<&[u8], ()>, exp: Option<u64>, kind: u8, id: &[u8]) -> Result<(), Fail> {
+pub(super) fn index(
+    ix: &mut Table<&[u8], ()>,
+    exp: Option<u64>,
+    kind: u8,
+    id: &[u8],
+) -> Result<(), Fail> {
     if let Some(e) = exp {
         ix.insert(index_key(e, kind, id).as_slice(), ())?;
     }
     Ok(())
 }
 
-pub(super) fn unindex(ix: &mut Table<&[u8], ()>, exp: Option<u64>, kind: u8, id: &[u8]) -> Result<(), Fail> {
+pub(super) fn unindex(
+    ix: &mut Table<&[u8], ()>,
+    exp: Option<u64>,
+    kind: u8,
+    id: &[u8],
+) -> Result<(), Fail> {
     if let Some(e) = exp {
         ix.remove(index_key(e, kind, id).as_slice())?;
     }

@@ -1,6 +1,6 @@
 //! The embedded store's single writer thread: **group commit**.
 //!
-//! Every mutating call becomes a [`Job`] on one channel. The thread takes the first waiting job
+//! Every mutating call becomes a [`Job`] on one bounded channel ([`QUEUE`]). The thread takes the first waiting job
 //! and up to [`MAX_BATCH`] − 1 more that are already queued, runs each in its *own* write
 //! transaction committed with `Durability::None` (so one job's failure or abort touches no
 //! other), then makes the whole batch durable with one `Durability::Immediate` commit (one
@@ -22,12 +22,15 @@
 use super::super::StoreError;
 use super::tables::Fail;
 use redb::{Database, Durability};
-use std::sync::mpsc;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 use std::thread::JoinHandle;
 
 /// Most jobs sharing one fsync.
 pub const MAX_BATCH: usize = 256;
+/// Jobs waiting for the writer. When full, callers wait (async, no worker blocked): back
+/// pressure instead of unbounded memory under a write flood.
+pub const QUEUE: usize = 4096;
 
 /// Called with the batch's durability result once it is known.
 pub(super) type Ack = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -41,10 +44,10 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn start(db: Arc<Database>) -> Result<Self, StoreError> {
-        let (jobs, rx) = mpsc::channel::<Job>();
+        let (jobs, mut rx) = mpsc::channel::<Job>(QUEUE);
         let thread = std::thread::Builder::new()
             .name("tokengate-store-writer".into())
-            .spawn(move || run(&db, &rx))
+            .spawn(move || run(&db, &mut rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start store writer: {e}")))?;
         Ok(Writer {
             jobs: Some(jobs),
@@ -52,12 +55,13 @@ impl Writer {
         })
     }
 
-    pub(super) fn submit(&self, job: Job) -> Result<(), StoreError> {
+    pub(super) async fn submit(&self, job: Job) -> Result<(), StoreError> {
         let stopped = || StoreError::Unavailable("store writer stopped".into());
         self.jobs
             .as_ref()
             .ok_or_else(stopped)?
             .send(job)
+            .await
             .map_err(|_| stopped())
     }
 }
@@ -72,8 +76,8 @@ impl Drop for Writer {
     }
 }
 
-fn run(db: &Database, rx: &mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+fn run(db: &Database, rx: &mut mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
         let mut acks = Vec::new();
         let mut changed = false;
         let mut next = Some(first);

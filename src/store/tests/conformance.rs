@@ -24,24 +24,52 @@ fn used_count(u: &RefreshUse) -> Option<u32> {
 pub async fn rotation_and_reuse(g: Gateways) {
     let now = now_unix();
     let exp = Some(now + 3600);
-    g.a().put_refresh(rt("rt1", "famA", "c1", exp, None), now).await.unwrap();
-    g.a().put_access(at("at1", Some("famA"), "c1", exp), now).await.unwrap();
+    g.a()
+        .put_refresh(rt("rt1", "famA", "c1", exp, None), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_access(at("at1", Some("famA"), "c1", exp), now)
+        .await
+        .unwrap();
 
-    let u = g.b().use_refresh(&h("rt1"), "c1", now, rot("rt2", exp)).await.unwrap();
+    let u = g
+        .b()
+        .use_refresh(&h("rt1"), "c1", now, rot("rt2", exp))
+        .await
+        .unwrap();
     assert_eq!(used_count(&u), Some(1));
-    assert!(g.a().get_refresh(&h("rt1"), now).await.unwrap().is_none(), "rotated out");
-    let rt2 = g.a().get_refresh(&h("rt2"), now).await.unwrap().expect("rt2 current");
+    assert!(
+        g.a().get_refresh(&h("rt1"), now).await.unwrap().is_none(),
+        "rotated out"
+    );
+    let rt2 = g
+        .a()
+        .get_refresh(&h("rt2"), now)
+        .await
+        .unwrap()
+        .expect("rt2 current");
     assert_eq!(rt2.family_id, "famA");
     assert_eq!(rt2.client_id, "c1");
     assert_eq!(rt2.issued_at, 2);
     assert!(g.a().get_access(&h("at1"), now).await.unwrap().is_some());
 
     // Reuse of the rotated-out token.
-    let u = g.a().use_refresh(&h("rt1"), "c1", now, rot("rt3", exp)).await.unwrap();
+    let u = g
+        .a()
+        .use_refresh(&h("rt1"), "c1", now, rot("rt3", exp))
+        .await
+        .unwrap();
     assert_eq!(u, RefreshUse::Reused);
-    assert!(g.b().get_refresh(&h("rt3"), now).await.unwrap().is_none(), "no new token");
+    assert!(
+        g.b().get_refresh(&h("rt3"), now).await.unwrap().is_none(),
+        "no new token"
+    );
     assert_eq!(
-        g.b().use_refresh(&h("rt2"), "c1", now, rot("rt4", exp)).await.unwrap(),
+        g.b()
+            .use_refresh(&h("rt2"), "c1", now, rot("rt4", exp))
+            .await
+            .unwrap(),
         RefreshUse::Revoked
     );
     assert!(g.b().get_refresh(&h("rt2"), now).await.unwrap().is_none());
@@ -52,16 +80,26 @@ pub async fn rotation_and_reuse(g: Gateways) {
         g.a().use_refresh(&h("rt1"), "c1", now, None).await.unwrap(),
         RefreshUse::Revoked
     );
-    g.a().put_access(at("at2", Some("famA"), "c1", exp), now).await.unwrap();
+    g.a()
+        .put_access(at("at2", Some("famA"), "c1", exp), now)
+        .await
+        .unwrap();
     assert!(g.b().get_access(&h("at2"), now).await.unwrap().is_none());
 }
 
 /// O15 / R16: limit N without rotation: N uses, the N+1th is `Exhausted`.
 pub async fn use_count_limit(g: Gateways) {
     let now = now_unix();
-    g.a().put_refresh(rt("lim", "famL", "c1", Some(now + 600), Some(3)), now).await.unwrap();
+    g.a()
+        .put_refresh(rt("lim", "famL", "c1", Some(now + 600), Some(3)), now)
+        .await
+        .unwrap();
     for n in 1..=3 {
-        let u = g.nth(n as usize).use_refresh(&h("lim"), "c1", now, None).await.unwrap();
+        let u = g
+            .nth(n as usize)
+            .use_refresh(&h("lim"), "c1", now, None)
+            .await
+            .unwrap();
         assert_eq!(used_count(&u), Some(n));
         if let RefreshUse::Used { record, .. } = u {
             assert_eq!(record.max_uses, Some(3));
@@ -73,9 +111,15 @@ pub async fn use_count_limit(g: Gateways) {
             RefreshUse::Exhausted
         );
     }
-    assert!(g.a().get_refresh(&h("lim"), now).await.unwrap().is_none(), "exhausted is inactive");
+    assert!(
+        g.a().get_refresh(&h("lim"), now).await.unwrap().is_none(),
+        "exhausted is inactive"
+    );
     // Unlimited token: many uses.
-    g.a().put_refresh(rt("unl", "famU", "c1", None, None), now).await.unwrap();
+    g.a()
+        .put_refresh(rt("unl", "famU", "c1", None, None), now)
+        .await
+        .unwrap();
     for n in 1..=10 {
         let u = g.a().use_refresh(&h("unl"), "c1", now, None).await.unwrap();
         assert_eq!(used_count(&u), Some(n));
@@ -86,13 +130,27 @@ pub async fn use_count_limit(g: Gateways) {
 pub async fn use_count_limit_with_rotation(g: Gateways) {
     let now = now_unix();
     let exp = Some(now + 600);
-    g.a().put_refresh(rt("c0", "famR", "c1", exp, Some(2)), now).await.unwrap();
-    let u = g.a().use_refresh(&h("c0"), "c1", now, rot("c1tok", exp)).await.unwrap();
+    g.a()
+        .put_refresh(rt("c0", "famR", "c1", exp, Some(2)), now)
+        .await
+        .unwrap();
+    let u = g
+        .a()
+        .use_refresh(&h("c0"), "c1", now, rot("c1tok", exp))
+        .await
+        .unwrap();
     assert_eq!(used_count(&u), Some(1));
-    let u = g.a().use_refresh(&h("c1tok"), "c1", now, rot("c2tok", exp)).await.unwrap();
+    let u = g
+        .a()
+        .use_refresh(&h("c1tok"), "c1", now, rot("c2tok", exp))
+        .await
+        .unwrap();
     assert_eq!(used_count(&u), Some(2));
     assert_eq!(
-        g.a().use_refresh(&h("c2tok"), "c1", now, rot("c3tok", exp)).await.unwrap(),
+        g.a()
+            .use_refresh(&h("c2tok"), "c1", now, rot("c3tok", exp))
+            .await
+            .unwrap(),
         RefreshUse::Exhausted
     );
     assert!(g.a().get_refresh(&h("c3tok"), now).await.unwrap().is_none());
@@ -102,10 +160,19 @@ pub async fn use_count_limit_with_rotation(g: Gateways) {
 pub async fn wrong_client(g: Gateways) {
     let now = now_unix();
     let exp = Some(now + 600);
-    g.a().put_refresh(rt("wc", "famW", "owner", exp, Some(1)), now).await.unwrap();
-    g.a().put_access(at("wca", Some("famW"), "owner", exp), now).await.unwrap();
+    g.a()
+        .put_refresh(rt("wc", "famW", "owner", exp, Some(1)), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_access(at("wca", Some("famW"), "owner", exp), now)
+        .await
+        .unwrap();
     assert_eq!(
-        g.a().use_refresh(&h("wc"), "thief", now, rot("wc2", exp)).await.unwrap(),
+        g.a()
+            .use_refresh(&h("wc"), "thief", now, rot("wc2", exp))
+            .await
+            .unwrap(),
         RefreshUse::WrongClient
     );
     assert_eq!(
@@ -113,42 +180,93 @@ pub async fn wrong_client(g: Gateways) {
         Revocation::WrongClient
     );
     assert_eq!(
-        g.a().revoke_access(&h("wca"), "thief", None, now).await.unwrap(),
+        g.a()
+            .revoke_access(&h("wca"), "thief", None, now)
+            .await
+            .unwrap(),
         Revocation::WrongClient
     );
     assert!(g.a().get_access(&h("wca"), now).await.unwrap().is_some());
     assert!(g.a().get_refresh(&h("wc2"), now).await.unwrap().is_none());
-    let u = g.a().use_refresh(&h("wc"), "owner", now, None).await.unwrap();
-    assert_eq!(used_count(&u), Some(1), "the single use was not consumed by the thief");
+    let u = g
+        .a()
+        .use_refresh(&h("wc"), "owner", now, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        used_count(&u),
+        Some(1),
+        "the single use was not consumed by the thief"
+    );
 }
 
 /// O18: live while `now < exp`; `exp: None` never expires. An expired token changes nothing.
 pub async fn expiry(g: Gateways) {
     let now = now_unix();
     let exp = now + 10;
-    g.a().put_refresh(rt("ex", "famE", "c1", Some(exp), None), now).await.unwrap();
-    g.a().put_access(at("exa", None, "c1", Some(exp)), now).await.unwrap();
-    g.a().put_access(at("forever", None, "c1", None), now).await.unwrap();
-    g.a().put_refresh(rt("rforever", "famF", "c1", None, None), now).await.unwrap();
+    g.a()
+        .put_refresh(rt("ex", "famE", "c1", Some(exp), None), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_access(at("exa", None, "c1", Some(exp)), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_access(at("forever", None, "c1", None), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_refresh(rt("rforever", "famF", "c1", None, None), now)
+        .await
+        .unwrap();
 
-    assert!(g.a().get_access(&h("exa"), exp - 1).await.unwrap().is_some());
+    assert!(g
+        .a()
+        .get_access(&h("exa"), exp - 1)
+        .await
+        .unwrap()
+        .is_some());
     assert!(g.a().get_access(&h("exa"), exp).await.unwrap().is_none());
     assert!(g.a().get_refresh(&h("ex"), exp).await.unwrap().is_none());
-    assert!(!g.a().is_access_revoked(&h("exa")).await.unwrap(), "expired is not revoked");
+    assert!(
+        !g.a().is_access_revoked(&h("exa")).await.unwrap(),
+        "expired is not revoked"
+    );
     assert_eq!(
-        g.a().use_refresh(&h("ex"), "c1", exp, rot("ex2", Some(exp + 100))).await.unwrap(),
+        g.a()
+            .use_refresh(&h("ex"), "c1", exp, rot("ex2", Some(exp + 100)))
+            .await
+            .unwrap(),
         RefreshUse::Expired
     );
     assert!(g.a().get_refresh(&h("ex2"), exp).await.unwrap().is_none());
-    let u = g.a().use_refresh(&h("ex"), "c1", exp - 1, None).await.unwrap();
+    let u = g
+        .a()
+        .use_refresh(&h("ex"), "c1", exp - 1, None)
+        .await
+        .unwrap();
     assert_eq!(used_count(&u), Some(1));
 
     let far = now + 10 * 365 * 86_400;
-    assert!(g.a().get_access(&h("forever"), far).await.unwrap().is_some());
-    assert!(g.a().get_refresh(&h("rforever"), far).await.unwrap().is_some());
+    assert!(g
+        .a()
+        .get_access(&h("forever"), far)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(g
+        .a()
+        .get_refresh(&h("rforever"), far)
+        .await
+        .unwrap()
+        .is_some());
     assert!(g.a().get_access(&h("nobody"), now).await.unwrap().is_none());
     assert_eq!(
-        g.a().use_refresh(&h("nobody"), "c1", now, None).await.unwrap(),
+        g.a()
+            .use_refresh(&h("nobody"), "c1", now, None)
+            .await
+            .unwrap(),
         RefreshUse::NotFound
     );
 }
@@ -158,15 +276,37 @@ pub async fn expiry(g: Gateways) {
 pub async fn revoke_refresh_revokes_family_access(g: Gateways) {
     let now = now_unix();
     let exp = Some(now + 600);
-    g.a().put_refresh(rt("r1", "famV", "c1", exp, None), now).await.unwrap();
-    g.a().put_access(at("a1", Some("famV"), "c1", exp), now).await.unwrap();
-    let u = g.a().use_refresh(&h("r1"), "c1", now, rot("r2", exp)).await.unwrap();
+    g.a()
+        .put_refresh(rt("r1", "famV", "c1", exp, None), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_access(at("a1", Some("famV"), "c1", exp), now)
+        .await
+        .unwrap();
+    let u = g
+        .a()
+        .use_refresh(&h("r1"), "c1", now, rot("r2", exp))
+        .await
+        .unwrap();
     assert_eq!(used_count(&u), Some(1));
-    g.a().put_access(at("a2", Some("famV"), "c1", exp), now).await.unwrap();
-    g.a().put_access(at("other", None, "c1", exp), now).await.unwrap();
-    g.a().put_refresh(rt("o1", "famOther", "c1", exp, None), now).await.unwrap();
+    g.a()
+        .put_access(at("a2", Some("famV"), "c1", exp), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_access(at("other", None, "c1", exp), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_refresh(rt("o1", "famOther", "c1", exp, None), now)
+        .await
+        .unwrap();
 
-    assert_eq!(g.a().revoke_refresh(&h("r2"), "c1", now).await.unwrap(), Revocation::Revoked);
+    assert_eq!(
+        g.a().revoke_refresh(&h("r2"), "c1", now).await.unwrap(),
+        Revocation::Revoked
+    );
     for a in ["a1", "a2"] {
         assert!(g.a().get_access(&h(a), now).await.unwrap().is_none(), "{a}");
         assert!(g.a().is_access_revoked(&h(a)).await.unwrap(), "{a}");
@@ -178,7 +318,10 @@ pub async fn revoke_refresh_revokes_family_access(g: Gateways) {
     assert!(g.a().get_access(&h("other"), now).await.unwrap().is_some());
     assert!(g.a().get_refresh(&h("o1"), now).await.unwrap().is_some());
     // Idempotent; unknown token -> NotFound (the endpoint still answers 200).
-    assert_eq!(g.a().revoke_refresh(&h("r1"), "c1", now).await.unwrap(), Revocation::Revoked);
+    assert_eq!(
+        g.a().revoke_refresh(&h("r1"), "c1", now).await.unwrap(),
+        Revocation::Revoked
+    );
     assert_eq!(
         g.a().revoke_refresh(&h("zz"), "c1", now).await.unwrap(),
         Revocation::NotFound
@@ -192,16 +335,25 @@ pub async fn revoke_refresh_revokes_family_access(g: Gateways) {
 /// Direct access-token revocation, and tombstones for unrecorded JWTs (by `jti` hash).
 pub async fn revoke_access_and_tombstones(g: Gateways) {
     let now = now_unix();
-    g.a().put_access(at("op", None, "c1", Some(now + 60)), now).await.unwrap();
+    g.a()
+        .put_access(at("op", None, "c1", Some(now + 60)), now)
+        .await
+        .unwrap();
     assert!(!g.a().is_access_revoked(&h("op")).await.unwrap());
     assert_eq!(
-        g.a().revoke_access(&h("op"), "c1", None, now).await.unwrap(),
+        g.a()
+            .revoke_access(&h("op"), "c1", None, now)
+            .await
+            .unwrap(),
         Revocation::Revoked
     );
     assert!(g.a().get_access(&h("op"), now).await.unwrap().is_none());
     assert!(g.a().is_access_revoked(&h("op")).await.unwrap());
     assert_eq!(
-        g.a().revoke_access(&h("op"), "c1", None, now).await.unwrap(),
+        g.a()
+            .revoke_access(&h("op"), "c1", None, now)
+            .await
+            .unwrap(),
         Revocation::Revoked,
         "idempotent"
     );
@@ -209,7 +361,10 @@ pub async fn revoke_access_and_tombstones(g: Gateways) {
     // A JWT never recorded: revocable until its exp.
     assert!(!g.a().is_access_revoked(&h("jti-1")).await.unwrap());
     assert_eq!(
-        g.a().revoke_access(&h("jti-1"), "c1", Some(now + 300), now).await.unwrap(),
+        g.a()
+            .revoke_access(&h("jti-1"), "c1", Some(now + 300), now)
+            .await
+            .unwrap(),
         Revocation::Revoked
     );
     assert!(g.a().is_access_revoked(&h("jti-1")).await.unwrap());
@@ -217,7 +372,10 @@ pub async fn revoke_access_and_tombstones(g: Gateways) {
     // Garbage (no exp, or already expired) stores nothing.
     for hint in [None, Some(now), Some(now - 5)] {
         assert_eq!(
-            g.a().revoke_access(&h("garbage"), "c1", hint, now).await.unwrap(),
+            g.a()
+                .revoke_access(&h("garbage"), "c1", hint, now)
+                .await
+                .unwrap(),
             Revocation::NotFound
         );
     }
@@ -231,18 +389,33 @@ pub async fn jti_replay(g: Gateways) {
     assert!(g.a().remember_jti(&k, now + 60, now).await.unwrap());
     assert!(!g.a().remember_jti(&k, now + 60, now).await.unwrap());
     assert!(!g.b().remember_jti(&k, now + 60, now + 30).await.unwrap());
-    assert!(g.b().remember_jti(&h("client-b\0jti-123"), now + 60, now).await.unwrap());
+    assert!(g
+        .b()
+        .remember_jti(&h("client-b\0jti-123"), now + 60, now)
+        .await
+        .unwrap());
 }
 
 /// A put never overwrites, and a rotation onto an existing hash changes nothing.
 pub async fn conflicts_change_nothing(g: Gateways) {
     let now = now_unix();
     let exp = Some(now + 600);
-    g.a().put_refresh(rt("k1", "famC", "c1", exp, None), now).await.unwrap();
-    g.a().put_refresh(rt("k2", "famC2", "c1", exp, None), now).await.unwrap();
-    g.a().put_access(at("ka", None, "c1", exp), now).await.unwrap();
+    g.a()
+        .put_refresh(rt("k1", "famC", "c1", exp, None), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_refresh(rt("k2", "famC2", "c1", exp, None), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_access(at("ka", None, "c1", exp), now)
+        .await
+        .unwrap();
     assert_eq!(
-        g.a().put_refresh(rt("k1", "famC", "c1", exp, None), now).await,
+        g.a()
+            .put_refresh(rt("k1", "famC", "c1", exp, None), now)
+            .await,
         Err(StoreError::Conflict)
     );
     assert_eq!(
@@ -250,15 +423,26 @@ pub async fn conflicts_change_nothing(g: Gateways) {
         Err(StoreError::Conflict)
     );
     // Revoked access token cannot be replaced by a live record.
-    g.a().revoke_access(&h("ka"), "c1", None, now).await.unwrap();
-    assert!(g.a().put_access(at("ka", None, "c1", exp), now).await.is_err());
+    g.a()
+        .revoke_access(&h("ka"), "c1", None, now)
+        .await
+        .unwrap();
+    assert!(g
+        .a()
+        .put_access(at("ka", None, "c1", exp), now)
+        .await
+        .is_err());
     assert!(g.a().get_access(&h("ka"), now).await.unwrap().is_none());
 
     assert_eq!(
         g.a().use_refresh(&h("k1"), "c1", now, rot("k2", exp)).await,
         Err(StoreError::Conflict)
     );
-    let u = g.a().use_refresh(&h("k1"), "c1", now, rot("k3", exp)).await.unwrap();
+    let u = g
+        .a()
+        .use_refresh(&h("k1"), "c1", now, rot("k3", exp))
+        .await
+        .unwrap();
     assert_eq!(used_count(&u), Some(1), "the failed rotation used nothing");
     assert!(g.a().get_refresh(&h("k2"), now).await.unwrap().is_some());
 }
@@ -280,7 +464,10 @@ pub async fn records_round_trip(g: Gateways) {
     r.extra = extra;
     r.roles = vec![];
     g.a().put_refresh(r.clone(), now).await.unwrap();
-    assert_eq!(g.a().get_refresh(&h("rfull"), now).await.unwrap(), Some(r.clone()));
+    assert_eq!(
+        g.a().get_refresh(&h("rfull"), now).await.unwrap(),
+        Some(r.clone())
+    );
     let u = g
         .a()
         .use_refresh(
@@ -309,11 +496,30 @@ pub async fn records_round_trip(g: Gateways) {
     assert_eq!(next.exp, Some(now + 900));
     assert_eq!(next.issued_at, now);
     assert_eq!(
-        (next.family_id, next.client_id, next.sub, next.roles, next.extra, next.max_uses),
-        (r.family_id, r.client_id, r.sub, r.roles, r.extra, r.max_uses)
+        (
+            next.family_id,
+            next.client_id,
+            next.sub,
+            next.roles,
+            next.extra,
+            next.max_uses
+        ),
+        (
+            r.family_id,
+            r.client_id,
+            r.sub,
+            r.roles,
+            r.extra,
+            r.max_uses
+        )
     );
     // The family now outlives its first token: the successor is live past the first exp.
-    assert!(g.a().get_refresh(&h("rnext"), now + 700).await.unwrap().is_some());
+    assert!(g
+        .a()
+        .get_refresh(&h("rnext"), now + 700)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 async fn race(g: &Gateways, token: &str, rotate: bool, n: usize) -> Vec<RefreshUse> {
@@ -346,17 +552,26 @@ async fn race(g: &Gateways, token: &str, rotate: bool, n: usize) -> Vec<RefreshU
 /// token (reuse: the family is revoked) or an already revoked family.
 pub async fn concurrent_rotation_one_wins(g: Gateways) {
     let now = now_unix();
-    g.a().put_refresh(rt("hot", "famH", "c1", Some(now + 600), None), now).await.unwrap();
+    g.a()
+        .put_refresh(rt("hot", "famH", "c1", Some(now + 600), None), now)
+        .await
+        .unwrap();
     let out = race(&g, "hot", true, 50).await;
     let used = out.iter().filter(|u| used_count(u).is_some()).count();
     assert_eq!(used, 1, "{out:?}");
-    assert!(out
-        .iter()
-        .all(|u| matches!(u, RefreshUse::Used { .. } | RefreshUse::Reused | RefreshUse::Revoked)));
+    assert!(out.iter().all(|u| matches!(
+        u,
+        RefreshUse::Used { .. } | RefreshUse::Reused | RefreshUse::Revoked
+    )));
     // Exactly one successor was created, and reuse revoked it.
     let mut live = 0;
     for i in 0..50 {
-        if g.a().get_refresh(&h(&format!("hot-next-{i}")), now).await.unwrap().is_some() {
+        if g.a()
+            .get_refresh(&h(&format!("hot-next-{i}")), now)
+            .await
+            .unwrap()
+            .is_some()
+        {
             live += 1;
         }
     }
@@ -366,16 +581,25 @@ pub async fn concurrent_rotation_one_wins(g: Gateways) {
 /// 50 concurrent uses of a single-use token (no rotation): one `Used`, 49 `Exhausted`.
 pub async fn concurrent_single_use_one_wins(g: Gateways) {
     let now = now_unix();
-    g.a().put_refresh(rt("once", "famO", "c1", Some(now + 600), Some(1)), now).await.unwrap();
+    g.a()
+        .put_refresh(rt("once", "famO", "c1", Some(now + 600), Some(1)), now)
+        .await
+        .unwrap();
     let out = race(&g, "once", false, 50).await;
     assert_eq!(out.iter().filter(|u| used_count(u).is_some()).count(), 1);
-    assert_eq!(out.iter().filter(|u| **u == RefreshUse::Exhausted).count(), 49);
+    assert_eq!(
+        out.iter().filter(|u| **u == RefreshUse::Exhausted).count(),
+        49
+    );
 }
 
 /// R16: limit 7 under 50 concurrent uses across gateways: exactly 7 succeed, counts 1..=7.
 pub async fn concurrent_use_limit_exact(g: Gateways) {
     let now = now_unix();
-    g.a().put_refresh(rt("seven", "fam7", "c1", Some(now + 600), Some(7)), now).await.unwrap();
+    g.a()
+        .put_refresh(rt("seven", "fam7", "c1", Some(now + 600), Some(7)), now)
+        .await
+        .unwrap();
     let out = race(&g, "seven", false, 50).await;
     let mut counts: Vec<u32> = out.iter().filter_map(used_count).collect();
     counts.sort_unstable();
@@ -386,14 +610,29 @@ pub async fn concurrent_use_limit_exact(g: Gateways) {
 pub async fn two_gateways_see_revocation(g: Gateways) {
     let now = now_unix();
     let exp = Some(now + 600);
-    g.a().put_refresh(rt("x1", "famG", "c1", exp, None), now).await.unwrap();
-    g.a().put_access(at("xa", Some("famG"), "c1", exp), now).await.unwrap();
-    g.a().put_access(at("xb", None, "c1", exp), now).await.unwrap();
+    g.a()
+        .put_refresh(rt("x1", "famG", "c1", exp, None), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_access(at("xa", Some("famG"), "c1", exp), now)
+        .await
+        .unwrap();
+    g.a()
+        .put_access(at("xb", None, "c1", exp), now)
+        .await
+        .unwrap();
     assert!(g.b().get_access(&h("xa"), now).await.unwrap().is_some());
     assert!(g.b().get_access(&h("xb"), now).await.unwrap().is_some());
-    assert_eq!(g.a().revoke_refresh(&h("x1"), "c1", now).await.unwrap(), Revocation::Revoked);
     assert_eq!(
-        g.a().revoke_access(&h("xb"), "c1", None, now).await.unwrap(),
+        g.a().revoke_refresh(&h("x1"), "c1", now).await.unwrap(),
+        Revocation::Revoked
+    );
+    assert_eq!(
+        g.a()
+            .revoke_access(&h("xb"), "c1", None, now)
+            .await
+            .unwrap(),
         Revocation::Revoked
     );
     assert!(g.b().get_access(&h("xa"), now).await.unwrap().is_none());

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "TOKENGATE_STORE_CHILD";
 const CHILD_TEST: &str = "store::tests::embedded_crash::embedded_kill9_child";
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 4;
+const WORKERS: u32 = 4;
 
 /// Per token index `i` of a round, the child runs: put refresh `a`, put access `at` (same
 /// family), rotate `a` -> `b`, and for every third `i` revoke `b` (the family).
@@ -33,8 +34,9 @@ fn names(round: usize, i: u32) -> (String, String, String, String) {
     )
 }
 
-/// The child: writes until killed, printing `@ack <i> <op>` after each call returned (i.e.
-/// after its transaction committed). A no-op in a normal test run.
+/// The child: [`WORKERS`] concurrent writers (so writes share group commits) each run their
+/// own indexes (`i = w, w + WORKERS, …`) until killed, printing `@ack <i> <op>` after each call
+/// returned (i.e. after its transaction is durable). A no-op in a normal test run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_kill9_child() {
     let Ok(arg) = std::env::var(CHILD_ENV) else {
@@ -43,28 +45,50 @@ async fn embedded_kill9_child() {
     let (path, round) = arg.rsplit_once('|').unwrap();
     let round: usize = round.parse().unwrap();
     let store = EmbeddedStore::open(PathBuf::from(path)).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..100_000u32).step_by(WORKERS as usize) {
+                child_index(&store, round, i).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn child_index(store: &EmbeddedStore, round: usize, i: u32) {
     let now = now_unix();
     let exp = Some(now + 3600);
-    for i in 0..100_000u32 {
-        let (a, b, atk, fam) = names(round, i);
-        store.put_refresh(rt(&a, &fam, "c1", exp, None), now).await.unwrap();
-        println!("\n@ack {i} 1");
-        store.put_access(at(&atk, Some(&fam), "c1", exp), now).await.unwrap();
-        println!("\n@ack {i} 2");
-        let next = Rotation {
-            hash: h(&b),
-            issued_at: now,
-            exp,
-            scope: None,
-        };
-        let u = store.use_refresh(&h(&a), "c1", now, Some(next)).await.unwrap();
-        assert!(matches!(u, RefreshUse::Used { .. }));
-        println!("\n@ack {i} 3");
-        if ops_of(i) == 4 {
-            let r = store.revoke_refresh(&h(&b), "c1", now).await.unwrap();
-            assert_eq!(r, Revocation::Revoked);
-            println!("\n@ack {i} 4");
-        }
+    let (a, b, atk, fam) = names(round, i);
+    store
+        .put_refresh(rt(&a, &fam, "c1", exp, None), now)
+        .await
+        .unwrap();
+    println!("\n@ack {i} 1");
+    store
+        .put_access(at(&atk, Some(&fam), "c1", exp), now)
+        .await
+        .unwrap();
+    println!("\n@ack {i} 2");
+    let next = Rotation {
+        hash: h(&b),
+        issued_at: now,
+        exp,
+        scope: None,
+    };
+    let u = store
+        .use_refresh(&h(&a), "c1", now, Some(next))
+        .await
+        .unwrap();
+    assert!(matches!(u, RefreshUse::Used { .. }));
+    println!("\n@ack {i} 3");
+    if ops_of(i) == 4 {
+        let r = store.revoke_refresh(&h(&b), "c1", now).await.unwrap();
+        assert_eq!(r, Revocation::Revoked);
+        println!("\n@ack {i} 4");
     }
 }
 
@@ -117,7 +141,11 @@ fn run_child(path: &Path, round: usize, min_acks: usize) -> Vec<usize> {
     let mut acks = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while acks.len() < min_acks {
-        assert!(Instant::now() < deadline, "child too slow: {} acks", acks.len());
+        assert!(
+            Instant::now() < deadline,
+            "child too slow: {} acks",
+            acks.len()
+        );
         if let Ok(a) = rx.recv_timeout(Duration::from_millis(100)) {
             acks.push(a);
         }
@@ -138,10 +166,10 @@ fn run_child(path: &Path, round: usize, min_acks: usize) -> Vec<usize> {
     stages
 }
 
-/// R17: a child writes and rotates tokens, printing an acknowledgement after each committed
-/// call, and is SIGKILLed mid-stream, three times. After each kill: every acknowledged write is
-/// there, every acknowledged revocation holds, and the one call in flight is all-or-nothing (no
-/// refresh token both old and new).
+/// R17: a child writes and rotates tokens from several tasks, printing an acknowledgement after
+/// each call returned, and is SIGKILLed mid-stream, [`ROUNDS`] times on the same file. After
+/// each kill: every acknowledged write is there, every acknowledged revocation holds, and each
+/// call in flight is all-or-nothing (no refresh token both old and new, nothing half-revoked).
 #[test]
 fn embedded_kill9_durability() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,30 +181,33 @@ fn embedded_kill9_durability() {
         .unwrap();
     let mut seen: Vec<Vec<usize>> = Vec::new();
     for round in 0..ROUNDS {
-        let acked = run_child(&path, round, 40 + 23 * round);
+        let acked = run_child(&path, round, 60 + 37 * round);
         let total_acks: usize = acked.iter().sum();
-        assert!(total_acks >= 40);
+        assert!(total_acks >= 60);
         let observed = rt_.block_on(async {
             let s = EmbeddedStore::open(path.clone()).await.unwrap();
             let mut observed = Vec::new();
-            // Indexes past the last acknowledged one must be empty, but one may be in flight.
-            for i in 0..acked.len() as u32 + 2 {
+            // Past the last acknowledged index only in-flight first ops may show.
+            for i in 0..acked.len() as u32 + WORKERS + 1 {
                 observed.push(observed_stage(&s, round, i).await);
             }
             observed
         });
-        let mut in_flight = 0;
+        let mut in_flight = 0u32;
         for (i, obs) in observed.iter().enumerate() {
             let ack = acked.get(i).copied().unwrap_or(0);
             if *obs == ack {
                 continue;
             }
-            // The call in flight at the kill: the next op of the last index (or the first op of
-            // the next index when the last index was complete) may have committed unacked.
+            // A call in flight at the kill (one per worker) may have committed unacknowledged:
+            // then its index is exactly one op ahead, never torn.
             assert_eq!(*obs, ack + 1, "index {i}: acked {ack}, found {obs}");
             in_flight += 1;
         }
-        assert!(in_flight <= 1, "only one call was in flight");
+        assert!(
+            in_flight <= WORKERS,
+            "at most one call per worker was in flight"
+        );
         eprintln!(
             "round {round}: {total_acks} acknowledged calls over {} tokens, in flight committed: {in_flight}",
             acked.len()
@@ -203,10 +234,16 @@ async fn embedded_reopen_keeps_state() {
     let exp = Some(now + 600);
     {
         let s = EmbeddedStore::open(path.clone()).await.unwrap();
-        s.put_refresh(rt("p1", "famP", "c1", exp, Some(5)), now).await.unwrap();
+        s.put_refresh(rt("p1", "famP", "c1", exp, Some(5)), now)
+            .await
+            .unwrap();
         s.use_refresh(&h("p1"), "c1", now, None).await.unwrap();
-        s.put_refresh(rt("p2", "famQ", "c1", exp, None), now).await.unwrap();
-        s.put_access(at("pa", Some("famQ"), "c1", exp), now).await.unwrap();
+        s.put_refresh(rt("p2", "famQ", "c1", exp, None), now)
+            .await
+            .unwrap();
+        s.put_access(at("pa", Some("famQ"), "c1", exp), now)
+            .await
+            .unwrap();
         s.revoke_refresh(&h("p2"), "c1", now).await.unwrap();
         assert!(s.remember_jti(&h("j"), now + 60, now).await.unwrap());
     }
@@ -215,7 +252,10 @@ async fn embedded_reopen_keeps_state() {
         RefreshUse::Used { uses, .. } => assert_eq!(uses, 2),
         other => panic!("{other:?}"),
     }
-    assert_eq!(s.use_refresh(&h("p2"), "c1", now, None).await.unwrap(), RefreshUse::Revoked);
+    assert_eq!(
+        s.use_refresh(&h("p2"), "c1", now, None).await.unwrap(),
+        RefreshUse::Revoked
+    );
     assert!(s.is_access_revoked(&h("pa")).await.unwrap());
     assert!(!s.remember_jti(&h("j"), now + 60, now).await.unwrap());
 }
@@ -235,14 +275,22 @@ async fn embedded_second_open_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_purge_expired() {
     let dir = tempfile::tempdir().unwrap();
-    let s = EmbeddedStore::open(dir.path().join("t.redb")).await.unwrap();
+    let s = EmbeddedStore::open(dir.path().join("t.redb"))
+        .await
+        .unwrap();
     let now = now_unix();
     let short = Some(now + 10);
     let long = Some(now + 1000);
-    s.put_refresh(rt("s1", "famS", "c1", short, None), now).await.unwrap();
-    s.put_access(at("sa", Some("famS"), "c1", short), now).await.unwrap();
+    s.put_refresh(rt("s1", "famS", "c1", short, None), now)
+        .await
+        .unwrap();
+    s.put_access(at("sa", Some("famS"), "c1", short), now)
+        .await
+        .unwrap();
     // A family whose first token is short-lived but whose rotation lives long.
-    s.put_refresh(rt("l1", "famL", "c1", short, None), now).await.unwrap();
+    s.put_refresh(rt("l1", "famL", "c1", short, None), now)
+        .await
+        .unwrap();
     s.use_refresh(
         &h("l1"),
         "c1",
@@ -256,7 +304,9 @@ async fn embedded_purge_expired() {
     )
     .await
     .unwrap();
-    s.put_access(at("never", None, "c1", None), now).await.unwrap();
+    s.put_access(at("never", None, "c1", None), now)
+        .await
+        .unwrap();
     s.revoke_access(&h("jwt"), "c1", short, now).await.unwrap();
     s.remember_jti(&h("jti"), now + 10, now).await.unwrap();
 
@@ -266,23 +316,38 @@ async fn embedded_purge_expired() {
     assert_eq!(s.purge_expired(now + 10).await.unwrap(), 0);
     assert!(s.get_refresh(&h("l2"), now + 10).await.unwrap().is_some());
     assert!(s.get_access(&h("never"), now + 10).await.unwrap().is_some());
-    assert!(!s.is_access_revoked(&h("jwt")).await.unwrap(), "tombstone outlived the JWT");
+    assert!(
+        !s.is_access_revoked(&h("jwt")).await.unwrap(),
+        "tombstone outlived the JWT"
+    );
     assert!(s.remember_jti(&h("jti"), now + 70, now + 10).await.unwrap());
-    assert_eq!(s.use_refresh(&h("s1"), "c1", now, None).await.unwrap(), RefreshUse::NotFound);
+    assert_eq!(
+        s.use_refresh(&h("s1"), "c1", now, None).await.unwrap(),
+        RefreshUse::NotFound
+    );
     // l2 and famL at now+1000; the new jti at now+70.
     assert_eq!(s.purge_expired(now + 2000).await.unwrap(), 3);
-    assert!(s.get_access(&h("never"), now + 2000).await.unwrap().is_some());
+    assert!(s
+        .get_access(&h("never"), now + 2000)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 /// Many expired entries are purged across several batches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_purge_in_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let s = EmbeddedStore::open(dir.path().join("t.redb")).await.unwrap();
+    let s = EmbeddedStore::open(dir.path().join("t.redb"))
+        .await
+        .unwrap();
     let now = now_unix();
     let n = crate::store::embedded::PURGE_BATCH * 2 + 7;
     for i in 0..n {
-        assert!(s.remember_jti(&h(&format!("j{i}")), now + 1, now).await.unwrap());
+        assert!(s
+            .remember_jti(&h(&format!("j{i}")), now + 1, now)
+            .await
+            .unwrap());
     }
     assert_eq!(s.purge_expired(now + 1).await.unwrap(), n as u64);
 }
@@ -291,7 +356,9 @@ async fn embedded_purge_in_batches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_task_runs_and_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let e = EmbeddedStore::open(dir.path().join("t.redb")).await.unwrap();
+    let e = EmbeddedStore::open(dir.path().join("t.redb"))
+        .await
+        .unwrap();
     let now = now_unix();
     e.remember_jti(&h("old"), now - 1, now - 5).await.unwrap();
     assert_eq!(e.expiry_index_len().await, 1);
@@ -303,5 +370,8 @@ async fn purge_task_runs_and_stops() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(s);
-    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
 }

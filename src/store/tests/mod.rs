@@ -19,7 +19,13 @@ pub fn h(s: &str) -> TokenHash {
     TokenHash::of(s.as_bytes())
 }
 
-pub fn rt(token: &str, fam: &str, client: &str, exp: Option<u64>, max: Option<u32>) -> RefreshRecord {
+pub fn rt(
+    token: &str,
+    fam: &str,
+    client: &str,
+    exp: Option<u64>,
+    max: Option<u32>,
+) -> RefreshRecord {
     RefreshRecord {
         hash: h(token),
         family_id: fam.into(),
@@ -68,8 +74,11 @@ impl Gateways {
 
 pub async fn embedded_gateways(n: usize) -> (tempfile::TempDir, Gateways) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn TokenStore> =
-        Arc::new(EmbeddedStore::open(dir.path().join("tokens.redb")).await.unwrap());
+    let store: Arc<dyn TokenStore> = Arc::new(
+        EmbeddedStore::open(dir.path().join("tokens.redb"))
+            .await
+            .unwrap(),
+    );
     (dir, Gateways((0..n).map(|_| Arc::clone(&store)).collect()))
 }
 
@@ -81,7 +90,15 @@ pub fn ensure_redis() {
             return;
         }
         let _ = std::process::Command::new("redis-server")
-            .args(["--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379"])
+            .args([
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "-::1",
+                "--port",
+                "6379",
+            ])
             .args(["--save", "", "--appendonly", "no"])
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -161,7 +178,11 @@ impl RedisFixture {
         let keys = self.keys().await;
         if !keys.is_empty() {
             let mut c = self.raw().await;
-            let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut c).await.unwrap();
+            let _: i64 = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut c)
+                .await
+                .unwrap();
         }
     }
 }

@@ -24,16 +24,37 @@ async fn all_fail_closed(s: &RedisStore) {
     let k = h("k");
     let checks: Vec<(&str, Result<(), StoreError>)> = vec![
         ("health", s.health().await),
-        ("put_access", s.put_access(at("k", None, "c1", None), now).await),
+        (
+            "put_access",
+            s.put_access(at("k", None, "c1", None), now).await,
+        ),
         ("get_access", s.get_access(&k, now).await.map(|_| ())),
-        ("is_access_revoked", s.is_access_revoked(&k).await.map(|_| ())),
-        ("revoke_access", s.revoke_access(&k, "c1", None, now).await.map(|_| ())),
-        ("put_refresh", s.put_refresh(rt("k", "f", "c1", None, None), now).await),
+        (
+            "is_access_revoked",
+            s.is_access_revoked(&k).await.map(|_| ()),
+        ),
+        (
+            "revoke_access",
+            s.revoke_access(&k, "c1", None, now).await.map(|_| ()),
+        ),
+        (
+            "put_refresh",
+            s.put_refresh(rt("k", "f", "c1", None, None), now).await,
+        ),
         ("get_refresh", s.get_refresh(&k, now).await.map(|_| ())),
-        ("use_refresh", s.use_refresh(&k, "c1", now, None).await.map(|_| ())),
-        ("revoke_refresh", s.revoke_refresh(&k, "c1", now).await.map(|_| ())),
+        (
+            "use_refresh",
+            s.use_refresh(&k, "c1", now, None).await.map(|_| ()),
+        ),
+        (
+            "revoke_refresh",
+            s.revoke_refresh(&k, "c1", now).await.map(|_| ()),
+        ),
         ("revoke_family", s.revoke_family("f", now).await.map(|_| ())),
-        ("remember_jti", s.remember_jti(&k, now + 5, now).await.map(|_| ())),
+        (
+            "remember_jti",
+            s.remember_jti(&k, now + 5, now).await.map(|_| ()),
+        ),
     ];
     for (name, r) in checks {
         match r {
@@ -83,11 +104,13 @@ async fn redis_stalled_server_times_out() {
     hold.abort();
 }
 
-/// A malformed URL is a configuration error at build time, not a runtime failure.
+/// A malformed URL, or no Tokio runtime, is a configuration error at build time (no panic).
 #[test]
 fn redis_bad_url_is_config_error() {
     let r = RedisStore::connect("http://nope", "p:", Duration::from_millis(100));
     assert!(matches!(r, Err(StoreError::Config(_))));
+    let r = RedisStore::connect(super::REDIS_URL, "p:", Duration::from_millis(100));
+    assert!(matches!(r, Err(StoreError::Config(_))), "outside a runtime");
 }
 
 struct RedisServer {
@@ -139,7 +162,9 @@ async fn redis_recovers_after_restart() {
     let s = RedisStore::connect(&url, "rec:", Duration::from_millis(300)).unwrap();
     let now = now_unix();
     let exp = Some(now + 600);
-    s.put_refresh(rt("before", "fb", "c1", exp, None), now).await.unwrap();
+    s.put_refresh(rt("before", "fb", "c1", exp, None), now)
+        .await
+        .unwrap();
     assert!(matches!(
         s.use_refresh(&h("before"), "c1", now, None).await.unwrap(),
         RefreshUse::Used { .. }
@@ -152,7 +177,10 @@ async fn redis_recovers_after_restart() {
         assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
         assert!(t.elapsed() < BOUND);
         let r = s.get_access(&h("whatever"), now).await;
-        assert!(matches!(r, Err(StoreError::Unavailable(_))), "never 'inactive' by mistake");
+        assert!(
+            matches!(r, Err(StoreError::Unavailable(_))),
+            "never 'inactive' by mistake"
+        );
     }
 
     let _server = RedisServer::start(port);
@@ -162,7 +190,9 @@ async fn redis_recovers_after_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The fresh server has no data and no scripts: EVALSHA falls back to EVAL.
-    s.put_refresh(rt("after", "fa", "c1", exp, None), now).await.unwrap();
+    s.put_refresh(rt("after", "fa", "c1", exp, None), now)
+        .await
+        .unwrap();
     let next = Rotation {
         hash: h("after2"),
         issued_at: now,
@@ -170,7 +200,9 @@ async fn redis_recovers_after_restart() {
         scope: None,
     };
     assert!(matches!(
-        s.use_refresh(&h("after"), "c1", now, Some(next)).await.unwrap(),
+        s.use_refresh(&h("after"), "c1", now, Some(next))
+            .await
+            .unwrap(),
         RefreshUse::Used { .. }
     ));
     assert_eq!(
@@ -195,8 +227,12 @@ async fn redis_ttls_follow_expiry() {
     let fx = RedisFixture::new("ttl");
     let s = fx.store();
     let now = now_unix();
-    s.put_refresh(rt("t1", "famT", "c1", Some(now + 100), None), now).await.unwrap();
-    s.put_access(at("ta", Some("famT"), "c1", Some(now + 50), ), now).await.unwrap();
+    s.put_refresh(rt("t1", "famT", "c1", Some(now + 100), None), now)
+        .await
+        .unwrap();
+    s.put_access(at("ta", Some("famT"), "c1", Some(now + 50)), now)
+        .await
+        .unwrap();
     s.remember_jti(&h("tj"), now + 30, now).await.unwrap();
     let rt_key = format!("rt:{}", h("t1").to_hex());
     let at_key = format!("at:{}", h("ta").to_hex());
@@ -211,11 +247,22 @@ async fn redis_ttls_follow_expiry() {
         exp: Some(now + 1000),
         scope: None,
     };
-    s.use_refresh(&h("t1"), "c1", now, Some(next)).await.unwrap();
+    s.use_refresh(&h("t1"), "c1", now, Some(next))
+        .await
+        .unwrap();
     assert!((995..=1000).contains(&ttl(&fx, "fam:famT").await));
-    assert!((95..=100).contains(&ttl(&fx, &rt_key).await), "rotated-out keeps its own TTL");
-    s.put_access(at("forever", Some("famT"), "c1", None), now).await.unwrap();
-    assert_eq!(ttl(&fx, "fam:famT").await, -1, "a never-expiring member makes the family permanent");
+    assert!(
+        (95..=100).contains(&ttl(&fx, &rt_key).await),
+        "rotated-out keeps its own TTL"
+    );
+    s.put_access(at("forever", Some("famT"), "c1", None), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl(&fx, "fam:famT").await,
+        -1,
+        "a never-expiring member makes the family permanent"
+    );
     fx.cleanup().await;
     assert!(fx.keys().await.is_empty());
 }
@@ -226,9 +273,13 @@ async fn redis_prefixes_isolate() {
     let (fa, fb) = (RedisFixture::new("isoA"), RedisFixture::new("isoB"));
     let (a, b) = (fa.store(), fb.store());
     let now = now_unix();
-    a.put_refresh(rt("same", "fam", "c1", Some(now + 60), None), now).await.unwrap();
+    a.put_refresh(rt("same", "fam", "c1", Some(now + 60), None), now)
+        .await
+        .unwrap();
     assert!(b.get_refresh(&h("same"), now).await.unwrap().is_none());
-    b.put_refresh(rt("same", "fam", "c1", Some(now + 60), None), now).await.unwrap();
+    b.put_refresh(rt("same", "fam", "c1", Some(now + 60), None), now)
+        .await
+        .unwrap();
     assert!(a.revoke_family("fam", now).await.unwrap());
     assert!(b.get_refresh(&h("same"), now).await.unwrap().is_some());
     fa.cleanup().await;
