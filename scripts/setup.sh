@@ -8,6 +8,7 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)     # test certificates
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)           # independent HTTP/2 client in tests
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server) # token store tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
@@ -17,6 +18,13 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust (https://rustup.rs) first" >&2
   exit 1
+fi
+
+# The token store's Redis tests expect a Redis on 127.0.0.1:6379 (it keeps nothing on disk).
+if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --maxmemory-policy noeviction >/dev/null
+  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.1; done
 fi
 
 # Independent JOSE implementations the cross-implementation tests talk to.

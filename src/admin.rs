@@ -9,6 +9,8 @@
 //! | `POST /admin/reload`        | reload now; 200 applied/unchanged, 422 refused (errors)  |
 //! | `GET /admin/config/status`  | generation, content hash, last error, restart_required   |
 //! | `GET /admin/config`         | the running config as JSON, secrets redacted             |
+//! | `GET /admin/jwks`           | remote key sources: age, keys, last error, readiness     |
+//! | `POST /admin/jwks/flush`    | drop cached keys (all, or `?source=URL-or-label`)         |
 
 use crate::state::{ReloadOutcome, State};
 use async_trait::async_trait;
@@ -90,7 +92,10 @@ impl ServeHttp for Admin {
             ("GET", "/readyz") => {
                 // A snapshot always exists once serving; prefetching policies register here.
                 let st = self.state.status();
-                let waiting = self.state.not_ready();
+                let mut waiting = self.state.not_ready();
+                if !self.state.shared.keys.is_ready() {
+                    waiting.push("jwks".to_string());
+                }
                 let code = if waiting.is_empty() {
                     StatusCode::OK
                 } else {
@@ -128,6 +133,27 @@ impl ServeHttp for Admin {
                         StatusCode::INTERNAL_SERVER_ERROR,
                         json!({"result": "error"}),
                     ),
+                }
+            }
+            ("GET", "/admin/jwks") => json_reply(
+                StatusCode::OK,
+                json!({"sources": self.state.shared.keys.sources()}),
+            ),
+            ("POST", "/admin/jwks/flush") => {
+                let source = session.req_header().uri.query().and_then(|q| {
+                    q.split('&').find_map(|p| {
+                        p.strip_prefix("source=").map(|v| {
+                            percent_encoding::percent_decode_str(v)
+                                .decode_utf8_lossy()
+                                .into_owned()
+                        })
+                    })
+                });
+                let n = self.state.shared.keys.flush(source.as_deref());
+                if source.is_some() && n == 0 {
+                    json_reply(StatusCode::NOT_FOUND, json!({"error": "no such source"}))
+                } else {
+                    json_reply(StatusCode::OK, json!({"flushed": n}))
                 }
             }
             ("GET", "/admin/config/status") => {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod expr;
 pub mod jose;
+pub mod keys;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
@@ -20,6 +21,7 @@ pub mod router;
 pub mod server;
 pub mod shared;
 pub mod state;
+pub mod store;
 pub mod units;
 pub mod upstream;
 

@@ -48,7 +48,8 @@ fn check(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for f in files {
         let res = tokengate::config::load_file(f).and_then(|(raw, hash)| {
-            let shared = tokengate::shared::Shared::default();
+            let shared = tokengate::shared::Shared::detached()
+                .map_err(|e| vec![tokengate::error::ConfigError::new("", e.to_string())])?;
             tokengate::compile::compile(&raw, &hash, 1, None, &shared)
         });
         match res {

@@ -56,6 +56,19 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(fs: impl Iterator
 #[async_trait]
 impl BackgroundService for Maintenance {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Remote key sets refresh on their own loop: a slow identity provider (bounded by the
+        // source's timeout) must not delay reloads or health checks.
+        let keys = self.state.shared.keys.clone();
+        let mut key_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    _ = key_shutdown.changed() => return,
+                    _ = tick.tick() => keys.refresh_due().await,
+                }
+            }
+        });
         let path = self.state.config_path.clone();
         let mut stamp = file_stamp(&path);
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();

@@ -1,18 +1,33 @@
 //! State that survives config reloads: warm caches that a reload must not throw away.
 //! A policy whose config did not change finds its cache here under the same fingerprint.
 
+use crate::keys::KeyCache;
 use crate::policy::jwt_verify::cache::VerifiedCache;
 use dashmap::DashMap;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-#[derive(Default)]
 pub struct Shared {
     /// Verified-token caches by policy config fingerprint.
     verified: DashMap<String, Arc<VerifiedCache>>,
+    /// Remote key sets (JWKS URLs, discovery), by URL.
+    pub keys: Arc<KeyCache>,
 }
 
 impl Shared {
+    /// Long-lived state whose metrics register on `registry`.
+    pub fn new(registry: &prometheus::Registry) -> Result<Shared, prometheus::Error> {
+        Ok(Shared {
+            verified: DashMap::new(),
+            keys: Arc::new(KeyCache::new(registry)?),
+        })
+    }
+
+    /// For `tokengate check` and benches: metrics go to a throwaway registry.
+    pub fn detached() -> Result<Shared, prometheus::Error> {
+        Self::new(&prometheus::Registry::new())
+    }
+
     pub fn verified_cache(&self, fingerprint: &str, capacity: usize) -> Arc<VerifiedCache> {
         self.verified
             .entry(fingerprint.to_string())

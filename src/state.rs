@@ -58,9 +58,10 @@ impl State {
     /// Load and compile the config at start. Any error is fatal here (nothing to keep serving).
     pub fn boot(path: PathBuf) -> Result<Arc<State>, Vec<ConfigError>> {
         let (raw, hash) = config::load_file(&path)?;
-        let shared = crate::shared::Shared::default();
-        let snap = compile(&raw, &hash, 1, None, &shared)?;
         let metrics = Metrics::new().map_err(|e| vec![ConfigError::new("", e.to_string())])?;
+        let shared = crate::shared::Shared::new(metrics.registry())
+            .map_err(|e| vec![ConfigError::new("", e.to_string())])?;
+        let snap = compile(&raw, &hash, 1, None, &shared)?;
         let access_log = if raw.access_log.enabled {
             Some(AccessLog::start(&raw.access_log.path).map_err(|e| {
                 vec![ConfigError::new(

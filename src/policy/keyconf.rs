@@ -11,6 +11,8 @@ pub enum KeyOrigin {
     Embedded(JwkSet),
     JwksUrl(String),
     Discovery(String),
+    /// (URL template, allowed URL globs)
+    PerClient(String, Vec<String>),
     None,
 }
 
@@ -54,7 +56,22 @@ pub fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigi
         alg,
         jwks_url,
         discovery_url,
+        per_client_url,
+        per_client_allow,
+        remote,
     } = c;
+    let remote_form = jwks_url.is_some() || discovery_url.is_some() || per_client_url.is_some();
+    if remote.is_some() && !remote_form {
+        errs.push(
+            format!("{path}.remote"),
+            "remote settings need jwks_url, discovery_url or per_client_url",
+        );
+        return None;
+    }
+    if !per_client_allow.is_empty() && per_client_url.is_none() {
+        errs.push(format!("{path}.per_client_allow"), "is for per_client_url");
+        return None;
+    }
     let forms = [
         jwks.is_some(),
         pem.is_some(),
@@ -64,6 +81,7 @@ pub fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigi
         secret_file.is_some(),
         jwks_url.is_some(),
         discovery_url.is_some(),
+        per_client_url.is_some(),
     ]
     .iter()
     .filter(|b| **b)
@@ -74,7 +92,8 @@ pub fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigi
     if forms > 1 {
         errs.push(
             path,
-            "give exactly one of jwks, pem, file, secret, secret_env, secret_file, jwks_url, discovery_url",
+            "give exactly one of jwks, pem, file, secret, secret_env, secret_file, jwks_url, \
+             discovery_url, per_client_url",
         );
         return None;
     }
@@ -134,6 +153,16 @@ pub fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigi
     }
     if let Some(u) = discovery_url {
         return Some(KeyOrigin::Discovery(u.clone()));
+    }
+    if let Some(u) = per_client_url {
+        if per_client_allow.is_empty() {
+            errs.push(
+                format!("{path}.per_client_allow"),
+                "a per-client URL needs an allow-list of URL patterns",
+            );
+            return None;
+        }
+        return Some(KeyOrigin::PerClient(u.clone(), per_client_allow.clone()));
     }
     Some(KeyOrigin::None)
 }

@@ -137,7 +137,7 @@ impl Policy {
                     cx.shared.verified_cache(&fp, cap)
                 });
                 Kind::JwtVerify(Box::new(jwt_verify::JwtVerify::compile(
-                    c, path, errs, cache,
+                    c, path, errs, cache, cx.shared,
                 )?))
             }
         };

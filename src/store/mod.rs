@@ -24,9 +24,19 @@
 //! # Failures
 //! Every operation returns `Result<_, StoreError>`. [`StoreError::Unavailable`] means the store
 //! could not answer (Redis down or slow past its deadline, disk error): callers fail closed
-//! (503 `temporarily_unavailable`, introspection never `active:true`). A denial (expired,
-//! revoked, reused, wrong client…) is a value ([`RefreshUse`], [`Revocation`], `None`), never
-//! an error.
+//! (503 `temporarily_unavailable`, introspection never `active:true`, and a JWT whose
+//! [`TokenStore::is_access_revoked`] failed is refused, never accepted because the lookup
+//! failed). A denial (expired, revoked, reused, wrong client…) is a value ([`RefreshUse`],
+//! [`Revocation`], `None`), never an error.
+//!
+//! # Flow for the token endpoint (refresh_token grant)
+//! 1. `get_refresh(hash(rt))`: unknown/inactive -> `invalid_grant`; check the requested scope
+//!    is within `record.scope` (`invalid_scope` otherwise; the fields read are immutable, so
+//!    this read needs no lock).
+//! 2. `use_refresh(hash(rt), client_id, now, Some(Rotation { hash(new_rt), .. }))`: anything
+//!    but `Used` -> `invalid_grant`.
+//! 3. `put_access(AccessRecord { family_id: Some(record.family_id), .. })` for an opaque (or
+//!    tracked JWT) access token, so revoking the grant revokes it.
 
 pub mod config;
 pub mod embedded;

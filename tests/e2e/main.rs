@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod errors;
+mod jwks;
 mod jwt_verify;
 mod policies;
 mod process;

@@ -76,6 +76,17 @@ pub struct KeysConfig {
     /// An OIDC discovery document whose `jwks_uri` is used.
     #[serde(default)]
     pub discovery_url: Option<String>,
+    /// A JWKS URL per client, rendered per request from request values or unverified claims
+    /// (JWS only), e.g. `"https://${claims.iss}/jwks.json"`; used only when it matches one
+    /// of `per_client_allow`.
+    #[serde(default)]
+    pub per_client_url: Option<String>,
+    /// Globs the rendered URL must match, e.g. `"https://*.idp.example.com/jwks.json"`.
+    #[serde(default)]
+    pub per_client_allow: Vec<String>,
+    /// Refresh, staleness, size and time bounds of remote sources.
+    #[serde(default)]
+    pub remote: Option<crate::keys::JwksSettings>,
 }
 
 /// `subject = { equals = "..." }`, `{ prefix = "..." }` or `{ regex = "..." }`.

@@ -20,7 +20,10 @@ use super::keyconf::{self, KeyOrigin};
 use super::PolicyState;
 use crate::error::{Errors, GatewayError};
 use crate::expr::RequestView;
+use crate::expr::Template;
 use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, Limits};
+use crate::keys::{JwksSettings, KeyCache, RemoteJwks};
+use crate::shared::Shared;
 use cache::{token_key, Entry, VerifiedCache};
 use config::{AclConfig, AclRuleConfig, HeaderFormat, JwtVerifyConfig, SubjectConfig, TokenForm};
 use extract::Source;
@@ -33,28 +36,95 @@ use std::sync::Arc;
 /// Verification or decryption keys at run time.
 pub enum Keys {
     Static(Arc<JwkSet>),
+    Remote(Arc<RemoteJwks>),
+    /// A source per client: the URL is rendered per request and must match an allowed glob.
+    PerClient {
+        url: Template,
+        allow: globset::GlobSet,
+        settings: JwksSettings,
+        cache: Arc<KeyCache>,
+    },
 }
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Keys::Static(s) => write!(f, "Static({} keys)", s.keys().len()),
+            Keys::Remote(r) => write!(f, "Remote({})", r.label()),
+            Keys::PerClient { .. } => write!(f, "PerClient"),
         }
     }
 }
 
+/// The key source chosen for one request.
+enum Resolved {
+    Static(Arc<JwkSet>),
+    Remote(Arc<RemoteJwks>, u64),
+}
+
+fn url_tag(url: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    url.hash(&mut h);
+    h.finish()
+}
+
 impl Keys {
-    /// The current key set and its generation (changes when the set changes).
+    /// Pick the source for this request (per-client: render and check the URL).
+    fn resolve(&self, v: &RequestView<'_>) -> Result<Resolved, GatewayError> {
+        match self {
+            Keys::Static(s) => Ok(Resolved::Static(s.clone())),
+            Keys::Remote(r) => Ok(Resolved::Remote(r.clone(), 0)),
+            Keys::PerClient {
+                url,
+                allow,
+                settings,
+                cache,
+            } => {
+                let u = url.render(v).ok_or(GatewayError::NoMatchingKey)?;
+                if !allow.is_match(&u) {
+                    log::warn!("per-client JWKS URL refused: not in the allow-list");
+                    return Err(GatewayError::NoMatchingKey);
+                }
+                let src = cache.source(&u, *settings).map_err(|e| {
+                    log::warn!("per-client JWKS source refused: {}", e.code());
+                    GatewayError::JwksUnavailable
+                })?;
+                let tag = url_tag(&u);
+                Ok(Resolved::Remote(src, tag))
+            }
+        }
+    }
+}
+
+impl Resolved {
+    /// The current key set and a generation that changes with the set (and the source).
     async fn get(&self) -> Result<(Arc<JwkSet>, u64), GatewayError> {
         match self {
-            Keys::Static(s) => Ok((s.clone(), 0)),
+            Resolved::Static(s) => Ok((s.clone(), 0)),
+            Resolved::Remote(src, tag) => {
+                // Read the generation before the set: a change in between makes a miss.
+                let generation = src.generation() ^ tag;
+                let set = match src.current() {
+                    Some(s) => s,
+                    None => src.keys().await.map_err(|e| {
+                        log::warn!("JWKS {} unavailable: {}", src.label(), e.code());
+                        GatewayError::JwksUnavailable
+                    })?,
+                };
+                Ok((set, generation))
+            }
         }
     }
 
-    /// A token named a key we do not have: refetch once (remote sources only).
+    /// A token named a key we do not have: one single-flight refetch (remote sources only).
     async fn refresh_unknown(&self) -> Option<(Arc<JwkSet>, u64)> {
         match self {
-            Keys::Static(_) => None,
+            Resolved::Static(_) => None,
+            Resolved::Remote(src, tag) => {
+                let set = src.refresh_unknown_kid().await.ok()?;
+                Some((set, src.generation() ^ tag))
+            }
         }
     }
 }
@@ -151,13 +221,56 @@ fn header_name(name: &str, path: &str, errs: &mut Errors) -> Option<HeaderName> 
         .ok()
 }
 
-fn compile_keys(c: &config::KeysConfig, path: &str, errs: &mut Errors) -> Option<Option<Keys>> {
+fn compile_keys(
+    c: &config::KeysConfig,
+    path: &str,
+    errs: &mut Errors,
+    shared: &Shared,
+) -> Option<Option<Keys>> {
+    let settings = c.remote.unwrap_or_default();
+    if let Err(e) = settings.validate() {
+        errs.push(format!("{path}.remote"), e);
+        return None;
+    }
+    let remote =
+        |r: Result<Arc<RemoteJwks>, crate::keys::KeyError>, key: &str, errs: &mut Errors| {
+            r.map(|src| Some(Keys::Remote(src)))
+                .map_err(|e| errs.push(format!("{path}.{key}"), e.to_string()))
+                .ok()
+        };
     match keyconf::compile(c, path, errs)? {
         KeyOrigin::None => Some(None),
         KeyOrigin::Embedded(set) => Some(Some(Keys::Static(Arc::new(set)))),
-        KeyOrigin::JwksUrl(_) | KeyOrigin::Discovery(_) => {
-            errs.push(path, "remote key sources are not available in this build");
-            None
+        KeyOrigin::JwksUrl(u) => remote(shared.keys.source(&u, settings), "jwks_url", errs),
+        KeyOrigin::Discovery(u) => {
+            remote(shared.keys.discovery(&u, settings), "discovery_url", errs)
+        }
+        KeyOrigin::PerClient(url, allow) => {
+            let url = Template::parse(&url)
+                .map_err(|e| errs.push(format!("{path}.per_client_url"), e))
+                .ok()?;
+            let mut b = globset::GlobSetBuilder::new();
+            for (i, g) in allow.iter().enumerate() {
+                match globset::GlobBuilder::new(g).literal_separator(true).build() {
+                    Ok(g) => {
+                        b.add(g);
+                    }
+                    Err(e) => errs.push(format!("{path}.per_client_allow[{i}]"), e.to_string()),
+                }
+            }
+            let allow = b
+                .build()
+                .map_err(|e| errs.push(format!("{path}.per_client_allow"), e.to_string()))
+                .ok()?;
+            // Per-client sources are fetched on first use and not held for readiness.
+            let mut settings = settings;
+            settings.prefetch = false;
+            Some(Some(Keys::PerClient {
+                url,
+                allow,
+                settings,
+                cache: shared.keys.clone(),
+            }))
         }
     }
 }
@@ -216,6 +329,7 @@ impl JwtVerify {
         path: &str,
         errs: &mut Errors,
         cache: Option<Arc<VerifiedCache>>,
+        shared: &Shared,
     ) -> Option<JwtVerify> {
         let JwtVerifyConfig {
             sources,
@@ -294,8 +408,13 @@ impl JwtVerify {
                 ),
             }
         }
-        let keys = compile_keys(keys, &format!("{path}.keys"), errs);
-        let dec_keys = compile_keys(decryption_keys, &format!("{path}.decryption_keys"), errs);
+        let keys = compile_keys(keys, &format!("{path}.keys"), errs, shared);
+        let dec_keys = compile_keys(
+            decryption_keys,
+            &format!("{path}.decryption_keys"),
+            errs,
+            shared,
+        );
         if jws || nested {
             if algorithms.is_empty() {
                 errs.push(
@@ -463,11 +582,26 @@ impl JwtVerify {
         c.cache.enabled.then_some(c.cache.capacity)
     }
 
-    async fn keyset(keys: &Option<Keys>) -> Result<(Arc<JwkSet>, u64), GatewayError> {
+    fn resolve(keys: &Option<Keys>, v: &RequestView<'_>) -> Result<Resolved, GatewayError> {
         match keys {
-            Some(k) => k.get().await,
-            None => Ok((Arc::new(JwkSet::default()), 0)),
+            Some(k) => k.resolve(v),
+            None => Ok(Resolved::Static(Arc::new(JwkSet::default()))),
         }
+    }
+
+    /// The view used to render a per-client JWKS URL: request values plus the token's
+    /// *unverified* claims (JWS only; the URL must still match the allow-list).
+    fn unverified_claims(&self, token: &str) -> Option<Map<String, Value>> {
+        if !matches!(self.keys, Some(Keys::PerClient { .. })) {
+            return None;
+        }
+        let mut parts = token.split('.');
+        let (_, payload, _, None) = (parts.next(), parts.next()?, parts.next()?, parts.next())
+        else {
+            return None;
+        };
+        let bytes = jose::b64_decode(payload).ok()?;
+        jose::json::parse_object(&bytes).ok()
     }
 
     /// Verify (or decrypt) and return the claims with the header `typ`.
@@ -595,9 +729,25 @@ impl JwtVerify {
         Ok(())
     }
 
-    async fn verify(&self, token: &str, now: u64) -> Result<Outcome, GatewayError> {
-        let (mut sign, mut sg) = Self::keyset(&self.keys).await?;
-        let (mut dec, mut dg) = Self::keyset(&self.dec_keys).await?;
+    async fn verify(
+        &self,
+        token: &str,
+        now: u64,
+        v: &RequestView<'_>,
+    ) -> Result<Outcome, GatewayError> {
+        let unverified = self.unverified_claims(token);
+        let sign_src = match &unverified {
+            Some(c) => {
+                let mut pv = RequestView::new(v.req, v.client_ip);
+                pv.route = v.route;
+                pv.claims = Some(c);
+                Self::resolve(&self.keys, &pv)?
+            }
+            None => Self::resolve(&self.keys, v)?,
+        };
+        let dec_src = Self::resolve(&self.dec_keys, v)?;
+        let (mut sign, mut sg) = sign_src.get().await?;
+        let (mut dec, mut dg) = dec_src.get().await?;
         let key = self.cache.as_ref().map(|_| token_key(token));
         let generation = |s: u64, d: u64| s.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ d;
         if let (Some(c), Some(k)) = (&self.cache, &key) {
@@ -612,16 +762,10 @@ impl JwtVerify {
         if matches!(opened, Err(jose::JoseError::NoMatchingKey)) {
             // An unknown kid: the issuer may have rotated. One single-flight refetch.
             let mut again = false;
-            if let Some((s, g)) = match &self.keys {
-                Some(k) => k.refresh_unknown().await,
-                None => None,
-            } {
+            if let Some((s, g)) = sign_src.refresh_unknown().await {
                 (sign, sg, again) = (s, g, true);
             }
-            if let Some((d, g)) = match &self.dec_keys {
-                Some(k) => k.refresh_unknown().await,
-                None => None,
-            } {
+            if let Some((d, g)) = dec_src.refresh_unknown().await {
                 (dec, dg, again) = (d, g, true);
             }
             if again {
@@ -666,7 +810,7 @@ impl JwtVerify {
         if token.len() > self.limits.max_token {
             return Err(GatewayError::TokenTooLarge);
         }
-        let out = self.verify(&token, unix_now()).await?;
+        let out = self.verify(&token, unix_now(), v).await?;
         self.check_acl(&v.req.method, &out)?;
         if shadow {
             return Ok(());

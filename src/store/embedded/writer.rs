@@ -23,8 +23,8 @@ use super::super::StoreError;
 use super::tables::Fail;
 use redb::{Database, Durability};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use std::thread::JoinHandle;
+use tokio::sync::mpsc;
 
 /// Most jobs sharing one fsync.
 pub const MAX_BATCH: usize = 256;

@@ -109,7 +109,7 @@ pub fn ensure_redis() {
     });
 }
 
-/// A unique key prefix on the shared Redis; `cleanup` deletes everything under it.
+/// A unique key prefix on the shared Redis; everything under it is deleted on drop.
 pub struct RedisFixture {
     pub url: String,
     pub prefix: String,
@@ -152,8 +152,12 @@ impl RedisFixture {
             .unwrap()
     }
 
-    pub async fn keys(&self) -> Vec<String> {
-        let mut c = self.raw().await;
+    /// Every key under this fixture's prefix (blocking client: also usable from `Drop`).
+    pub fn keys(&self) -> Vec<String> {
+        let mut c = redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
         let mut out = Vec::new();
         let mut cursor: u64 = 0;
         loop {
@@ -163,8 +167,7 @@ impl RedisFixture {
                 .arg(format!("{}*", self.prefix))
                 .arg("COUNT")
                 .arg(1000)
-                .query_async(&mut c)
-                .await
+                .query(&mut c)
                 .unwrap();
             out.extend(batch);
             if next == 0 {
@@ -174,15 +177,23 @@ impl RedisFixture {
         }
     }
 
-    pub async fn cleanup(&self) {
-        let keys = self.keys().await;
+    pub fn cleanup(&self) {
+        let keys = self.keys();
         if !keys.is_empty() {
-            let mut c = self.raw().await;
-            let _: i64 = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut c)
-                .await
+            let mut c = redis::Client::open(self.url.as_str())
+                .unwrap()
+                .get_connection()
                 .unwrap();
+            let _: i64 = redis::cmd("DEL").arg(&keys).query(&mut c).unwrap();
+        }
+    }
+}
+
+/// Keys are deleted even when the test fails (a panic unwinds through this).
+impl Drop for RedisFixture {
+    fn drop(&mut self) {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.cleanup())).is_err() {
+            eprintln!("could not clean Redis keys under {}", self.prefix);
         }
     }
 }
@@ -201,7 +212,6 @@ macro_rules! both {
             async fn redis() {
                 let fx = super::RedisFixture::new(stringify!($name));
                 super::conformance::$name(fx.gateways($n)).await;
-                fx.cleanup().await;
             }
         }
     };
@@ -261,5 +271,31 @@ async fn store_throughput() {
     run("embedded", g).await;
     let fx = RedisFixture::new("bench");
     run("redis", fx.gateways(4)).await;
-    fx.cleanup().await;
+}
+
+/// `store::open` builds the backend a compiled config names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_from_config() {
+    use super::{open, StoreConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg: StoreConfig = serde_json::from_value(serde_json::json!({
+        "path": dir.path().join("t.redb"),
+        "purge_interval": "1s",
+    }))
+    .unwrap();
+    let s = open(&cfg.compile().unwrap()).await.unwrap();
+    assert_eq!(s.kind(), "embedded");
+    s.health().await.unwrap();
+
+    ensure_redis();
+    let cfg: StoreConfig = serde_json::from_value(serde_json::json!({
+        "kind": "redis",
+        "url": REDIS_URL,
+        "key_prefix": "tgtest:open:",
+        "timeout": "1s",
+    }))
+    .unwrap();
+    let s = open(&cfg.compile().unwrap()).await.unwrap();
+    assert_eq!(s.kind(), "redis");
+    s.health().await.unwrap();
 }
