@@ -23,7 +23,14 @@ respond = { status = 200 }
 "#,
     );
     let raw = tokengate::config::parse_str(&text).unwrap();
-    tokengate::compile::compile(&raw, "h", 1, None, &tokengate::shared::Shared::default()).unwrap()
+    tokengate::compile::compile(
+        &raw,
+        "h",
+        1,
+        None,
+        &tokengate::shared::Shared::detached().unwrap(),
+    )
+    .unwrap()
 }
 
 fn req() -> RequestHeader {
