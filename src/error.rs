@@ -85,6 +85,12 @@ pub enum GatewayError {
     ClaimMismatch,
     /// Authenticated, but not allowed (identity, roles, scopes).
     AccessDenied,
+    /// A value a minted token needs is absent from the request (and has no default).
+    ValueUnresolved,
+    /// The key to sign or encrypt with cannot be had (remote JWKS down, no usable key).
+    KeyUnavailable,
+    SigningFailed,
+    EncryptionFailed,
     /// Anything unexpected inside the gateway.
     Internal,
 }
@@ -119,6 +125,10 @@ impl GatewayError {
             GatewayError::ClaimProhibited => "claim_prohibited",
             GatewayError::ClaimMismatch => "claim_mismatch",
             GatewayError::AccessDenied => "access_denied",
+            GatewayError::ValueUnresolved => "value_unresolved",
+            GatewayError::KeyUnavailable => "key_unavailable",
+            GatewayError::SigningFailed => "signing_failed",
+            GatewayError::EncryptionFailed => "encryption_failed",
         }
     }
 
@@ -161,6 +171,9 @@ impl GatewayError {
             GatewayError::TokenAmbiguous => 400,
             GatewayError::JwksUnavailable => 503,
             GatewayError::AccessDenied => 403,
+            GatewayError::ValueUnresolved => 400,
+            GatewayError::KeyUnavailable => 503,
+            GatewayError::SigningFailed | GatewayError::EncryptionFailed => 500,
             GatewayError::TokenMissing
             | GatewayError::TokenMalformed
             | GatewayError::TokenTooLarge
@@ -211,6 +224,11 @@ impl GatewayError {
             GatewayError::ClaimProhibited => "the token carries a prohibited claim",
             GatewayError::ClaimMismatch => "a claim has a value that is not accepted",
             GatewayError::AccessDenied => "access denied",
+            GatewayError::ValueUnresolved => "a value required by the gateway is missing",
+            GatewayError::KeyUnavailable => "a key needed by the gateway is unavailable",
+            GatewayError::SigningFailed | GatewayError::EncryptionFailed => {
+                "the gateway could not produce a token"
+            }
         }
     }
 }

@@ -309,6 +309,13 @@ impl Template {
         }
     }
 
+    /// Whether a rendering may differ between two calls on the same request (now, uuid).
+    pub fn is_volatile(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Var(v) if v.is_volatile()))
+    }
+
     /// Render; None when a referenced value is absent.
     pub fn render(&self, v: &RequestView<'_>) -> Option<String> {
         let mut out = String::new();

@@ -11,6 +11,7 @@
 
 pub mod cors;
 pub mod headers;
+pub mod jwt_generate;
 pub mod jwt_verify;
 pub mod keyconf;
 
@@ -47,6 +48,10 @@ pub struct PolicyState {
     /// Headers to remove from, then add to, the request sent upstream.
     pub upstream_remove: Vec<HeaderName>,
     pub upstream_add: Vec<(HeaderName, HeaderValue)>,
+    /// Query parameters to set on the request sent upstream.
+    pub upstream_query: Vec<(String, String)>,
+    /// Headers to add to the response sent to the client.
+    pub response_add: Vec<(HeaderName, HeaderValue)>,
     /// Named values for later policies (`var.NAME`), e.g. a minted token.
     pub vars: Option<Arc<std::collections::HashMap<String, String>>>,
     /// Decisions worth recording: (policy index, outcome code, shadow).
@@ -58,6 +63,7 @@ pub enum Kind {
     Headers(headers::Headers),
     Cors(cors::Cors),
     JwtVerify(Box<jwt_verify::JwtVerify>),
+    JwtGenerate(Box<jwt_generate::JwtGenerate>),
 }
 
 /// What compiling a snapshot needs besides the config: long-lived state, and a record of the
@@ -140,6 +146,9 @@ impl Policy {
                     c, path, errs, cache, cx.shared,
                 )?))
             }
+            PolicyBody::JwtGenerate(c) => Kind::JwtGenerate(Box::new(
+                jwt_generate::JwtGenerate::compile(c, path, errs, cx.shared)?,
+            )),
         };
         Some(Policy {
             label,
@@ -173,6 +182,10 @@ impl Policy {
                 }
                 Err(e) => Flow::Deny(e),
             },
+            Kind::JwtGenerate(g) => match g.on_request(v, st).await {
+                Ok(()) => Flow::Continue,
+                Err(e) => Flow::Deny(e),
+            },
         }
     }
 
@@ -186,6 +199,7 @@ impl Policy {
                     j.strip_token(req)
                 }
             }
+            Kind::JwtGenerate(_) => {}
         }
     }
 
@@ -202,7 +216,7 @@ impl Policy {
         match &self.kind {
             Kind::Headers(h) => h.response.apply_response(resp, v),
             Kind::Cors(c) => c.on_response(resp, st),
-            Kind::JwtVerify(_) => {}
+            Kind::JwtVerify(_) | Kind::JwtGenerate(_) => {}
         }
     }
 }
@@ -265,6 +279,7 @@ pub fn compile_chain(
                     PolicyBody::Headers(_) => "headers",
                     PolicyBody::Cors(_) => "cors",
                     PolicyBody::JwtVerify(_) => "jwt_verify",
+                    PolicyBody::JwtGenerate(_) => "jwt_generate",
                 };
                 if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs, cx) {
                     out.push(Arc::new(pol));

@@ -81,6 +81,40 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("0"))
 }
 
+/// Set query parameters (replacing any of the same name), keeping the others in order.
+fn set_query(up: &mut RequestHeader, params: &[(String, String)]) {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    // RFC 3986 unreserved characters stay as they are (tokens are base64url).
+    const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let mut parts: Vec<String> = up
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let k = p.split_once('=').map(|(k, _)| k).unwrap_or(p);
+            !params.iter().any(|(n, _)| n == k)
+        })
+        .map(str::to_string)
+        .collect();
+    for (n, v) in params {
+        parts.push(format!(
+            "{}={}",
+            utf8_percent_encode(n, QUERY),
+            utf8_percent_encode(v, QUERY)
+        ));
+    }
+    let pq = format!("{}?{}", up.uri.path(), parts.join("&"));
+    if let Ok(uri) = http::Uri::builder().path_and_query(pq).build() {
+        up.set_uri(uri);
+    }
+}
+
 /// An incoming X-Request-Id is kept when it is short and printable; else a new one is made.
 fn request_id(req: &RequestHeader) -> HeaderValue {
     match req.headers.get("x-request-id") {
@@ -158,6 +192,9 @@ impl Gateway {
                     p.on_response(resp, &ctx.policy, &v);
                 }
             }
+        }
+        for (n, v) in &ctx.policy.response_add {
+            let _ = resp.append_header(n.clone(), v.clone());
         }
         let _ = resp.insert_header("x-request-id", ctx.request_id.clone());
     }
@@ -338,6 +375,9 @@ impl ProxyHttp for Gateway {
         }
         for (n, v) in &ctx.policy.upstream_add {
             let _ = up.append_header(n.clone(), v.clone());
+        }
+        if !ctx.policy.upstream_query.is_empty() {
+            set_query(up, &ctx.policy.upstream_query);
         }
         let v = ctx.view(session.req_header(), route);
         for (i, p) in route.policies.iter().enumerate() {
