@@ -85,6 +85,8 @@ pub enum GatewayError {
     ClaimMismatch,
     /// Authenticated, but not allowed (identity, roles, scopes).
     AccessDenied,
+    /// The request body is larger than what the gateway buffers for a policy.
+    BodyTooLarge,
     /// A value a minted token needs is absent from the request (and has no default).
     ValueUnresolved,
     /// The key to sign or encrypt with cannot be had (remote JWKS down, no usable key).
@@ -126,6 +128,7 @@ impl GatewayError {
             GatewayError::ClaimMismatch => "claim_mismatch",
             GatewayError::AccessDenied => "access_denied",
             GatewayError::ValueUnresolved => "value_unresolved",
+            GatewayError::BodyTooLarge => "body_too_large",
             GatewayError::KeyUnavailable => "key_unavailable",
             GatewayError::SigningFailed => "signing_failed",
             GatewayError::EncryptionFailed => "encryption_failed",
@@ -172,6 +175,7 @@ impl GatewayError {
             GatewayError::JwksUnavailable => 503,
             GatewayError::AccessDenied => 403,
             GatewayError::ValueUnresolved => 400,
+            GatewayError::BodyTooLarge => 413,
             GatewayError::KeyUnavailable => 503,
             GatewayError::SigningFailed | GatewayError::EncryptionFailed => 500,
             GatewayError::TokenMissing
@@ -225,6 +229,7 @@ impl GatewayError {
             GatewayError::ClaimMismatch => "a claim has a value that is not accepted",
             GatewayError::AccessDenied => "access denied",
             GatewayError::ValueUnresolved => "a value required by the gateway is missing",
+            GatewayError::BodyTooLarge => "the request body is too large",
             GatewayError::KeyUnavailable => "a key needed by the gateway is unavailable",
             GatewayError::SigningFailed | GatewayError::EncryptionFailed => {
                 "the gateway could not produce a token"

@@ -189,6 +189,7 @@ mod tests {
             claims: None,
             identity: None,
             vars: None,
+            body: None,
         })
     }
 

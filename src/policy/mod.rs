@@ -52,6 +52,13 @@ pub struct PolicyState {
     pub upstream_query: Vec<(String, String)>,
     /// Headers to add to the response sent to the client.
     pub response_add: Vec<(HeaderName, HeaderValue)>,
+    /// The request body as read (when a policy of the route needs it), raw and as JSON.
+    pub body_raw: Option<bytes::Bytes>,
+    pub body: Option<Arc<Value>>,
+    /// A new request body for the upstream.
+    pub request_body: Option<bytes::Bytes>,
+    /// A new response body for the client.
+    pub response_body: Option<bytes::Bytes>,
     /// Named values for later policies (`var.NAME`), e.g. a minted token.
     pub vars: Option<Arc<std::collections::HashMap<String, String>>>,
     /// Decisions worth recording: (policy index, outcome code, shadow).
@@ -201,6 +208,11 @@ impl Policy {
             }
             Kind::JwtGenerate(_) => {}
         }
+    }
+
+    /// Whether the request body must be read (and buffered) before this policy runs.
+    pub fn reads_body(&self) -> bool {
+        matches!(&self.kind, Kind::JwtGenerate(g) if g.reads_body)
     }
 
     /// The realm of the Bearer challenge, for token policies.

@@ -62,6 +62,7 @@ impl Ctx {
             claims: self.policy.claims.as_deref(),
             identity: self.policy.identity.as_deref(),
             vars: self.policy.vars.as_deref(),
+            body: self.policy.body.as_deref(),
         }
     }
 }
@@ -79,6 +80,43 @@ fn new_request_id() -> HeaderValue {
         s.push(char::from(b"0123456789abcdef"[(x & 15) as usize]));
     }
     HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// The most request body buffered for a policy (Pingora's retry buffer holds this much).
+const MAX_BUFFERED_BODY: usize = 64 * 1024;
+
+/// Read the whole request body (it is replayed to the upstream from Pingora's retry buffer)
+/// and parse it as JSON when it is JSON.
+async fn read_body(session: &mut Session, ctx: &mut Ctx) -> std::result::Result<(), GatewayError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BUFFERED_BODY) {
+        return Err(GatewayError::BodyTooLarge);
+    }
+    session.enable_retry_buffering();
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > MAX_BUFFERED_BODY {
+                    return Err(GatewayError::BodyTooLarge);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => return Err(GatewayError::BadRequest),
+        }
+    }
+    let raw = buf.freeze();
+    if !raw.is_empty() {
+        ctx.policy.body = crate::jose::json::parse_strict(&raw).ok().map(Arc::new);
+    }
+    ctx.policy.body_raw = Some(raw);
+    Ok(())
 }
 
 /// Set query parameters (replacing any of the same name), keeping the others in order.
@@ -236,12 +274,20 @@ impl ProxyHttp for Gateway {
             return self.send(session, ctx, reply).await;
         };
         ctx.route = Some(idx);
+        if route.reads_body {
+            if let Err(e) = read_body(session, ctx).await {
+                let reply = self.render(ctx, &e);
+                return self.send(session, ctx, reply).await;
+            }
+        }
+        let req = session.req_header();
         let mut flow = Flow::Continue;
         for (i, p) in route.policies.iter().enumerate() {
             // Rebuilt per policy: earlier policies may have added claims and an identity.
             let claims = ctx.policy.claims.clone();
             let identity = ctx.policy.identity.clone();
             let vars = ctx.policy.vars.clone();
+            let body = ctx.policy.body.clone();
             let view = RequestView {
                 req,
                 client_ip: ctx.client_ip,
@@ -249,6 +295,7 @@ impl ProxyHttp for Gateway {
                 claims: claims.as_deref(),
                 identity: identity.as_deref(),
                 vars: vars.as_deref(),
+                body: body.as_deref(),
             };
             if !p.applies(&view) {
                 continue;
@@ -270,7 +317,18 @@ impl ProxyHttp for Gateway {
         }
         let reply = match flow {
             Flow::Continue => match &route.action {
-                Action::Respond(r) => r.clone(),
+                Action::Respond(r) => {
+                    let mut r = r.clone();
+                    if let Some(b) = ctx.policy.response_body.take() {
+                        r.headers.retain(|(n, _)| n != http::header::CONTENT_TYPE);
+                        r.headers.push((
+                            http::header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/jwt"),
+                        ));
+                        r.body = b;
+                    }
+                    r
+                }
                 Action::Proxy { .. } => return Ok(false),
             },
             Flow::Respond(r) => r,
@@ -379,6 +437,19 @@ impl ProxyHttp for Gateway {
         if !ctx.policy.upstream_query.is_empty() {
             set_query(up, &ctx.policy.upstream_query);
         }
+        if let Some(b) = &ctx.policy.request_body {
+            up.remove_header(&http::header::TRANSFER_ENCODING);
+            let _ = up.insert_header(http::header::CONTENT_LENGTH, b.len());
+            let json = b.first() == Some(&b'{');
+            let _ = up.insert_header(
+                http::header::CONTENT_TYPE,
+                if json {
+                    "application/json"
+                } else {
+                    "application/jwt"
+                },
+            );
+        }
         let v = ctx.view(session.req_header(), route);
         for (i, p) in route.policies.iter().enumerate() {
             if ctx.policy.active & (1u64 << i) != 0 {
@@ -386,6 +457,36 @@ impl ProxyHttp for Gateway {
             }
         }
         Ok(())
+    }
+
+    /// The request body going upstream: replaced when a policy produced a new one. The body
+    /// was read in full in request_filter, so this runs once, at the end of the stream (again
+    /// on a retry to another target).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(b) = &ctx.policy.request_body {
+            *body = end_of_stream.then(|| b.clone());
+        }
+        Ok(())
+    }
+
+    /// The response body going to the client: replaced by a minted token when asked.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(b) = &ctx.policy.response_body {
+            *body = end_of_stream.then(|| b.clone());
+        }
+        Ok(None)
     }
 
     /// Runs on the upstream's response header before it goes to the client.
@@ -396,6 +497,11 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         self.decorate_response(resp, session.req_header(), ctx);
+        if let Some(b) = &ctx.policy.response_body {
+            resp.remove_header(&http::header::TRANSFER_ENCODING);
+            let _ = resp.insert_header(http::header::CONTENT_LENGTH, b.len());
+            let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/jwt");
+        }
         Ok(())
     }
 

@@ -321,3 +321,106 @@ policies = [
     }
     let _ = b64_encode(b"");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_values_and_body_outputs() {
+    let up = Upstream::start("u").await;
+    let es = gen("EC", None, Some("P-256"), "es");
+    let gw = Gateway::start(&format!(
+        r#"
+[upstreams.pool]
+targets = ["{up}"]
+
+[[routes]]
+name = "field"
+match = {{ path_prefix = "/field" }}
+upstream = "pool"
+policies = [{{ type = "jwt_generate", algorithm = "ES256", key = {{ jwks = '{k}' }}, claims = {{ sub = {{ from = "body./user/id" }}, amount = {{ from = "body./order/amount", type = "number" }}, items = {{ from = "body./order/items" }} }}, output = {{ request_body = "/auth/token" }} }}]
+
+[[routes]]
+name = "replace"
+match = {{ path_prefix = "/replace" }}
+upstream = "pool"
+policies = [{{ type = "jwt_generate", algorithm = "ES256", key = {{ jwks = '{k}' }}, claims = {{ sub = "r" }}, output = {{ request_body = "replace" }} }}]
+
+[[routes]]
+name = "issue"
+match = {{ path_exact = "/issue" }}
+respond = {{ status = 200, body = "placeholder" }}
+policies = [{{ type = "jwt_generate", algorithm = "ES256", key = {{ jwks = '{k}' }}, claims = {{ sub = {{ from = "header.x-user" }} }}, output = {{ response_body = true }} }}]
+
+[[routes]]
+name = "proxied-issue"
+match = {{ path_prefix = "/proxied-issue" }}
+upstream = "pool"
+policies = [{{ type = "jwt_generate", algorithm = "ES256", key = {{ jwks = '{k}' }}, claims = {{ sub = "p" }}, output = {{ response_body = true }} }}]
+"#,
+        up = up.addr,
+        k = private(&es),
+    ))
+    .await;
+    let body = r#"{"user":{"id":"u-42"},"order":{"amount":"12.5","items":["a","b"]},"keep":true}"#;
+    let r = request(
+        gw.port,
+        "POST",
+        "/field/x",
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let sent: Value = serde_json::from_str(r.json()["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent["keep"], true, "the rest of the body is kept");
+    let c = verify(
+        "joserfc",
+        &public(&es),
+        "ES256",
+        sent["auth"]["token"].as_str().unwrap(),
+    );
+    assert_eq!(c["sub"], "u-42");
+    assert_eq!(c["amount"], 12.5);
+    assert_eq!(c["items"], json!(["a", "b"]));
+    assert_eq!(
+        r.json()["headers"]["content-length"][0],
+        r.json()["body"].as_str().unwrap().len().to_string()
+    );
+
+    // A missing body value: 400 value_unresolved; a body over the buffer cap: 413.
+    let r = request(
+        gw.port,
+        "POST",
+        "/field/x",
+        &[("content-type", "application/json")],
+        r#"{"user":{}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["errorCode"], "value_unresolved");
+    let big = format!(r#"{{"user":{{"id":"{}"}}}}"#, "x".repeat(70 * 1024));
+    let r = request(
+        gw.port,
+        "POST",
+        "/field/x",
+        &[("content-type", "application/json")],
+        &big,
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["errorCode"], "body_too_large");
+
+    let r = request(gw.port, "POST", "/replace/x", &[], "original body").await;
+    let sent = r.json()["body"].as_str().unwrap().to_string();
+    assert_eq!(verify("jwcrypto", &public(&es), "ES256", &sent)["sub"], "r");
+    assert_eq!(r.json()["headers"]["content-type"][0], "application/jwt");
+
+    let r = request(gw.port, "GET", "/issue", &[("x-user", "dana")], "").await;
+    assert_eq!(r.header("content-type"), Some("application/jwt"));
+    let t = String::from_utf8(r.body.to_vec()).unwrap();
+    assert_eq!(verify("joserfc", &public(&es), "ES256", &t)["sub"], "dana");
+
+    let r = request(gw.port, "GET", "/proxied-issue/x", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/jwt"));
+    let t = String::from_utf8(r.body.to_vec()).unwrap();
+    assert_eq!(verify("joserfc", &public(&es), "ES256", &t)["sub"], "p");
+}

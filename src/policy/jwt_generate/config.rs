@@ -73,6 +73,13 @@ pub struct OutputConfig {
     /// A variable for later policies (`${var.NAME}`).
     #[serde(default)]
     pub variable: Option<String>,
+    /// The request body sent upstream: `"replace"` (the body becomes the token) or a JSON
+    /// pointer (`"/auth/token"`) set in the JSON body (created when the body is empty).
+    #[serde(default)]
+    pub request_body: Option<String>,
+    /// The response body sent to the client becomes the token (`application/jwt`).
+    #[serde(default)]
+    pub response_body: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -59,10 +59,16 @@ enum Jti {
 
 #[derive(Debug)]
 enum Output {
-    Header { name: HeaderName, prefix: String },
+    Header {
+        name: HeaderName,
+        prefix: String,
+    },
     Query(String),
     ResponseHeader(HeaderName),
     Variable(String),
+    /// Replace the request body (None) or set this JSON pointer in it.
+    RequestBody(Option<String>),
+    ResponseBody,
 }
 
 #[derive(Debug)]
@@ -92,6 +98,8 @@ pub struct JwtGenerate {
     cache: Option<MintCache>,
     capacity: usize,
     refresh_at: f64,
+    /// Whether the request body must be read before this policy runs.
+    pub reads_body: bool,
 }
 
 fn toml_json(v: &toml::Value) -> Value {
@@ -428,6 +436,16 @@ impl JwtGenerate {
             Jti::None => false,
         };
         let cacheable = cache.enabled && expires_in.is_some() && !volatile_jti;
+        let reads_body = cl
+            .iter()
+            .any(|(_, s)| matches!(s, Source::From { var, .. } if var.reads_body()))
+            || claims_from.as_ref().is_some_and(Var::reads_body)
+            || hdr.iter().any(|(_, t)| t.reads_body())
+            || matches!(&jti, Jti::Template(t) if t.reads_body())
+            || encrypt
+                .as_ref()
+                .is_some_and(|e| e.kid.as_ref().is_some_and(Template::reads_body))
+            || matches!(output, Some(Output::RequestBody(_)));
         Some(JwtGenerate {
             alg,
             sign_key,
@@ -444,6 +462,7 @@ impl JwtGenerate {
             cache: cacheable.then(DashMap::new),
             capacity: cache.capacity,
             refresh_at: cache.refresh_at,
+            reads_body,
         })
     }
 
@@ -639,6 +658,32 @@ impl JwtGenerate {
         self.deliver(&token, st)
     }
 
+    fn deliver_body(
+        &self,
+        ptr: &Option<String>,
+        token: &str,
+        v_body: Option<&Value>,
+        st: &mut PolicyState,
+    ) -> Result<(), GatewayError> {
+        let Some(ptr) = ptr else {
+            st.request_body = Some(bytes::Bytes::from(token.to_string()));
+            return Ok(());
+        };
+        let raw_empty = st.body_raw.as_ref().is_none_or(|b| b.is_empty());
+        let mut doc = match (&st.request_body, v_body) {
+            (Some(b), _) => serde_json::from_slice(b).unwrap_or(Value::Object(Map::new())),
+            (None, Some(b)) => b.clone(),
+            (None, None) if raw_empty => Value::Object(Map::new()),
+            // A body that is not JSON is never silently replaced.
+            (None, None) => return Err(GatewayError::ValueUnresolved),
+        };
+        set_pointer(&mut doc, ptr, Value::String(token.to_string()))
+            .ok_or(GatewayError::ValueUnresolved)?;
+        let bytes = serde_json::to_vec(&doc).map_err(|_| GatewayError::SigningFailed)?;
+        st.request_body = Some(bytes::Bytes::from(bytes));
+        Ok(())
+    }
+
     fn deliver(&self, token: &str, st: &mut PolicyState) -> Result<(), GatewayError> {
         match &self.output {
             Output::Header { name, prefix } => {
@@ -656,6 +701,13 @@ impl JwtGenerate {
                 Arc::make_mut(st.vars.get_or_insert_with(Default::default))
                     .insert(n.clone(), token.to_string());
             }
+            Output::RequestBody(ptr) => {
+                let body = st.body.clone();
+                self.deliver_body(ptr, token, body.as_deref(), st)?;
+            }
+            Output::ResponseBody => {
+                st.response_body = Some(bytes::Bytes::from(token.to_string()));
+            }
         }
         Ok(())
     }
@@ -668,12 +720,16 @@ fn compile_output(o: &OutputConfig, path: &str, errs: &mut Errors) -> Option<Out
         query,
         response_header,
         variable,
+        request_body,
+        response_body,
     } = o;
     let n = [
         header.is_some(),
         query.is_some(),
         response_header.is_some(),
         variable.is_some(),
+        request_body.is_some(),
+        *response_body,
     ]
     .iter()
     .filter(|b| **b)
@@ -681,9 +737,25 @@ fn compile_output(o: &OutputConfig, path: &str, errs: &mut Errors) -> Option<Out
     if n > 1 {
         errs.push(
             path,
-            "exactly one of header, query, response_header, variable",
+            "exactly one of header, query, response_header, variable, request_body, response_body",
         );
         return None;
+    }
+    if let Some(b) = request_body {
+        return match b.as_str() {
+            "replace" => Some(Output::RequestBody(None)),
+            p if p.starts_with('/') => Some(Output::RequestBody(Some(p.to_string()))),
+            _ => {
+                errs.push(
+                    format!("{path}.request_body"),
+                    "\"replace\" or a JSON pointer such as \"/auth/token\"",
+                );
+                None
+            }
+        };
+    }
+    if *response_body {
+        return Some(Output::ResponseBody);
     }
     if prefix.is_some() && header.is_none() && n > 0 {
         errs.push(format!("{path}.prefix"), "prefix is for header outputs");
@@ -713,9 +785,38 @@ fn compile_output(o: &OutputConfig, path: &str, errs: &mut Errors) -> Option<Out
     hname(name, format!("{path}.header"), errs).map(|name| Output::Header { name, prefix })
 }
 
+/// Set `value` at a JSON pointer, creating objects on the way; None when a step is not an
+/// object (arrays are not extended).
+fn set_pointer(doc: &mut Value, ptr: &str, value: Value) -> Option<()> {
+    let mut cur = doc;
+    let mut parts = ptr.split('/').skip(1).peekable();
+    while let Some(raw) = parts.next() {
+        let key = raw.replace("~1", "/").replace("~0", "~");
+        let obj = cur.as_object_mut()?;
+        if parts.peek().is_none() {
+            obj.insert(key, value);
+            return Some(());
+        }
+        cur = obj.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pointers() {
+        let mut d = serde_json::json!({"a": {"b": 1}, "arr": [1]});
+        set_pointer(&mut d, "/a/c/d", Value::from("t")).unwrap();
+        set_pointer(&mut d, "/x~1y", Value::from(2)).unwrap();
+        assert_eq!(
+            d,
+            serde_json::json!({"a": {"b": 1, "c": {"d": "t"}}, "arr": [1], "x/y": 2})
+        );
+        assert!(set_pointer(&mut d, "/arr/0", Value::from(0)).is_none());
+    }
 
     #[test]
     fn rfc3339() {
