@@ -26,6 +26,8 @@ pub struct RequestView<'a> {
     pub vars: Option<&'a std::collections::HashMap<String, String>>,
     /// The request body as JSON, when a policy of the route reads it (`body./json/pointer`).
     pub body: Option<&'a serde_json::Value>,
+    /// The raw request body, when a policy of the route reads it.
+    pub raw_body: Option<&'a [u8]>,
 }
 
 impl<'a> RequestView<'a> {
@@ -39,7 +41,32 @@ impl<'a> RequestView<'a> {
             identity: None,
             vars: None,
             body: None,
+            raw_body: None,
         }
+    }
+
+    /// A field of an `application/x-www-form-urlencoded` body (read by a policy).
+    pub fn form_field(&self, name: &str) -> Option<Cow<'a, str>> {
+        let ct = self
+            .req
+            .headers
+            .get(http::header::CONTENT_TYPE)?
+            .to_str()
+            .ok()?;
+        if !ct.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        }) {
+            return None;
+        }
+        let body = std::str::from_utf8(self.raw_body?).ok()?;
+        for pair in body.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if percent_decode(k).as_ref() == name {
+                return Some(percent_decode(v));
+            }
+        }
+        None
     }
 }
 
@@ -619,6 +646,7 @@ mod tests {
             identity: None,
             vars: None,
             body: None,
+            raw_body: None,
         };
         assert!(cond(
             r#"var = "host"

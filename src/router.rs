@@ -190,6 +190,7 @@ mod tests {
             identity: None,
             vars: None,
             body: None,
+            raw_body: None,
         })
     }
 

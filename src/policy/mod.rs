@@ -212,7 +212,11 @@ impl Policy {
 
     /// Whether the request body must be read (and buffered) before this policy runs.
     pub fn reads_body(&self) -> bool {
-        matches!(&self.kind, Kind::JwtGenerate(g) if g.reads_body)
+        match &self.kind {
+            Kind::JwtGenerate(g) => g.reads_body,
+            Kind::JwtVerify(j) => j.reads_body,
+            _ => false,
+        }
     }
 
     /// The realm of the Bearer challenge, for token policies.

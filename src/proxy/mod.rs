@@ -63,6 +63,7 @@ impl Ctx {
             identity: self.policy.identity.as_deref(),
             vars: self.policy.vars.as_deref(),
             body: self.policy.body.as_deref(),
+            raw_body: self.policy.body_raw.as_deref(),
         }
     }
 }
@@ -288,6 +289,7 @@ impl ProxyHttp for Gateway {
             let identity = ctx.policy.identity.clone();
             let vars = ctx.policy.vars.clone();
             let body = ctx.policy.body.clone();
+            let raw_body = ctx.policy.body_raw.clone();
             let view = RequestView {
                 req,
                 client_ip: ctx.client_ip,
@@ -296,6 +298,7 @@ impl ProxyHttp for Gateway {
                 identity: identity.as_deref(),
                 vars: vars.as_deref(),
                 body: body.as_deref(),
+                raw_body: raw_body.as_deref(),
             };
             if !p.applies(&view) {
                 continue;

@@ -81,6 +81,8 @@ pub struct JwtVerify {
     to_headers: Vec<ClaimHeader>,
     payload_header: Option<HeaderName>,
     pub forward_token: bool,
+    /// A form source: the body is read before this policy runs.
+    pub reads_body: bool,
     cache: Option<Arc<VerifiedCache>>,
     cache_ttl: u64,
     pub realm: Option<String>,
@@ -381,6 +383,7 @@ impl JwtVerify {
         if errs.0.len() > before {
             return None;
         }
+        let reads_body = sources.iter().any(|s| matches!(s, Source::Form(_)));
         let rules = ClaimRules {
             issuers: issuers.clone(),
             audiences: audiences.clone(),
@@ -419,6 +422,7 @@ impl JwtVerify {
             to_headers,
             payload_header,
             forward_token: *forward_token,
+            reads_body,
             cache: if cache_cfg.enabled { cache } else { None },
             cache_ttl: cache_cfg.ttl.0.as_secs(),
             realm: realm.clone(),
@@ -662,6 +666,11 @@ impl JwtVerify {
         self.check_acl(&v.req.method, &out)?;
         if shadow {
             return Ok(());
+        }
+        if !self.forward_token {
+            if let Some(b) = extract::strip_form(&self.sources, v) {
+                st.request_body = Some(b);
+            }
         }
         for m in &self.to_headers {
             st.upstream_remove.push(m.header.clone());
