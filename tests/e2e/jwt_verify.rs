@@ -607,13 +607,16 @@ async fn error_codes_acl_headers_and_shadow() {
     assert!(r.json()["headers"].get("x-user").is_none());
     let r = get(port, "/shadow/x").await;
     assert_eq!(r.status, 200);
-    let m = String::from_utf8_lossy(&get(fx.gw.admin_port, "/metrics").await.body).to_string();
+    // Metrics are counted in the logging phase, just after the response is written.
     for want in [
         r#"tokengate_policy_decisions_total{mode="shadow",outcome="signature_invalid",policy="jwt_verify",route="shadow"} 1"#,
         r#"tokengate_policy_decisions_total{mode="shadow",outcome="token_missing",policy="jwt_verify",route="shadow"} 1"#,
         r#"tokengate_policy_decisions_total{mode="enforce",outcome="token_expired",policy="verify",route="api"} 1"#,
     ] {
-        assert!(m.contains(want), "missing {want} in\n{m}");
+        eventually(want, || async {
+            String::from_utf8_lossy(&get(fx.gw.admin_port, "/metrics").await.body).contains(want)
+        })
+        .await;
     }
 }
 
