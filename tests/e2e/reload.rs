@@ -132,5 +132,8 @@ fn redaction_hides_secrets() {
     assert_eq!(v["a"]["key"], "[redacted]");
     assert_eq!(v["a"]["name"], "n");
     assert_eq!(v["a"]["list"][0]["password"], "[redacted]");
-    assert_eq!(v["a"]["keys"]["jwks"], "[redacted]", "inline key sets may hold private keys");
+    assert_eq!(
+        v["a"]["keys"]["jwks"], "[redacted]",
+        "inline key sets may hold private keys"
+    );
 }
