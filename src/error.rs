@@ -142,23 +142,31 @@ impl GatewayError {
             GatewayError::TokenMissing => Some(""),
             GatewayError::AccessDenied => Some("insufficient_scope"),
             GatewayError::TokenAmbiguous => Some("invalid_request"),
-            GatewayError::TokenMalformed
-            | GatewayError::TokenTooLarge
-            | GatewayError::AlgorithmNotAllowed
-            | GatewayError::SignatureInvalid
-            | GatewayError::DecryptionFailed
-            | GatewayError::NoMatchingKey
-            | GatewayError::TokenExpired
-            | GatewayError::TokenNotYetValid
-            | GatewayError::TokenTooOld
-            | GatewayError::IssuerMismatch
-            | GatewayError::AudienceMismatch
-            | GatewayError::SubjectMismatch
-            | GatewayError::ClaimMissing
-            | GatewayError::ClaimProhibited
-            | GatewayError::ClaimMismatch => Some("invalid_token"),
+            e if e.is_invalid_token() => Some("invalid_token"),
             _ => None,
         }
+    }
+
+    /// A token was presented and refused (RFC 6750 `invalid_token`, 401).
+    fn is_invalid_token(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::TokenMalformed
+                | GatewayError::TokenTooLarge
+                | GatewayError::AlgorithmNotAllowed
+                | GatewayError::SignatureInvalid
+                | GatewayError::DecryptionFailed
+                | GatewayError::NoMatchingKey
+                | GatewayError::TokenExpired
+                | GatewayError::TokenNotYetValid
+                | GatewayError::TokenTooOld
+                | GatewayError::IssuerMismatch
+                | GatewayError::AudienceMismatch
+                | GatewayError::SubjectMismatch
+                | GatewayError::ClaimMissing
+                | GatewayError::ClaimProhibited
+                | GatewayError::ClaimMismatch
+        )
     }
 
     pub fn status(&self) -> u16 {
@@ -178,22 +186,9 @@ impl GatewayError {
             GatewayError::BodyTooLarge => 413,
             GatewayError::KeyUnavailable => 503,
             GatewayError::SigningFailed | GatewayError::EncryptionFailed => 500,
-            GatewayError::TokenMissing
-            | GatewayError::TokenMalformed
-            | GatewayError::TokenTooLarge
-            | GatewayError::AlgorithmNotAllowed
-            | GatewayError::SignatureInvalid
-            | GatewayError::DecryptionFailed
-            | GatewayError::NoMatchingKey
-            | GatewayError::TokenExpired
-            | GatewayError::TokenNotYetValid
-            | GatewayError::TokenTooOld
-            | GatewayError::IssuerMismatch
-            | GatewayError::AudienceMismatch
-            | GatewayError::SubjectMismatch
-            | GatewayError::ClaimMissing
-            | GatewayError::ClaimProhibited
-            | GatewayError::ClaimMismatch => 401,
+            GatewayError::TokenMissing => 401,
+            e if e.is_invalid_token() => 401,
+            _ => 500,
         }
     }
 
