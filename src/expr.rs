@@ -189,7 +189,11 @@ impl Var {
             "query" => Var::Query(need(rest, s, head)?.to_string()),
             "cookie" => Var::Cookie(need(rest, s, head)?.to_string()),
             "claims" => Var::Claim(need(rest, s, head)?.to_string()),
-            "identity" if rest.is_none() => Var::Identity,
+            "identity" => match rest {
+                None => Var::Identity,
+                // An attribute of the authenticated identity: a claim of its token.
+                Some(r) => Var::Claim(need(Some(r), s, head)?.to_string()),
+            },
             "var" => Var::Variable(need(rest, s, head)?.to_string()),
             "now" if rest.is_none() => Var::Now,
             "uuid" if rest.is_none() => Var::Uuid,
@@ -687,6 +691,25 @@ cidr = ["10.0.0.0/8"]"#
             r#"any = [{ var = "route", equals = "x" }, { var = "route", ends_with = "pi" }]"#
         )
         .eval(&v));
+    }
+
+    #[test]
+    fn identity_attributes_read_claims() {
+        let r = req("/", &[]);
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"sub":"u1","email":"a@b.c","roles":["x","y"]}"#).unwrap();
+        let mut v = RequestView::new(&r, None);
+        v.claims = Some(&claims);
+        v.identity = Some("u1");
+        assert_eq!(Var::parse("identity").unwrap().resolve(&v).unwrap(), "u1");
+        assert_eq!(
+            Var::parse("identity.email").unwrap().resolve(&v).unwrap(),
+            "a@b.c"
+        );
+        assert_eq!(
+            Var::parse("identity.roles").unwrap().resolve(&v).unwrap(),
+            "x,y"
+        );
     }
 
     #[test]
