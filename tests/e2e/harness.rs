@@ -155,6 +155,10 @@ pub fn preamble(port: u16, admin_port: u16, dir: &std::path::Path) -> String {
         r#"
 [server]
 threads = 2
+# Pingora's no-steal runtime does not start again in a process where an earlier server ran
+# (later gateways never listen), so the in-process gateways use work stealing; the default
+# (no stealing) is covered by the process tests, which run the binary.
+work_stealing = true
 pid_file = "{d}/tg.pid"
 upgrade_sock = "{d}/tg_upgrade.sock"
 reload_poll_interval = "100ms"
@@ -215,7 +219,11 @@ impl Gateway {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("gateway did not become ready");
+        panic!(
+            "gateway did not become ready: admin {} data {}",
+            get(gw.admin_port, "/healthz").await.status,
+            tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await.is_ok()
+        );
     }
 
     /// Replace the config body (same preamble) on disk.
