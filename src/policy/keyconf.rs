@@ -220,7 +220,11 @@ impl Keys {
                 cache,
             } => {
                 let u = url.render(v).ok_or(GatewayError::NoMatchingKey)?;
-                if !allow.is_match(&u) {
+                // Rendered from client data: no query, fragment, userinfo, escapes or dot
+                // segments may ride along a pattern that allowed the path.
+                let sneaky = u.contains(['?', '#', '@', '\\', '%'])
+                    || u.split('/').any(|seg| seg == ".." || seg == ".");
+                if sneaky || !allow.is_match(&u) {
                     log::warn!("per-client JWKS URL refused: not in the allow-list");
                     return Err(GatewayError::NoMatchingKey);
                 }

@@ -222,7 +222,9 @@ impl Gateway {
         panic!(
             "gateway did not become ready: admin {} data {}",
             get(gw.admin_port, "/healthz").await.status,
-            tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await.is_ok()
+            tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+                .await
+                .is_ok()
         );
     }
 

@@ -260,5 +260,13 @@ policies = [{{ type = "jwt_verify", algorithms = ["ES256"], keys = {{ per_client
     )
     .await;
     assert_eq!(r.status, 401);
+    // Patterns match the path; a query or dot segment smuggled in the claim is refused.
+    for iss in [
+        format!("http://{addr}/c1?x="),
+        format!("http://{addr}/c1/.."),
+    ] {
+        let r = call(gw.port, "/x", &token(&k1, "k", claims(&iss))).await;
+        assert_eq!(r.status, 401, "{iss}");
+    }
     assert_eq!(idp.fetches(), before, "nothing fetched for refused URLs");
 }
