@@ -664,3 +664,122 @@ async fn verified_cache_survives_an_unrelated_reload() {
     eventually("reloaded again", || async { fx.gw.generation() == 3 }).await;
     assert_eq!(fx.gw.state.shared.verified_entries(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_edge_cases_and_log_hygiene() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = rules_gateway().await;
+    let port = fx.gw.port;
+    let tok = peer(&[sign_req(
+        "joserfc",
+        &private(&fx.rs),
+        "RS256",
+        &claims("user-9"),
+        json!({"kid": "k1"}),
+    )]);
+    let tok = tok[0]["token"].as_str().unwrap().to_string();
+    // H72: the scheme is case-insensitive; extra spaces are trimmed.
+    for h in [
+        format!("bearer {tok}"),
+        format!("BEARER  {tok}"),
+        format!("Bearer {tok} "),
+    ] {
+        let r = request(port, "GET", "/api/x", &[("authorization", &h)], "").await;
+        assert_eq!(r.status, 200, "{h:?}");
+    }
+    // H71: two tokens in one header, or two Authorization headers: refused.
+    let r = request(
+        port,
+        "GET",
+        "/api/x",
+        &[("authorization", &format!("Bearer {tok}, Bearer {tok}x"))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let r = request(
+        port,
+        "GET",
+        "/api/x",
+        &[
+            ("authorization", &format!("Bearer {tok}")),
+            ("authorization", "Bearer other"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.json()["errorCode"], "token_ambiguous");
+    // H77: every crypto failure looks the same to the client.
+    let mut bad_sig = tok.clone();
+    bad_sig.pop();
+    bad_sig.push(if tok.ends_with('A') { 'B' } else { 'A' });
+    let unknown_kid = peer(&[sign_req(
+        "joserfc",
+        &private(&fx.rs),
+        "RS256",
+        &claims("user-9"),
+        json!({"kid": "zz"}),
+    )]);
+    let a = request(
+        port,
+        "GET",
+        "/api/x",
+        &[("authorization", &format!("Bearer {bad_sig}"))],
+        "",
+    )
+    .await;
+    let b = request(
+        port,
+        "GET",
+        "/api/x",
+        &[(
+            "authorization",
+            &format!("Bearer {}", unknown_kid[0]["token"].as_str().unwrap()),
+        )],
+        "",
+    )
+    .await;
+    assert_eq!((a.status, b.status), (401, 401));
+    assert_eq!(a.json()["message"], b.json()["message"]);
+    assert_eq!(a.header("www-authenticate"), b.header("www-authenticate"));
+
+    // R22/H74: CL + TE on a protected route: never reaches the upstream unauthenticated.
+    let hits = fx._up.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(
+        b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/y HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .map(|r| r.unwrap_or(0))
+        .unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(!text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(
+        fx._up.hits.load(std::sync::atomic::Ordering::SeqCst),
+        hits,
+        "nothing proxied"
+    );
+
+    // H78: no token (or a piece of one) in the access log.
+    let log_path = fx.gw.dir.path().join("access.log");
+    eventually("access log", || async {
+        std::fs::read_to_string(&log_path).is_ok_and(|s| s.lines().count() >= 6)
+    })
+    .await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let sig = tok.rsplit('.').next().unwrap();
+    assert!(
+        !log.contains(&sig[..20]),
+        "a token signature leaked into the access log"
+    );
+    assert!(
+        !log.contains("eyJ"),
+        "something token-like in the access log"
+    );
+}
