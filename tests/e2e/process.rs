@@ -121,3 +121,20 @@ async fn graceful_upgrade_hands_over_the_socket() {
         "old process exited"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let cfg = dir.path().join("tg.toml");
+    std::fs::write(&cfg, config(dir.path(), port, admin, "bye")).unwrap();
+    let mut gw = Reap(spawn(&cfg, false));
+    eventually("up", || async { get(port, "/").await.status == 200 }).await;
+    signal(&gw.0, "TERM");
+    let status = tokio::task::spawn_blocking(move || gw.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(get(port, "/").await.status, 0, "the listener is closed");
+}
