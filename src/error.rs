@@ -85,6 +85,12 @@ pub enum GatewayError {
     ClaimMismatch,
     /// Authenticated, but not allowed (identity, roles, scopes).
     AccessDenied,
+    /// The token was revoked (or is unknown to the token store).
+    TokenRevoked,
+    /// The token is bound to another client IP.
+    TokenBindingMismatch,
+    /// The token store could not answer: fail closed.
+    TokenStoreUnavailable,
     /// Anything unexpected inside the gateway.
     Internal,
 }
@@ -119,6 +125,9 @@ impl GatewayError {
             GatewayError::ClaimProhibited => "claim_prohibited",
             GatewayError::ClaimMismatch => "claim_mismatch",
             GatewayError::AccessDenied => "access_denied",
+            GatewayError::TokenRevoked => "token_revoked",
+            GatewayError::TokenBindingMismatch => "token_binding_mismatch",
+            GatewayError::TokenStoreUnavailable => "temporarily_unavailable",
         }
     }
 
@@ -143,7 +152,9 @@ impl GatewayError {
             | GatewayError::SubjectMismatch
             | GatewayError::ClaimMissing
             | GatewayError::ClaimProhibited
-            | GatewayError::ClaimMismatch => Some("invalid_token"),
+            | GatewayError::ClaimMismatch
+            | GatewayError::TokenRevoked
+            | GatewayError::TokenBindingMismatch => Some("invalid_token"),
             _ => None,
         }
     }
@@ -161,7 +172,10 @@ impl GatewayError {
             GatewayError::TokenAmbiguous => 400,
             GatewayError::JwksUnavailable => 503,
             GatewayError::AccessDenied => 403,
-            GatewayError::TokenMissing
+            GatewayError::TokenStoreUnavailable => 503,
+            GatewayError::TokenRevoked
+            | GatewayError::TokenBindingMismatch
+            | GatewayError::TokenMissing
             | GatewayError::TokenMalformed
             | GatewayError::TokenTooLarge
             | GatewayError::AlgorithmNotAllowed
@@ -211,6 +225,9 @@ impl GatewayError {
             GatewayError::ClaimProhibited => "the token carries a prohibited claim",
             GatewayError::ClaimMismatch => "a claim has a value that is not accepted",
             GatewayError::AccessDenied => "access denied",
+            GatewayError::TokenRevoked => "the token is invalid",
+            GatewayError::TokenBindingMismatch => "the token is invalid",
+            GatewayError::TokenStoreUnavailable => "token validation is temporarily unavailable",
         }
     }
 }

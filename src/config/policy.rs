@@ -29,9 +29,10 @@ pub enum PolicyBody {
     Headers(HeadersConfig),
     Cors(CorsConfig),
     JwtVerify(Box<crate::policy::jwt_verify::config::JwtVerifyConfig>),
+    JwtAuth(Box<crate::policy::jwt_auth::JwtAuthConfig>),
 }
 
-const POLICY_TYPES: &[&str] = &["headers", "cors", "jwt_verify"];
+const POLICY_TYPES: &[&str] = &["headers", "cors", "jwt_verify", "jwt_auth"];
 
 /// `enabled = true | false | "shadow"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -233,6 +234,7 @@ impl PolicyEntry {
             "headers" => PolicyBody::Headers(body_from(t)?),
             "cors" => PolicyBody::Cors(body_from(t)?),
             "jwt_verify" => PolicyBody::JwtVerify(Box::new(body_from(t)?)),
+            "jwt_auth" => PolicyBody::JwtAuth(Box::new(body_from(t)?)),
             other => {
                 return Err(format!(
                     "type: unknown policy type {other:?}, expected one of {}",

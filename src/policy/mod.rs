@@ -11,6 +11,7 @@
 
 pub mod cors;
 pub mod headers;
+pub mod jwt_auth;
 pub mod jwt_verify;
 pub mod keyconf;
 
@@ -58,6 +59,7 @@ pub enum Kind {
     Headers(headers::Headers),
     Cors(cors::Cors),
     JwtVerify(Box<jwt_verify::JwtVerify>),
+    JwtAuth(Box<jwt_auth::JwtAuth>),
 }
 
 /// What compiling a snapshot needs besides the config: long-lived state, and a record of the
@@ -65,6 +67,8 @@ pub enum Kind {
 pub struct CompileCtx<'a> {
     pub shared: &'a Shared,
     pub used_caches: HashSet<String>,
+    /// The compiled `[token_service]`, for `jwt_auth`.
+    pub token: Option<Arc<crate::token::TokenService>>,
 }
 
 /// A compiled policy with its common settings.
@@ -140,6 +144,12 @@ impl Policy {
                     c, path, errs, cache, cx.shared,
                 )?))
             }
+            PolicyBody::JwtAuth(c) => Kind::JwtAuth(Box::new(jwt_auth::JwtAuth::compile(
+                c,
+                path,
+                errs,
+                cx.token.clone(),
+            )?)),
         };
         Some(Policy {
             label,
@@ -173,6 +183,10 @@ impl Policy {
                 }
                 Err(e) => Flow::Deny(e),
             },
+            Kind::JwtAuth(j) => match j.on_request(v, st).await {
+                Ok(()) => Flow::Continue,
+                Err(e) => Flow::Deny(e),
+            },
         }
     }
 
@@ -186,6 +200,7 @@ impl Policy {
                     j.strip_token(req)
                 }
             }
+            Kind::JwtAuth(j) => j.strip_token(req),
         }
     }
 
@@ -193,6 +208,7 @@ impl Policy {
     pub fn realm(&self) -> Option<&str> {
         match &self.kind {
             Kind::JwtVerify(j) => j.realm.as_deref(),
+            Kind::JwtAuth(j) => j.realm.as_deref(),
             _ => None,
         }
     }
@@ -202,7 +218,7 @@ impl Policy {
         match &self.kind {
             Kind::Headers(h) => h.response.apply_response(resp, v),
             Kind::Cors(c) => c.on_response(resp, st),
-            Kind::JwtVerify(_) => {}
+            Kind::JwtVerify(_) | Kind::JwtAuth(_) => {}
         }
     }
 }
@@ -265,6 +281,7 @@ pub fn compile_chain(
                     PolicyBody::Headers(_) => "headers",
                     PolicyBody::Cors(_) => "cors",
                     PolicyBody::JwtVerify(_) => "jwt_verify",
+                    PolicyBody::JwtAuth(_) => "jwt_auth",
                 };
                 if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs, cx) {
                     out.push(Arc::new(pol));
