@@ -52,6 +52,8 @@ const SECRET_KEYS: &[&str] = &[
     "key",
     "private_key",
     "client_secret",
+    "secret_hash",
+    "password_hash",
     "token",
     "k",
     "d",

@@ -12,3 +12,4 @@ mod process;
 mod reload;
 mod routing;
 mod tls;
+mod token;
