@@ -1286,3 +1286,131 @@ async fn redis_down_fails_closed_then_recovers() {
     })
     .await;
 }
+
+/// The real binary, killed (SIGKILL) on drop.
+struct Proc {
+    child: std::process::Child,
+    port: u16,
+    admin: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Proc {
+    async fn start(body: &str) -> Proc {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin) = (free_port(), free_port());
+        let cfg = dir.path().join("tokengate.toml");
+        std::fs::write(&cfg, format!("{}{body}", preamble(port, admin, dir.path()))).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tokengate"))
+            .arg("run")
+            .arg("-c")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        eventually("gateway process up", || async move {
+            get(admin, "/healthz").await.status == 200
+        })
+        .await;
+        Proc {
+            child,
+            port,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_processes_share_redis_and_keys() {
+    let prefix = unique("proc");
+    let up = Upstream::start("u").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = client_key();
+    let body = config(dir.path(), &redis_store(&prefix), "", up.addr, &ck);
+    let a = Proc::start(&body).await;
+    let b = Proc::start(&body).await;
+    let app = ("app", "app-secret");
+    let t = password(a.port, app, "alice", "alice-pw", None)
+        .await
+        .json();
+    let at = t["access_token"].as_str().unwrap().to_string();
+    let rt = t["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(api(b.port, "GET", "/api/x", &at).await.status, 200);
+    // Revoke the grant on B: A rejects both tokens at the next request.
+    let r = post(b.port, "/oauth2/revoke", Some(app), &[("token", &rt)]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(api(a.port, "GET", "/api/x", &at).await.status, 401);
+    assert_oauth_error(&refresh(a.port, app, &rt, None).await, 400, "invalid_grant");
+    // A key rotation on A is seen by B after its reload (shared key_dir).
+    let r = request(a.admin, "POST", "/admin/keys/rotate", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        request(b.admin, "POST", "/admin/reload", &[], "")
+            .await
+            .status,
+        200
+    );
+    let new = cc(a.port, "svc", "svc-secret", None).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(api(b.port, "GET", "/api/x", &new).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_survives_kill_9() {
+    let up = Upstream::start("u").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = client_key();
+    let body = config(dir.path(), &embedded(dir.path()), "", up.addr, &ck);
+    let app = ("app", "app-secret");
+    let mut a = Proc::start(&body).await;
+    let t = password(a.port, app, "alice", "alice-pw", None)
+        .await
+        .json();
+    let rt1 = t["refresh_token"].as_str().unwrap().to_string();
+    let t2 = refresh(a.port, app, &rt1, None).await.json();
+    let rt2 = t2["refresh_token"].as_str().unwrap().to_string();
+    let o = password(a.port, ("opq", "opq-secret"), "bob", "bob-pw", None)
+        .await
+        .json();
+    let ort = o["refresh_token"].as_str().unwrap().to_string();
+    let oat = o["access_token"].as_str().unwrap().to_string();
+    let r = post(
+        a.port,
+        "/oauth2/revoke",
+        Some(("opq", "opq-secret")),
+        &[("token", &ort)],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    a.kill9();
+    let b = Proc::start(&body).await;
+    // Nothing lost (the rotation), nothing resurrected (the revoked grant, the rotated-out token).
+    assert_eq!(api(b.port, "GET", "/api/x", &oat).await.status, 401);
+    assert_oauth_error(
+        &refresh(b.port, ("opq", "opq-secret"), &ort, None).await,
+        400,
+        "invalid_grant",
+    );
+    let r = refresh(b.port, app, &rt2, None).await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_oauth_error(
+        &refresh(b.port, app, &rt1, None).await,
+        400,
+        "invalid_grant",
+    );
+}
