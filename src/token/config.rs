@@ -180,6 +180,27 @@ pub struct ClientConfig {
     pub refresh_token_lifetime: Option<HumanDuration>,
     #[serde(default)]
     pub refresh_max_uses: Option<u32>,
+    /// Encrypt this client's JWT access tokens to its key (nested: sign, then encrypt with
+    /// `cty: JWT`, RFC 7519 §11.2). Only a holder of the client's private key reads them.
+    #[serde(default)]
+    pub encrypt_to: Option<EncryptConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptConfig {
+    /// The client's public encryption key, a JWK as JSON text.
+    pub jwk: String,
+    /// Key management (default: RSA-OAEP-256 for RSA keys, ECDH-ES+A256KW otherwise).
+    #[serde(default)]
+    pub alg: Option<String>,
+    /// Content encryption.
+    #[serde(default = "d_enc")]
+    pub enc: String,
+}
+
+fn d_enc() -> String {
+    "A256GCM".into()
 }
 
 /// A resource owner (password grant only).

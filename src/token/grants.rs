@@ -373,11 +373,32 @@ impl TokenService {
                 hdr.insert("typ".into(), "at+jwt".into());
                 let payload =
                     serde_json::to_vec(&claims).map_err(|_| OAuthError::server_error())?;
-                let token = jose::sign(&payload, &ring.current, ring.alg, &hdr).map_err(|e| {
+                let signed = match &c.encrypt {
+                    None => jose::sign(&payload, &ring.current, ring.alg, &hdr),
+                    Some((key, ka, enc)) => jose::sign_then_encrypt(
+                        &payload,
+                        &ring.current,
+                        ring.alg,
+                        &hdr,
+                        key,
+                        *ka,
+                        *enc,
+                        &jose::EncryptOptions::default(),
+                    ),
+                };
+                let token = signed.map_err(|e| {
                     log::error!("token service: signing failed: {e}");
                     OAuthError::server_error()
                 })?;
-                if s.family.is_some() {
+                if c.encrypt.is_some() {
+                    // The gateway cannot read a token encrypted to the client: it is tracked
+                    // by its hash, like an opaque token (introspection, revocation, jwt_auth).
+                    self.checked(
+                        store
+                            .put_access(rec(TokenHash::of(token.as_bytes())), now)
+                            .await,
+                    )?;
+                } else if s.family.is_some() {
                     // Tracked so that revoking the grant revokes this token too.
                     self.checked(
                         store

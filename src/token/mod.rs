@@ -33,7 +33,7 @@ pub use oauth::OAuthError;
 
 use crate::error::Errors;
 use crate::expr::parse_net;
-use crate::jose::{Alg, JwkSet};
+use crate::jose::{Alg, Enc, EncryptOptions, Jwk, JwkSet, KeyAlg};
 use crate::keys::RemoteJwks;
 use crate::store::{StoreError, StoreSpec, TokenStore};
 use backoff::Backoff;
@@ -208,6 +208,8 @@ pub(crate) struct Client {
     pub access_lifetime: Option<u64>,
     pub refresh_lifetime: Option<u64>,
     pub max_uses: Option<u32>,
+    /// Nested tokens: encrypt the signed JWT to this key.
+    pub encrypt: Option<(Jwk, KeyAlg, Enc)>,
 }
 
 #[derive(Debug)]
@@ -493,8 +495,18 @@ fn compile_client(
         access_token_lifetime,
         refresh_token_lifetime,
         refresh_max_uses,
+        encrypt_to,
     } = c;
     let before = errs.0.len();
+    let encrypt = encrypt_to
+        .as_ref()
+        .and_then(|e| compile_encrypt(e, &format!("{cp}.encrypt_to"), errs));
+    if encrypt.is_some() && token_format == &Some(TokenFormat::Opaque) {
+        errs.push(
+            format!("{cp}.encrypt_to"),
+            "only JWT access tokens are encrypted",
+        );
+    }
     if client_id.is_empty() || client_id.chars().any(char::is_control) {
         errs.push(
             format!("{cp}.client_id"),
@@ -625,7 +637,51 @@ fn compile_client(
         access_lifetime: access,
         refresh_lifetime: refresh,
         max_uses: refresh_max_uses.or(max_uses),
+        encrypt,
     })
+}
+
+fn compile_encrypt(
+    c: &config::EncryptConfig,
+    path: &str,
+    errs: &mut Errors,
+) -> Option<(Jwk, KeyAlg, Enc)> {
+    let config::EncryptConfig { jwk, alg, enc } = c;
+    let key = match Jwk::from_json(jwk.as_bytes()) {
+        Ok(k) if !k.is_symmetric() && !k.is_private() => k,
+        Ok(_) => {
+            errs.push(format!("{path}.jwk"), "a public asymmetric key is expected");
+            return None;
+        }
+        Err(e) => {
+            errs.push(format!("{path}.jwk"), e.to_string());
+            return None;
+        }
+    };
+    let alg_name = alg.clone().unwrap_or_else(|| {
+        if key.kty() == "RSA" {
+            "RSA-OAEP-256".into()
+        } else {
+            "ECDH-ES+A256KW".into()
+        }
+    });
+    let Some(ka) = KeyAlg::from_name(&alg_name) else {
+        errs.push(
+            format!("{path}.alg"),
+            format!("unknown algorithm {alg_name:?}"),
+        );
+        return None;
+    };
+    let Some(e) = Enc::from_name(enc) else {
+        errs.push(format!("{path}.enc"), format!("unknown encryption {enc:?}"));
+        return None;
+    };
+    // A trial encryption proves the key and algorithms fit together.
+    if let Err(err) = crate::jose::encrypt(b"{}", &key, ka, e, &EncryptOptions::default()) {
+        errs.push(path, format!("cannot encrypt to this key: {err}"));
+        return None;
+    }
+    Some((key, ka, e))
 }
 
 fn discovery_doc(issuer: &str, p: &config::PathsConfig, ring: &KeyRing) -> bytes::Bytes {

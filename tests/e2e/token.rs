@@ -138,6 +138,13 @@ audience = ["api"]
 bind_client_ip = true
 
 [[token_service.clients]]
+client_id = "enc"
+secret_hash = "{enc}"
+scopes = ["read"]
+audience = ["api"]
+encrypt_to = {{ jwk = {ckpub} }}
+
+[[token_service.clients]]
 client_id = "rs"
 secret_hash = "{rs}"
 scopes = []
@@ -168,6 +175,8 @@ scopes = ["read"]
         jwks = toml_str(&jwks),
         opq = hash("opq-secret"),
         rs = hash("rs-secret"),
+        enc = hash("enc-secret"),
+        ckpub = toml_str(&ck.to_value(false).unwrap().to_string()),
         alice = hash("alice-pw"),
         bob = hash("bob-pw"),
     )
@@ -1413,4 +1422,48 @@ async fn embedded_store_survives_kill_9() {
         400,
         "invalid_grant",
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_tokens_encrypted_to_the_client() {
+    let w = world(None, "").await;
+    let p = w.gw.port;
+    let t = cc(p, "enc", "enc-secret", None).await;
+    assert_eq!(t.status, 200, "{:?}", String::from_utf8_lossy(&t.body));
+    let tok = t.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(tok.matches('.').count(), 4, "a JWE");
+    // joserfc decrypts with the client's key; the inner JWS verifies with the gateway's JWKS.
+    let d = crate::jwt_verify::peer(&[
+        json!({"lib": "joserfc", "op": "decrypt", "key": w.ck.to_value(true).unwrap(),
+                                             "alg": "ECDH-ES+A256KW", "enc": "A256GCM", "token": tok}),
+    ]);
+    assert_eq!(d[0]["header"]["cty"], "JWT");
+    let inner =
+        String::from_utf8(tokengate::jose::b64_decode(d[0]["payload"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let jwks = get(p, "/.well-known/jwks.json").await.json();
+    let v = oauth(&[
+        json!({"op": "verify_jwt", "token": inner, "jwks": jwks, "alg": "ES256", "iss": ISSUER}),
+    ]);
+    assert_eq!(v[0]["header"]["typ"], "at+jwt");
+    assert_eq!(v[0]["claims"]["client_id"], "enc");
+    // The gateway tracks it by hash: jwt_auth, introspection and revocation work.
+    assert_eq!(api(p, "GET", "/api/x", &tok).await.status, 200);
+    let r = post(
+        p,
+        "/oauth2/introspect",
+        Some(("enc", "enc-secret")),
+        &[("token", &tok)],
+    )
+    .await;
+    assert_eq!(r.json()["active"], true);
+    let r = post(
+        p,
+        "/oauth2/revoke",
+        Some(("enc", "enc-secret")),
+        &[("token", &tok)],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(api(p, "GET", "/api/x", &tok).await.status, 401);
 }
