@@ -29,6 +29,7 @@ pub mod secret;
 
 pub use config::TokenServiceConfig;
 pub use endpoint::Endpoint;
+pub use grants::AccessInfo;
 pub use oauth::OAuthError;
 
 use crate::error::Errors;

@@ -1467,3 +1467,102 @@ async fn nested_tokens_encrypted_to_the_client() {
     assert_eq!(r.status, 200);
     assert_eq!(api(p, "GET", "/api/x", &tok).await.status, 401);
 }
+
+/// Serves one body on every path until dropped.
+struct StaticServer {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl StaticServer {
+    async fn start(body: String) -> StaticServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    _ = &mut rx => return,
+                    c = listener.accept() => c,
+                };
+                let Ok((mut s, _)) = conn else { continue };
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        StaticServer {
+            addr,
+            stop: Some(tx),
+        }
+    }
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_with_a_remote_jwks_fails_closed() {
+    let key = client_key();
+    let jwks = json!({"keys": [key.to_value(false).unwrap()]}).to_string();
+    let srv = StaticServer::start(jwks).await;
+    let more = format!(
+        "\n[[token_service.clients]]\nclient_id = \"remote\"\njwks_uri = \"http://{}/jwks.json\"\nscopes = [\"read\"]\n",
+        srv.addr
+    );
+    // The extra client goes after the standard ones.
+    let up = Upstream::start("u").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = client_key();
+    let body = format!(
+        "{}{more}",
+        config(dir.path(), &embedded(dir.path()), "", up.addr, &ck)
+    );
+    let gw = Gateway::start(&body).await;
+    let p = gw.port;
+    let now = tokengate::store::now_unix();
+    let send = |jti: &'static str| {
+        let a = assertion(
+            &key,
+            json!({"iss": "remote", "sub": "remote", "aud": ISSUER, "exp": now + 60, "jti": jti}),
+            json!({}),
+        );
+        async move {
+            post(
+                p,
+                "/oauth2/token",
+                None,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "remote"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &a),
+                ],
+            )
+            .await
+        }
+    };
+    assert_eq!(send("r1").await.status, 200);
+    // O25: the JWKS URI goes down and nothing is cached: fail closed for that client only.
+    drop(srv);
+    let r = request(gw.admin_port, "POST", "/admin/jwks/flush", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert_oauth_error(&send("r2").await, 401, "invalid_client");
+    assert_eq!(cc(p, "svc", "svc-secret", None).await.status, 200);
+}
