@@ -1566,3 +1566,94 @@ async fn private_key_jwt_with_a_remote_jwks_fails_closed() {
     assert_oauth_error(&send("r2").await, 401, "invalid_client");
     assert_eq!(cc(p, "svc", "svc-secret", None).await.status, 200);
 }
+
+/// One request from another loopback source address (127.0.0.0/8 is all local on Linux).
+async fn request_from(
+    src: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Resp {
+    use http_body_util::{BodyExt, Full};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    let stream = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "gw");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(
+            b.body(Full::new(bytes::Bytes::from(body.to_string())))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_addresses_ip_binding_and_distributed_guessing() {
+    let w = world(None, "").await;
+    let p = w.gw.port;
+    // A token bound to 127.0.0.1 (client opq has bind_client_ip) is refused from 127.0.0.2.
+    let t = cc(p, "opq", "opq-secret", None).await.json();
+    let tok = t["access_token"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {tok}");
+    assert_eq!(api(p, "GET", "/api/x", &tok).await.status, 200);
+    let r = request_from(
+        "127.0.0.2",
+        p,
+        "GET",
+        "/api/x",
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["errorCode"], "token_binding_mismatch");
+    // O10: guessing svc's secret from 127.0.0.3 locks that address out, not the real client.
+    let wrong = basic("svc", "guess");
+    let ct = ("content-type", "application/x-www-form-urlencoded");
+    for _ in 0..6 {
+        let r = request_from(
+            "127.0.0.3",
+            p,
+            "POST",
+            "/oauth2/token",
+            &[ct, ("authorization", &wrong)],
+            "grant_type=client_credentials",
+        )
+        .await;
+        assert!(r.status == 401 || r.status == 429);
+    }
+    let right = basic("svc", "svc-secret");
+    let r = request_from(
+        "127.0.0.3",
+        p,
+        "POST",
+        "/oauth2/token",
+        &[ct, ("authorization", &right)],
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert_eq!(cc(p, "svc", "svc-secret", None).await.status, 200);
+}
