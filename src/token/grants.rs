@@ -9,9 +9,10 @@
 use super::config::{Grant, TokenFormat};
 use super::endpoint::{ok_json, Form, MAX_TOKEN};
 use super::oauth::{json_reply, OAuthError};
-use super::{Client, TokenService};
+use super::{Client, TokenService, VERIFIED_TTL};
 use crate::error::GatewayError;
 use crate::jose::{self, Limits};
+use crate::policy::jwt_verify::cache::{token_key, Entry};
 use crate::proxy::respond::Reply;
 use crate::store::{
     now_unix, AccessRecord, RefreshRecord, RefreshUse, Revocation, Rotation, TokenHash, TokenStore,
@@ -19,6 +20,7 @@ use crate::store::{
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What an active access token says (from its signed claims or its store record).
@@ -429,6 +431,31 @@ impl TokenService {
         }
     }
 
+    /// `open_jwt` through the verified-token cache (entries die with a key rotation).
+    fn verified_jwt(&self, token: &str, now: u64) -> Result<Arc<Map<String, Value>>, GatewayError> {
+        let generation = self.ring.get().generation;
+        let key = token_key(token);
+        if let Some(e) = self.verified.get(&key, now, generation) {
+            return Ok(e.claims.clone());
+        }
+        let claims = Arc::new(self.open_jwt(token).ok_or(GatewayError::SignatureInvalid)?);
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::MAX);
+        self.verified.insert(
+            key,
+            Entry {
+                claims: claims.clone(),
+                identity: None,
+                valid_until: exp.min(now.saturating_add(VERIFIED_TTL)),
+                key_generation: generation,
+            },
+            now,
+        );
+        Ok(claims)
+    }
+
     /// Verify one of our JWTs (signature, typ, iss); `exp` not checked here.
     fn open_jwt(&self, token: &str) -> Option<Map<String, Value>> {
         let ring = self.ring.get();
@@ -454,7 +481,7 @@ impl TokenService {
         let unavailable = |_| GatewayError::TokenStoreUnavailable;
         let store = self.store.get().await.map_err(unavailable)?;
         if token.bytes().filter(|b| *b == b'.').count() == 2 {
-            let claims = self.open_jwt(token).ok_or(GatewayError::SignatureInvalid)?;
+            let claims = self.verified_jwt(token, now)?;
             let num = |k: &str| claims.get(k).and_then(Value::as_u64);
             let exp = num("exp");
             if exp.is_some_and(|e| now >= e) {

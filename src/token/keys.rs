@@ -28,6 +28,8 @@ pub struct Ring {
     /// The algorithms of the keys in `verify` (the alg may change across rotations).
     pub algs: Vec<Alg>,
     pub kids: Vec<String>,
+    /// Changes whenever the verification keys change (verified-token cache invalidation).
+    pub generation: u64,
 }
 
 #[derive(Debug)]
@@ -148,7 +150,14 @@ fn build(alg: Alg, keys: [Option<Jwk>; 3]) -> Result<Ring, String> {
         pubs.push(p.with_kid(kid).with_alg(a.name()).with_use("sig"));
     }
     let verify = JwkSet::new(pubs).map_err(|e| e.to_string())?;
+    let generation = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        kids.hash(&mut h);
+        h.finish()
+    };
     Ok(Ring {
+        generation,
         alg: alg_of(&current, alg),
         current,
         verify,

@@ -36,6 +36,7 @@ use crate::error::Errors;
 use crate::expr::parse_net;
 use crate::jose::{Alg, Enc, EncryptOptions, Jwk, JwkSet, KeyAlg};
 use crate::keys::RemoteJwks;
+use crate::policy::jwt_verify::cache::VerifiedCache;
 use crate::store::{StoreError, StoreSpec, TokenStore};
 use backoff::Backoff;
 use config::{AuthMethod, ClientConfig, Grant, TokenFormat, UserConfig};
@@ -55,7 +56,15 @@ pub struct TokenShared {
     rings: DashMap<PathBuf, Arc<KeyRing>>,
     stores: DashMap<String, Arc<StoreHandle>>,
     backoff: DashMap<String, Arc<Backoff>>,
+    /// Signature-verified JWTs (by SHA-256), so a repeated token skips the crypto; the
+    /// revocation lookup in the store still happens on every request.
+    verified: Arc<VerifiedCache>,
 }
+
+/// Entries of the verified-JWT cache (see `policy/jwt_verify/cache.rs` for its rules).
+const VERIFIED_CAPACITY: usize = 100_000;
+/// Longest time a verified JWT stays cached (its `exp` bounds it too).
+const VERIFIED_TTL: u64 = 300;
 
 impl std::fmt::Debug for TokenShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,6 +80,7 @@ impl TokenShared {
             rings: DashMap::new(),
             stores: DashMap::new(),
             backoff: DashMap::new(),
+            verified: Arc::new(VerifiedCache::new(VERIFIED_CAPACITY)),
         }
     }
 
@@ -235,6 +245,7 @@ pub struct TokenService {
     pub ring: Arc<KeyRing>,
     pub store: Arc<StoreHandle>,
     backoff: Arc<Backoff>,
+    verified: Arc<VerifiedCache>,
     discovery: bytes::Bytes,
 }
 
@@ -418,6 +429,7 @@ impl TokenService {
             ring,
             store: shared.tokens.store(&store_spec),
             backoff: shared.tokens.backoff(backoff),
+            verified: shared.tokens.verified.clone(),
             discovery,
         })
     }
@@ -700,7 +712,8 @@ fn discovery_doc(issuer: &str, p: &config::PathsConfig, ring: &KeyRing) -> bytes
         "revocation_endpoint": format!("{issuer}{}", p.revoke),
         "jwks_uri": format!("{issuer}{}", p.jwks),
         "grant_types_supported": ["client_credentials", "password", "refresh_token"],
-        "response_types_supported": ["token"],
+        // No authorization endpoint: no response type is supported (RFC 8414 §2 lists it).
+        "response_types_supported": [],
         "token_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": algs,
         "introspection_endpoint_auth_methods_supported": methods,
