@@ -62,6 +62,8 @@ const SECRET_KEYS: &[&str] = &[
     "dp",
     "dq",
     "qi",
+    "jwks",
+    "pem",
 ];
 
 /// Replace every secret-looking value with "[redacted]".

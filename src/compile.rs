@@ -50,6 +50,8 @@ pub struct Route {
     /// Global policies first, then the route's own, in config order.
     pub policies: Vec<Arc<Policy>>,
     pub errors: Option<ErrorOverride>,
+    /// A policy reads or rewrites the request body: it is buffered (up to 64 KiB) first.
+    pub reads_body: bool,
 }
 
 impl Snapshot {
@@ -209,12 +211,14 @@ fn compile_route(
     if errs.0.len() > before {
         return None;
     }
+    let reads_body = chain.iter().any(|p| p.reads_body());
     Some(Route {
         name: name.clone(),
         matcher: m,
         action: action?,
         policies: chain,
         errors,
+        reads_body,
     })
 }
 

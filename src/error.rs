@@ -85,6 +85,14 @@ pub enum GatewayError {
     ClaimMismatch,
     /// Authenticated, but not allowed (identity, roles, scopes).
     AccessDenied,
+    /// The request body is larger than what the gateway buffers for a policy.
+    BodyTooLarge,
+    /// A value a minted token needs is absent from the request (and has no default).
+    ValueUnresolved,
+    /// The key to sign or encrypt with cannot be had (remote JWKS down, no usable key).
+    KeyUnavailable,
+    SigningFailed,
+    EncryptionFailed,
     /// The token was revoked (or is unknown to the token store).
     TokenRevoked,
     /// The token is bound to another client IP.
@@ -125,6 +133,11 @@ impl GatewayError {
             GatewayError::ClaimProhibited => "claim_prohibited",
             GatewayError::ClaimMismatch => "claim_mismatch",
             GatewayError::AccessDenied => "access_denied",
+            GatewayError::ValueUnresolved => "value_unresolved",
+            GatewayError::BodyTooLarge => "body_too_large",
+            GatewayError::KeyUnavailable => "key_unavailable",
+            GatewayError::SigningFailed => "signing_failed",
+            GatewayError::EncryptionFailed => "encryption_failed",
             GatewayError::TokenRevoked => "token_revoked",
             GatewayError::TokenBindingMismatch => "token_binding_mismatch",
             GatewayError::TokenStoreUnavailable => "temporarily_unavailable",
@@ -138,25 +151,33 @@ impl GatewayError {
             GatewayError::TokenMissing => Some(""),
             GatewayError::AccessDenied => Some("insufficient_scope"),
             GatewayError::TokenAmbiguous => Some("invalid_request"),
-            GatewayError::TokenMalformed
-            | GatewayError::TokenTooLarge
-            | GatewayError::AlgorithmNotAllowed
-            | GatewayError::SignatureInvalid
-            | GatewayError::DecryptionFailed
-            | GatewayError::NoMatchingKey
-            | GatewayError::TokenExpired
-            | GatewayError::TokenNotYetValid
-            | GatewayError::TokenTooOld
-            | GatewayError::IssuerMismatch
-            | GatewayError::AudienceMismatch
-            | GatewayError::SubjectMismatch
-            | GatewayError::ClaimMissing
-            | GatewayError::ClaimProhibited
-            | GatewayError::ClaimMismatch
-            | GatewayError::TokenRevoked
-            | GatewayError::TokenBindingMismatch => Some("invalid_token"),
+            e if e.is_invalid_token() => Some("invalid_token"),
             _ => None,
         }
+    }
+
+    /// A token was presented and refused (RFC 6750 `invalid_token`, 401).
+    fn is_invalid_token(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::TokenMalformed
+                | GatewayError::TokenTooLarge
+                | GatewayError::AlgorithmNotAllowed
+                | GatewayError::SignatureInvalid
+                | GatewayError::DecryptionFailed
+                | GatewayError::NoMatchingKey
+                | GatewayError::TokenExpired
+                | GatewayError::TokenNotYetValid
+                | GatewayError::TokenTooOld
+                | GatewayError::IssuerMismatch
+                | GatewayError::AudienceMismatch
+                | GatewayError::SubjectMismatch
+                | GatewayError::ClaimMissing
+                | GatewayError::ClaimProhibited
+                | GatewayError::ClaimMismatch
+                | GatewayError::TokenRevoked
+                | GatewayError::TokenBindingMismatch
+        )
     }
 
     pub fn status(&self) -> u16 {
@@ -173,24 +194,13 @@ impl GatewayError {
             GatewayError::JwksUnavailable => 503,
             GatewayError::AccessDenied => 403,
             GatewayError::TokenStoreUnavailable => 503,
-            GatewayError::TokenRevoked
-            | GatewayError::TokenBindingMismatch
-            | GatewayError::TokenMissing
-            | GatewayError::TokenMalformed
-            | GatewayError::TokenTooLarge
-            | GatewayError::AlgorithmNotAllowed
-            | GatewayError::SignatureInvalid
-            | GatewayError::DecryptionFailed
-            | GatewayError::NoMatchingKey
-            | GatewayError::TokenExpired
-            | GatewayError::TokenNotYetValid
-            | GatewayError::TokenTooOld
-            | GatewayError::IssuerMismatch
-            | GatewayError::AudienceMismatch
-            | GatewayError::SubjectMismatch
-            | GatewayError::ClaimMissing
-            | GatewayError::ClaimProhibited
-            | GatewayError::ClaimMismatch => 401,
+            GatewayError::ValueUnresolved => 400,
+            GatewayError::BodyTooLarge => 413,
+            GatewayError::KeyUnavailable => 503,
+            GatewayError::SigningFailed | GatewayError::EncryptionFailed => 500,
+            GatewayError::TokenMissing => 401,
+            e if e.is_invalid_token() => 401,
+            _ => 500,
         }
     }
 
@@ -225,6 +235,12 @@ impl GatewayError {
             GatewayError::ClaimProhibited => "the token carries a prohibited claim",
             GatewayError::ClaimMismatch => "a claim has a value that is not accepted",
             GatewayError::AccessDenied => "access denied",
+            GatewayError::ValueUnresolved => "a value required by the gateway is missing",
+            GatewayError::BodyTooLarge => "the request body is too large",
+            GatewayError::KeyUnavailable => "a key needed by the gateway is unavailable",
+            GatewayError::SigningFailed | GatewayError::EncryptionFailed => {
+                "the gateway could not produce a token"
+            }
             GatewayError::TokenRevoked => "the token is invalid",
             GatewayError::TokenBindingMismatch => "the token is invalid",
             GatewayError::TokenStoreUnavailable => "token validation is temporarily unavailable",

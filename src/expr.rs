@@ -24,6 +24,10 @@ pub struct RequestView<'a> {
     pub identity: Option<&'a str>,
     /// Named values set by earlier policies (`var.NAME`), e.g. a minted token.
     pub vars: Option<&'a std::collections::HashMap<String, String>>,
+    /// The request body as JSON, when a policy of the route reads it (`body./json/pointer`).
+    pub body: Option<&'a serde_json::Value>,
+    /// The raw request body, when a policy of the route reads it.
+    pub raw_body: Option<&'a [u8]>,
 }
 
 impl<'a> RequestView<'a> {
@@ -36,7 +40,33 @@ impl<'a> RequestView<'a> {
             claims: None,
             identity: None,
             vars: None,
+            body: None,
+            raw_body: None,
         }
+    }
+
+    /// A field of an `application/x-www-form-urlencoded` body (read by a policy).
+    pub fn form_field(&self, name: &str) -> Option<Cow<'a, str>> {
+        let ct = self
+            .req
+            .headers
+            .get(http::header::CONTENT_TYPE)?
+            .to_str()
+            .ok()?;
+        if !ct.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        }) {
+            return None;
+        }
+        let body = std::str::from_utf8(self.raw_body?).ok()?;
+        for pair in body.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if percent_decode(k).as_ref() == name {
+                return Some(percent_decode(v));
+            }
+        }
+        None
     }
 }
 
@@ -125,6 +155,8 @@ pub enum Var {
     Now,
     /// A fresh random UUID (v4) per resolution.
     Uuid,
+    /// A member of the JSON request body by JSON pointer (`body./user/id`; `body.` = all).
+    Body(String),
     /// Resolved once at load.
     Literal(Option<String>),
 }
@@ -161,11 +193,18 @@ impl Var {
             "var" => Var::Variable(need(rest, s, head)?.to_string()),
             "now" if rest.is_none() => Var::Now,
             "uuid" if rest.is_none() => Var::Uuid,
+            "body" => {
+                let ptr = rest.unwrap_or("");
+                if !(ptr.is_empty() || ptr.starts_with('/')) {
+                    return Err(format!("{s:?}: a JSON pointer starts with '/', e.g. body./user/id"));
+                }
+                Var::Body(ptr.to_string())
+            }
             "env" => Var::Literal(std::env::var(need(rest, s, head)?).ok()),
             _ => {
                 return Err(format!(
                     "unknown variable {s:?}: expected method, path, host, header.NAME, \
-                     query.NAME, cookie.NAME, client_ip, route, claims.PATH, identity, var.NAME, now, uuid or env.NAME"
+                     query.NAME, cookie.NAME, client_ip, route, claims.PATH, identity, var.NAME, body./POINTER, now, uuid or env.NAME"
                 ))
             }
         })
@@ -201,6 +240,12 @@ impl Var {
             Var::Variable(n) => v.vars?.get(n).map(|s| Cow::Borrowed(s.as_str())),
             Var::Now => Some(Cow::Owned(unix_now().to_string())),
             Var::Uuid => Some(Cow::Owned(uuid_v4())),
+            Var::Body(ptr) => v.body?.pointer(ptr).and_then(|x| match x {
+                serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                    Some(Cow::Owned(x.to_string()))
+                }
+                other => scalar(other),
+            }),
             Var::Literal(s) => s.as_deref().map(Cow::Borrowed),
         }
     }
@@ -209,11 +254,17 @@ impl Var {
     pub fn resolve_json(&self, v: &RequestView<'_>) -> Option<serde_json::Value> {
         match self {
             Var::Claim(path) => claim(v, path).cloned(),
+            Var::Body(ptr) => v.body?.pointer(ptr).cloned(),
             Var::Now => Some(serde_json::Value::from(unix_now())),
             other => other
                 .resolve(v)
                 .map(|s| serde_json::Value::String(s.into_owned())),
         }
+    }
+
+    /// Whether the value comes from the request body (which must then be read first).
+    pub fn reads_body(&self) -> bool {
+        matches!(self, Var::Body(_))
     }
 
     /// Whether each resolution may differ (time, randomness).
@@ -307,6 +358,20 @@ impl Template {
             [Part::Lit(s)] => Some(s),
             _ => None,
         }
+    }
+
+    /// Whether a rendering may differ between two calls on the same request (now, uuid).
+    pub fn is_volatile(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Var(v) if v.is_volatile()))
+    }
+
+    /// Whether a variable of the template reads the request body.
+    pub fn reads_body(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Var(v) if v.reads_body()))
     }
 
     /// Render; None when a referenced value is absent.
@@ -580,6 +645,8 @@ mod tests {
             claims: None,
             identity: None,
             vars: None,
+            body: None,
+            raw_body: None,
         };
         assert!(cond(
             r#"var = "host"

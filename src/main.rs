@@ -1,6 +1,11 @@
 //! The `tokengate` command: run the gateway, check configs, JOSE helpers.
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc: glibc malloc/free was a quarter of the proxy's instructions (loadtest/README.md);
+/// mimalloc cut instructions per request by 18% and user time by about 22% there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

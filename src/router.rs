@@ -189,6 +189,8 @@ mod tests {
             claims: None,
             identity: None,
             vars: None,
+            body: None,
+            raw_body: None,
         })
     }
 

@@ -29,10 +29,11 @@ pub enum PolicyBody {
     Headers(HeadersConfig),
     Cors(CorsConfig),
     JwtVerify(Box<crate::policy::jwt_verify::config::JwtVerifyConfig>),
+    JwtGenerate(Box<crate::policy::jwt_generate::config::JwtGenerateConfig>),
     JwtAuth(Box<crate::policy::jwt_auth::JwtAuthConfig>),
 }
 
-const POLICY_TYPES: &[&str] = &["headers", "cors", "jwt_verify", "jwt_auth"];
+const POLICY_TYPES: &[&str] = &["headers", "cors", "jwt_verify", "jwt_generate", "jwt_auth"];
 
 /// `enabled = true | false | "shadow"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -234,6 +235,7 @@ impl PolicyEntry {
             "headers" => PolicyBody::Headers(body_from(t)?),
             "cors" => PolicyBody::Cors(body_from(t)?),
             "jwt_verify" => PolicyBody::JwtVerify(Box::new(body_from(t)?)),
+            "jwt_generate" => PolicyBody::JwtGenerate(Box::new(body_from(t)?)),
             "jwt_auth" => PolicyBody::JwtAuth(Box::new(body_from(t)?)),
             other => {
                 return Err(format!(

@@ -3,8 +3,12 @@
 //! Remote sources (`jwks_url`, `discovery_url`) are resolved by the caller.
 
 use super::jwt_verify::config::KeysConfig;
-use crate::error::Errors;
+use crate::error::{Errors, GatewayError};
+use crate::expr::{RequestView, Template};
 use crate::jose::{Jwk, JwkSet};
+use crate::keys::{JwksSettings, KeyCache, RemoteJwks};
+use crate::shared::Shared;
+use std::sync::Arc;
 
 /// Where the keys of a policy come from, after compile.
 pub enum KeyOrigin {
@@ -44,7 +48,7 @@ fn parse_text(text: &str, kid: &Option<String>, alg: &Option<String>) -> Result<
 }
 
 /// Compile a `keys` table. `path` is its TOML path.
-pub fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
+fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
     let KeysConfig {
         jwks,
         pem,
@@ -165,4 +169,155 @@ pub fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigi
         return Some(KeyOrigin::PerClient(u.clone(), per_client_allow.clone()));
     }
     Some(KeyOrigin::None)
+}
+
+/// Verification or decryption keys at run time.
+pub enum Keys {
+    Static(Arc<JwkSet>),
+    Remote(Arc<RemoteJwks>),
+    /// A source per client: the URL is rendered per request and must match an allowed glob.
+    PerClient {
+        url: Template,
+        allow: globset::GlobSet,
+        settings: JwksSettings,
+        cache: Arc<KeyCache>,
+    },
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Keys::Static(s) => write!(f, "Static({} keys)", s.keys().len()),
+            Keys::Remote(r) => write!(f, "Remote({})", r.label()),
+            Keys::PerClient { .. } => write!(f, "PerClient"),
+        }
+    }
+}
+
+/// The key source chosen for one request.
+pub enum Resolved {
+    Static(Arc<JwkSet>),
+    Remote(Arc<RemoteJwks>, u64),
+}
+
+fn url_tag(url: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    url.hash(&mut h);
+    h.finish()
+}
+
+impl Keys {
+    /// Pick the source for this request (per-client: render and check the URL).
+    pub fn resolve(&self, v: &RequestView<'_>) -> Result<Resolved, GatewayError> {
+        match self {
+            Keys::Static(s) => Ok(Resolved::Static(s.clone())),
+            Keys::Remote(r) => Ok(Resolved::Remote(r.clone(), 0)),
+            Keys::PerClient {
+                url,
+                allow,
+                settings,
+                cache,
+            } => {
+                let u = url.render(v).ok_or(GatewayError::NoMatchingKey)?;
+                if !allow.is_match(&u) {
+                    log::warn!("per-client JWKS URL refused: not in the allow-list");
+                    return Err(GatewayError::NoMatchingKey);
+                }
+                let src = cache.source(&u, *settings).map_err(|e| {
+                    log::warn!("per-client JWKS source refused: {}", e.code());
+                    GatewayError::JwksUnavailable
+                })?;
+                let tag = url_tag(&u);
+                Ok(Resolved::Remote(src, tag))
+            }
+        }
+    }
+}
+
+impl Resolved {
+    /// The current key set and a generation that changes with the set (and the source).
+    pub async fn get(&self) -> Result<(Arc<JwkSet>, u64), GatewayError> {
+        match self {
+            Resolved::Static(s) => Ok((s.clone(), 0)),
+            Resolved::Remote(src, tag) => {
+                // Read the generation before the set: a change in between makes a miss.
+                let generation = src.generation() ^ tag;
+                let set = match src.current() {
+                    Some(s) => s,
+                    None => src.keys().await.map_err(|e| {
+                        log::warn!("JWKS {} unavailable: {}", src.label(), e.code());
+                        GatewayError::JwksUnavailable
+                    })?,
+                };
+                Ok((set, generation))
+            }
+        }
+    }
+
+    /// A token named a key we do not have: one single-flight refetch (remote sources only).
+    pub async fn refresh_unknown(&self) -> Option<(Arc<JwkSet>, u64)> {
+        match self {
+            Resolved::Static(_) => None,
+            Resolved::Remote(src, tag) => {
+                let set = src.refresh_unknown_kid().await.ok()?;
+                Some((set, src.generation() ^ tag))
+            }
+        }
+    }
+}
+
+/// Compile a `keys` table into run-time keys (None: no keys configured).
+pub fn compile_keys(
+    c: &KeysConfig,
+    path: &str,
+    errs: &mut Errors,
+    shared: &Shared,
+) -> Option<Option<Keys>> {
+    let settings = c.remote.unwrap_or_default();
+    if let Err(e) = settings.validate() {
+        errs.push(format!("{path}.remote"), e);
+        return None;
+    }
+    let remote =
+        |r: Result<Arc<RemoteJwks>, crate::keys::KeyError>, key: &str, errs: &mut Errors| {
+            r.map(|src| Some(Keys::Remote(src)))
+                .map_err(|e| errs.push(format!("{path}.{key}"), e.to_string()))
+                .ok()
+        };
+    match compile(c, path, errs)? {
+        KeyOrigin::None => Some(None),
+        KeyOrigin::Embedded(set) => Some(Some(Keys::Static(Arc::new(set)))),
+        KeyOrigin::JwksUrl(u) => remote(shared.keys.source(&u, settings), "jwks_url", errs),
+        KeyOrigin::Discovery(u) => {
+            remote(shared.keys.discovery(&u, settings), "discovery_url", errs)
+        }
+        KeyOrigin::PerClient(url, allow) => {
+            let url = Template::parse(&url)
+                .map_err(|e| errs.push(format!("{path}.per_client_url"), e))
+                .ok()?;
+            let mut b = globset::GlobSetBuilder::new();
+            for (i, g) in allow.iter().enumerate() {
+                match globset::GlobBuilder::new(g).literal_separator(true).build() {
+                    Ok(g) => {
+                        b.add(g);
+                    }
+                    Err(e) => errs.push(format!("{path}.per_client_allow[{i}]"), e.to_string()),
+                }
+            }
+            let allow = b
+                .build()
+                .map_err(|e| errs.push(format!("{path}.per_client_allow"), e.to_string()))
+                .ok()?;
+            // Per-client sources are fetched on first use and not held for readiness.
+            let mut settings = settings;
+            settings.prefetch = false;
+            Some(Some(Keys::PerClient {
+                url,
+                allow,
+                settings,
+                cache: shared.keys.clone(),
+            }))
+        }
+    }
 }

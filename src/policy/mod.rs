@@ -12,6 +12,7 @@
 pub mod cors;
 pub mod headers;
 pub mod jwt_auth;
+pub mod jwt_generate;
 pub mod jwt_verify;
 pub mod keyconf;
 
@@ -48,6 +49,17 @@ pub struct PolicyState {
     /// Headers to remove from, then add to, the request sent upstream.
     pub upstream_remove: Vec<HeaderName>,
     pub upstream_add: Vec<(HeaderName, HeaderValue)>,
+    /// Query parameters to set on the request sent upstream.
+    pub upstream_query: Vec<(String, String)>,
+    /// Headers to add to the response sent to the client.
+    pub response_add: Vec<(HeaderName, HeaderValue)>,
+    /// The request body as read (when a policy of the route needs it), raw and as JSON.
+    pub body_raw: Option<bytes::Bytes>,
+    pub body: Option<Arc<Value>>,
+    /// A new request body for the upstream.
+    pub request_body: Option<bytes::Bytes>,
+    /// A new response body for the client.
+    pub response_body: Option<bytes::Bytes>,
     /// Named values for later policies (`var.NAME`), e.g. a minted token.
     pub vars: Option<Arc<std::collections::HashMap<String, String>>>,
     /// Decisions worth recording: (policy index, outcome code, shadow).
@@ -59,6 +71,7 @@ pub enum Kind {
     Headers(headers::Headers),
     Cors(cors::Cors),
     JwtVerify(Box<jwt_verify::JwtVerify>),
+    JwtGenerate(Box<jwt_generate::JwtGenerate>),
     JwtAuth(Box<jwt_auth::JwtAuth>),
 }
 
@@ -144,6 +157,9 @@ impl Policy {
                     c, path, errs, cache, cx.shared,
                 )?))
             }
+            PolicyBody::JwtGenerate(c) => Kind::JwtGenerate(Box::new(
+                jwt_generate::JwtGenerate::compile(c, path, errs, cx.shared)?,
+            )),
             PolicyBody::JwtAuth(c) => Kind::JwtAuth(Box::new(jwt_auth::JwtAuth::compile(
                 c,
                 path,
@@ -183,6 +199,10 @@ impl Policy {
                 }
                 Err(e) => Flow::Deny(e),
             },
+            Kind::JwtGenerate(g) => match g.on_request(v, st).await {
+                Ok(()) => Flow::Continue,
+                Err(e) => Flow::Deny(e),
+            },
             Kind::JwtAuth(j) => match j.on_request(v, st).await {
                 Ok(()) => Flow::Continue,
                 Err(e) => Flow::Deny(e),
@@ -201,6 +221,16 @@ impl Policy {
                 }
             }
             Kind::JwtAuth(j) => j.strip_token(req),
+            Kind::JwtGenerate(_) => {}
+        }
+    }
+
+    /// Whether the request body must be read (and buffered) before this policy runs.
+    pub fn reads_body(&self) -> bool {
+        match &self.kind {
+            Kind::JwtGenerate(g) => g.reads_body,
+            Kind::JwtVerify(j) => j.reads_body,
+            _ => false,
         }
     }
 
@@ -218,7 +248,7 @@ impl Policy {
         match &self.kind {
             Kind::Headers(h) => h.response.apply_response(resp, v),
             Kind::Cors(c) => c.on_response(resp, st),
-            Kind::JwtVerify(_) | Kind::JwtAuth(_) => {}
+            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) => {}
         }
     }
 }
@@ -281,6 +311,7 @@ pub fn compile_chain(
                     PolicyBody::Headers(_) => "headers",
                     PolicyBody::Cors(_) => "cors",
                     PolicyBody::JwtVerify(_) => "jwt_verify",
+                    PolicyBody::JwtGenerate(_) => "jwt_generate",
                     PolicyBody::JwtAuth(_) => "jwt_auth",
                 };
                 if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs, cx) {

@@ -43,7 +43,7 @@ pub struct Ctx {
     pending: Option<GatewayError>,
     /// The policy whose error overrides apply to `pending`.
     pending_policy: Option<usize>,
-    upstream: Option<String>,
+    upstream: Option<pingora_core::protocols::l4::socket::SocketAddr>,
     error_code: Option<&'static str>,
     status: u16,
 }
@@ -62,6 +62,8 @@ impl Ctx {
             claims: self.policy.claims.as_deref(),
             identity: self.policy.identity.as_deref(),
             vars: self.policy.vars.as_deref(),
+            body: self.policy.body.as_deref(),
+            raw_body: self.policy.body_raw.as_deref(),
         }
     }
 }
@@ -70,15 +72,92 @@ pub struct Gateway {
     pub state: Arc<State>,
 }
 
+/// A request id: a random per-process prefix and a counter (unique, cheap; not a secret).
+/// The CSPRNG per request cost about 2.4k instructions (loadtest/README.md).
 fn new_request_id() -> HeaderValue {
-    let mut b = [0u8; 16];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    let mut s = String::with_capacity(32);
-    for x in b {
-        s.push(char::from(b"0123456789abcdef"[(x >> 4) as usize]));
-        s.push(char::from(b"0123456789abcdef"[(x & 15) as usize]));
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut b = [0u8; 8];
+        let _ = aws_lc_rs::rand::fill(&mut b);
+        u64::from_le_bytes(b)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    HeaderValue::from_str(&format!("{prefix:016x}{n:016x}"))
+        .unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// The most request body buffered for a policy (Pingora's retry buffer holds this much).
+const MAX_BUFFERED_BODY: usize = 64 * 1024;
+
+/// Read the whole request body (it is replayed to the upstream from Pingora's retry buffer)
+/// and parse it as JSON when it is JSON.
+async fn read_body(session: &mut Session, ctx: &mut Ctx) -> std::result::Result<(), GatewayError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BUFFERED_BODY) {
+        return Err(GatewayError::BodyTooLarge);
     }
-    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("0"))
+    session.enable_retry_buffering();
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > MAX_BUFFERED_BODY {
+                    return Err(GatewayError::BodyTooLarge);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => return Err(GatewayError::BadRequest),
+        }
+    }
+    let raw = buf.freeze();
+    if !raw.is_empty() {
+        ctx.policy.body = crate::jose::json::parse_strict(&raw).ok().map(Arc::new);
+    }
+    ctx.policy.body_raw = Some(raw);
+    Ok(())
+}
+
+/// Set query parameters (replacing any of the same name), keeping the others in order.
+fn set_query(up: &mut RequestHeader, params: &[(String, String)]) {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    // RFC 3986 unreserved characters stay as they are (tokens are base64url).
+    const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let mut parts: Vec<String> = up
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let k = p.split_once('=').map(|(k, _)| k).unwrap_or(p);
+            !params.iter().any(|(n, _)| n == k)
+        })
+        .map(str::to_string)
+        .collect();
+    for (n, v) in params {
+        parts.push(format!(
+            "{}={}",
+            utf8_percent_encode(n, QUERY),
+            utf8_percent_encode(v, QUERY)
+        ));
+    }
+    let pq = format!("{}?{}", up.uri.path(), parts.join("&"));
+    if let Ok(uri) = http::Uri::builder().path_and_query(pq).build() {
+        up.set_uri(uri);
+    }
 }
 
 /// An incoming X-Request-Id is kept when it is short and printable; else a new one is made.
@@ -159,6 +238,9 @@ impl Gateway {
                 }
             }
         }
+        for (n, v) in &ctx.policy.response_add {
+            let _ = resp.append_header(n.clone(), v.clone());
+        }
         let _ = resp.insert_header("x-request-id", ctx.request_id.clone());
     }
 }
@@ -207,12 +289,21 @@ impl ProxyHttp for Gateway {
             return self.send(session, ctx, reply).await;
         };
         ctx.route = Some(idx);
+        if route.reads_body {
+            if let Err(e) = read_body(session, ctx).await {
+                let reply = self.render(ctx, &e);
+                return self.send(session, ctx, reply).await;
+            }
+        }
+        let req = session.req_header();
         let mut flow = Flow::Continue;
         for (i, p) in route.policies.iter().enumerate() {
             // Rebuilt per policy: earlier policies may have added claims and an identity.
             let claims = ctx.policy.claims.clone();
             let identity = ctx.policy.identity.clone();
             let vars = ctx.policy.vars.clone();
+            let body = ctx.policy.body.clone();
+            let raw_body = ctx.policy.body_raw.clone();
             let view = RequestView {
                 req,
                 client_ip: ctx.client_ip,
@@ -220,6 +311,8 @@ impl ProxyHttp for Gateway {
                 claims: claims.as_deref(),
                 identity: identity.as_deref(),
                 vars: vars.as_deref(),
+                body: body.as_deref(),
+                raw_body: raw_body.as_deref(),
             };
             if !p.applies(&view) {
                 continue;
@@ -241,7 +334,18 @@ impl ProxyHttp for Gateway {
         }
         let reply = match flow {
             Flow::Continue => match &route.action {
-                Action::Respond(r) => r.clone(),
+                Action::Respond(r) => {
+                    let mut r = r.clone();
+                    if let Some(b) = ctx.policy.response_body.take() {
+                        r.headers.retain(|(n, _)| n != http::header::CONTENT_TYPE);
+                        r.headers.push((
+                            http::header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/jwt"),
+                        ));
+                        r.body = b;
+                    }
+                    r
+                }
                 Action::Proxy { .. } => return Ok(false),
             },
             Flow::Respond(r) => r,
@@ -270,7 +374,7 @@ impl ProxyHttp for Gateway {
         view.vars = ctx.policy.vars.as_deref();
         match pool.select(&view) {
             Some(b) => {
-                ctx.upstream = Some(b.addr.to_string());
+                ctx.upstream = Some(b.addr.clone());
                 Ok(Box::new(pool.peer(&b)))
             }
             None => {
@@ -323,7 +427,7 @@ impl ProxyHttp for Gateway {
             }
             if !pool.preserve_host {
                 if let Some(u) = &ctx.upstream {
-                    let _ = up.insert_header(http::header::HOST, u.as_str());
+                    let _ = up.insert_header(http::header::HOST, u.to_string());
                 }
             }
         }
@@ -347,6 +451,22 @@ impl ProxyHttp for Gateway {
         for (n, v) in &ctx.policy.upstream_add {
             let _ = up.append_header(n.clone(), v.clone());
         }
+        if !ctx.policy.upstream_query.is_empty() {
+            set_query(up, &ctx.policy.upstream_query);
+        }
+        if let Some(b) = &ctx.policy.request_body {
+            up.remove_header(&http::header::TRANSFER_ENCODING);
+            let _ = up.insert_header(http::header::CONTENT_LENGTH, b.len());
+            let json = b.first() == Some(&b'{');
+            let _ = up.insert_header(
+                http::header::CONTENT_TYPE,
+                if json {
+                    "application/json"
+                } else {
+                    "application/jwt"
+                },
+            );
+        }
         let v = ctx.view(session.req_header(), route);
         for (i, p) in route.policies.iter().enumerate() {
             if ctx.policy.active & (1u64 << i) != 0 {
@@ -354,6 +474,36 @@ impl ProxyHttp for Gateway {
             }
         }
         Ok(())
+    }
+
+    /// The request body going upstream: replaced when a policy produced a new one. The body
+    /// was read in full in request_filter, so this runs once, at the end of the stream (again
+    /// on a retry to another target).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(b) = &ctx.policy.request_body {
+            *body = end_of_stream.then(|| b.clone());
+        }
+        Ok(())
+    }
+
+    /// The response body going to the client: replaced by a minted token when asked.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(b) = &ctx.policy.response_body {
+            *body = end_of_stream.then(|| b.clone());
+        }
+        Ok(None)
     }
 
     /// Runs on the upstream's response header before it goes to the client.
@@ -364,6 +514,11 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         self.decorate_response(resp, session.req_header(), ctx);
+        if let Some(b) = &ctx.policy.response_body {
+            resp.remove_header(&http::header::TRANSFER_ENCODING);
+            let _ = resp.insert_header(http::header::CONTENT_LENGTH, b.len());
+            let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/jwt");
+        }
         Ok(())
     }
 
@@ -456,7 +611,7 @@ impl ProxyHttp for Gateway {
                 route: ctx.route().map(|r| r.name.clone()),
                 status,
                 latency_ms: elapsed.as_secs_f64() * 1000.0,
-                upstream: ctx.upstream.take(),
+                upstream: ctx.upstream.take().map(|u| u.to_string()),
                 error_code: ctx.error_code,
                 policies: outcomes,
             };

@@ -16,14 +16,14 @@ use tokengate::jose::{Alg, Jwk};
 
 /// A JWKS server: path -> JWKS JSON; `fail` makes every answer a 500.
 #[derive(Clone, Default)]
-struct JwksServer {
+pub struct JwksServer {
     sets: Arc<Mutex<HashMap<String, String>>>,
     fetches: Arc<AtomicUsize>,
     status: Arc<AtomicU16>,
 }
 
 impl JwksServer {
-    async fn start(&self) -> std::net::SocketAddr {
+    pub async fn start(&self) -> std::net::SocketAddr {
         self.status.store(200, Ordering::SeqCst);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -65,12 +65,12 @@ impl JwksServer {
         addr
     }
 
-    fn set(&self, path: &str, keys: &[&Jwk]) {
+    pub fn set(&self, path: &str, keys: &[&Jwk]) {
         let v = json!({"keys": keys.iter().map(|k| public(k)).collect::<Vec<Value>>()});
         self.sets.lock().unwrap().insert(path.into(), v.to_string());
     }
 
-    fn fetches(&self) -> usize {
+    pub fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
     }
 }

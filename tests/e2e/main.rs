@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod errors;
 mod jwks;
+mod jwt_generate;
 mod jwt_verify;
 mod policies;
 mod process;

@@ -126,10 +126,14 @@ async fn admin_reload_endpoint_and_restart_required() {
 
 #[test]
 fn redaction_hides_secrets() {
-    let mut v = serde_json::json!({"a": {"client_secret": "s", "key": "k", "name": "n", "list": [{"password": "p"}]}});
+    let mut v = serde_json::json!({"a": {"client_secret": "s", "key": "k", "name": "n", "list": [{"password": "p"}], "keys": {"jwks": "{\"d\":\"x\"}"}}});
     tokengate::admin::redact(&mut v);
     assert_eq!(v["a"]["client_secret"], "[redacted]");
     assert_eq!(v["a"]["key"], "[redacted]");
     assert_eq!(v["a"]["name"], "n");
     assert_eq!(v["a"]["list"][0]["password"], "[redacted]");
+    assert_eq!(
+        v["a"]["keys"]["jwks"], "[redacted]",
+        "inline key sets may hold private keys"
+    );
 }

@@ -117,15 +117,14 @@ upstream = "pool"
         all_a
     })
     .await;
-    let m = get(gw.admin_port, "/metrics").await;
-    let text = String::from_utf8_lossy(&m.body).to_string();
-    assert!(
-        text.contains(&format!(
-            "tokengate_upstream_healthy{{target=\"{}\",upstream=\"pool\"}} 0",
-            b.addr
-        )),
-        "{text}"
+    let want = format!(
+        "tokengate_upstream_healthy{{target=\"{}\",upstream=\"pool\"}} 0",
+        b.addr
     );
+    eventually("health gauge", || async {
+        String::from_utf8_lossy(&get(gw.admin_port, "/metrics").await.body).contains(&want)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,10 @@ pub struct TokenSourceConfig {
     /// Referer headers); the gateway never logs query strings.
     #[serde(default)]
     pub query: Option<String>,
+    /// A field of an `application/x-www-form-urlencoded` body (RFC 6750 §2.2); the body is
+    /// buffered (64 KiB cap) when a policy of the route reads it.
+    #[serde(default)]
+    pub form: Option<String>,
 }
 
 pub fn default_sources() -> Vec<TokenSourceConfig> {

@@ -16,6 +16,7 @@ pub enum Source {
     },
     Cookie(String),
     Query(String),
+    Form(String),
 }
 
 impl Source {
@@ -25,15 +26,21 @@ impl Source {
             prefix,
             cookie,
             query,
+            form,
         } = c;
-        let n = [header.is_some(), cookie.is_some(), query.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let n = [
+            header.is_some(),
+            cookie.is_some(),
+            query.is_some(),
+            form.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if n != 1 {
             errs.push(
                 path,
-                "a token source is exactly one of header, cookie or query",
+                "a token source is exactly one of header, cookie, query or form",
             );
             return None;
         }
@@ -55,6 +62,9 @@ impl Source {
         }
         if let Some(c) = cookie {
             return Some(Source::Cookie(c.clone()));
+        }
+        if let Some(f) = form {
+            return Some(Source::Form(f.clone()));
         }
         query.clone().map(Source::Query)
     }
@@ -98,6 +108,11 @@ impl Source {
                     out.push((i, q));
                 }
             }
+            Source::Form(name) => {
+                if let Some(f) = v.form_field(name) {
+                    out.push((i, f));
+                }
+            }
         }
     }
 }
@@ -126,10 +141,38 @@ pub fn extract<'a>(
     Ok((i, first))
 }
 
+/// The request body without the token's form field, when a form source is configured and the
+/// body holds that field (None: leave the body as it is).
+pub fn strip_form(sources: &[Source], v: &RequestView<'_>) -> Option<bytes::Bytes> {
+    let names: Vec<&str> = sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::Form(n) => Some(n.as_str()),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() || names.iter().all(|n| v.form_field(n).is_none()) {
+        return None;
+    }
+    let body = std::str::from_utf8(v.raw_body?).ok()?;
+    let kept: Vec<&str> = body
+        .split('&')
+        .filter(|p| {
+            let k = p.split_once('=').map(|(k, _)| k).unwrap_or(p);
+            let k = percent_encoding::percent_decode_str(&k.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned();
+            !names.contains(&k.as_str())
+        })
+        .collect();
+    Some(bytes::Bytes::from(kept.join("&")))
+}
+
 /// Remove the token (every source of this policy) from the request sent upstream.
 pub fn strip(sources: &[Source], req: &mut RequestHeader) {
     for s in sources {
         match s {
+            Source::Form(_) => {} // the body is rewritten in the request phase
             Source::Header { name, prefix } => match prefix {
                 None => {
                     req.remove_header(name);

@@ -16,13 +16,11 @@ pub mod cache;
 pub mod config;
 pub mod extract;
 
-use super::keyconf::{self, KeyOrigin};
+use super::keyconf::{compile_keys, Keys, Resolved};
 use super::PolicyState;
 use crate::error::{Errors, GatewayError};
 use crate::expr::RequestView;
-use crate::expr::Template;
 use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, Limits};
-use crate::keys::{JwksSettings, KeyCache, RemoteJwks};
 use crate::shared::Shared;
 use cache::{token_key, Entry, VerifiedCache};
 use config::{AclConfig, AclRuleConfig, HeaderFormat, JwtVerifyConfig, SubjectConfig, TokenForm};
@@ -32,102 +30,6 @@ use regex::Regex;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Verification or decryption keys at run time.
-pub enum Keys {
-    Static(Arc<JwkSet>),
-    Remote(Arc<RemoteJwks>),
-    /// A source per client: the URL is rendered per request and must match an allowed glob.
-    PerClient {
-        url: Template,
-        allow: globset::GlobSet,
-        settings: JwksSettings,
-        cache: Arc<KeyCache>,
-    },
-}
-
-impl std::fmt::Debug for Keys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Keys::Static(s) => write!(f, "Static({} keys)", s.keys().len()),
-            Keys::Remote(r) => write!(f, "Remote({})", r.label()),
-            Keys::PerClient { .. } => write!(f, "PerClient"),
-        }
-    }
-}
-
-/// The key source chosen for one request.
-enum Resolved {
-    Static(Arc<JwkSet>),
-    Remote(Arc<RemoteJwks>, u64),
-}
-
-fn url_tag(url: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    url.hash(&mut h);
-    h.finish()
-}
-
-impl Keys {
-    /// Pick the source for this request (per-client: render and check the URL).
-    fn resolve(&self, v: &RequestView<'_>) -> Result<Resolved, GatewayError> {
-        match self {
-            Keys::Static(s) => Ok(Resolved::Static(s.clone())),
-            Keys::Remote(r) => Ok(Resolved::Remote(r.clone(), 0)),
-            Keys::PerClient {
-                url,
-                allow,
-                settings,
-                cache,
-            } => {
-                let u = url.render(v).ok_or(GatewayError::NoMatchingKey)?;
-                if !allow.is_match(&u) {
-                    log::warn!("per-client JWKS URL refused: not in the allow-list");
-                    return Err(GatewayError::NoMatchingKey);
-                }
-                let src = cache.source(&u, *settings).map_err(|e| {
-                    log::warn!("per-client JWKS source refused: {}", e.code());
-                    GatewayError::JwksUnavailable
-                })?;
-                let tag = url_tag(&u);
-                Ok(Resolved::Remote(src, tag))
-            }
-        }
-    }
-}
-
-impl Resolved {
-    /// The current key set and a generation that changes with the set (and the source).
-    async fn get(&self) -> Result<(Arc<JwkSet>, u64), GatewayError> {
-        match self {
-            Resolved::Static(s) => Ok((s.clone(), 0)),
-            Resolved::Remote(src, tag) => {
-                // Read the generation before the set: a change in between makes a miss.
-                let generation = src.generation() ^ tag;
-                let set = match src.current() {
-                    Some(s) => s,
-                    None => src.keys().await.map_err(|e| {
-                        log::warn!("JWKS {} unavailable: {}", src.label(), e.code());
-                        GatewayError::JwksUnavailable
-                    })?,
-                };
-                Ok((set, generation))
-            }
-        }
-    }
-
-    /// A token named a key we do not have: one single-flight refetch (remote sources only).
-    async fn refresh_unknown(&self) -> Option<(Arc<JwkSet>, u64)> {
-        match self {
-            Resolved::Static(_) => None,
-            Resolved::Remote(src, tag) => {
-                let set = src.refresh_unknown_kid().await.ok()?;
-                Some((set, src.generation() ^ tag))
-            }
-        }
-    }
-}
 
 #[derive(Debug)]
 enum Subject {
@@ -179,6 +81,8 @@ pub struct JwtVerify {
     to_headers: Vec<ClaimHeader>,
     payload_header: Option<HeaderName>,
     pub forward_token: bool,
+    /// A form source: the body is read before this policy runs.
+    pub reads_body: bool,
     cache: Option<Arc<VerifiedCache>>,
     cache_ttl: u64,
     pub realm: Option<String>,
@@ -219,60 +123,6 @@ fn header_name(name: &str, path: &str, errs: &mut Errors) -> Option<HeaderName> 
     HeaderName::from_bytes(lower.as_bytes())
         .map_err(|_| errs.push(path, format!("invalid header name {name:?}")))
         .ok()
-}
-
-fn compile_keys(
-    c: &config::KeysConfig,
-    path: &str,
-    errs: &mut Errors,
-    shared: &Shared,
-) -> Option<Option<Keys>> {
-    let settings = c.remote.unwrap_or_default();
-    if let Err(e) = settings.validate() {
-        errs.push(format!("{path}.remote"), e);
-        return None;
-    }
-    let remote =
-        |r: Result<Arc<RemoteJwks>, crate::keys::KeyError>, key: &str, errs: &mut Errors| {
-            r.map(|src| Some(Keys::Remote(src)))
-                .map_err(|e| errs.push(format!("{path}.{key}"), e.to_string()))
-                .ok()
-        };
-    match keyconf::compile(c, path, errs)? {
-        KeyOrigin::None => Some(None),
-        KeyOrigin::Embedded(set) => Some(Some(Keys::Static(Arc::new(set)))),
-        KeyOrigin::JwksUrl(u) => remote(shared.keys.source(&u, settings), "jwks_url", errs),
-        KeyOrigin::Discovery(u) => {
-            remote(shared.keys.discovery(&u, settings), "discovery_url", errs)
-        }
-        KeyOrigin::PerClient(url, allow) => {
-            let url = Template::parse(&url)
-                .map_err(|e| errs.push(format!("{path}.per_client_url"), e))
-                .ok()?;
-            let mut b = globset::GlobSetBuilder::new();
-            for (i, g) in allow.iter().enumerate() {
-                match globset::GlobBuilder::new(g).literal_separator(true).build() {
-                    Ok(g) => {
-                        b.add(g);
-                    }
-                    Err(e) => errs.push(format!("{path}.per_client_allow[{i}]"), e.to_string()),
-                }
-            }
-            let allow = b
-                .build()
-                .map_err(|e| errs.push(format!("{path}.per_client_allow"), e.to_string()))
-                .ok()?;
-            // Per-client sources are fetched on first use and not held for readiness.
-            let mut settings = settings;
-            settings.prefetch = false;
-            Some(Some(Keys::PerClient {
-                url,
-                allow,
-                settings,
-                cache: shared.keys.clone(),
-            }))
-        }
-    }
 }
 
 fn acl_rule(r: &AclRuleConfig) -> AclRule {
@@ -533,6 +383,7 @@ impl JwtVerify {
         if errs.0.len() > before {
             return None;
         }
+        let reads_body = sources.iter().any(|s| matches!(s, Source::Form(_)));
         let rules = ClaimRules {
             issuers: issuers.clone(),
             audiences: audiences.clone(),
@@ -571,6 +422,7 @@ impl JwtVerify {
             to_headers,
             payload_header,
             forward_token: *forward_token,
+            reads_body,
             cache: if cache_cfg.enabled { cache } else { None },
             cache_ttl: cache_cfg.ttl.0.as_secs(),
             realm: realm.clone(),
@@ -814,6 +666,11 @@ impl JwtVerify {
         self.check_acl(&v.req.method, &out)?;
         if shadow {
             return Ok(());
+        }
+        if !self.forward_token {
+            if let Some(b) = extract::strip_form(&self.sources, v) {
+                st.request_body = Some(b);
+            }
         }
         for m in &self.to_headers {
             st.upstream_remove.push(m.header.clone());

@@ -1,0 +1,164 @@
+//! The `jwt_generate` policy's config (operator contract). Compiled by `mod.rs`.
+
+use crate::policy::jwt_verify::config::KeysConfig;
+use crate::units::HumanDuration;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The JSON type a request value is converted to.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    /// Text as is (the default for request values; claims keep their JSON type).
+    #[default]
+    Auto,
+    String,
+    Number,
+    Boolean,
+    /// Split on "," (or an array claim as is).
+    Array,
+    /// Parse the text as JSON (e.g. an object).
+    Json,
+}
+
+/// A claim from a request value: `{ from = "header.x-user", type = "string", default = "anon" }`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimFromConfig {
+    pub from: String,
+    #[serde(default, rename = "type")]
+    pub kind: ValueType,
+    /// Used when the value is absent (any TOML value).
+    #[serde(default)]
+    pub default: Option<toml::Value>,
+}
+
+/// A claim: a literal TOML value, or a request value.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum ClaimConfig {
+    From(ClaimFromConfig),
+    Literal(toml::Value),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptConfig {
+    /// The recipient's key: embedded (public key or secret), or a remote/per-client JWKS.
+    pub key: KeysConfig,
+    /// Pick this kid from the key set (a template, e.g. "${header.x-client-kid}").
+    #[serde(default)]
+    pub kid: Option<String>,
+    pub key_algorithm: String,
+    pub encryption: String,
+    #[serde(default)]
+    pub zip: bool,
+}
+
+/// Where the token goes: exactly one.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// A request header sent upstream (default `authorization` with prefix "Bearer ").
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// A query parameter of the request sent upstream.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// A header of the response to the client.
+    #[serde(default)]
+    pub response_header: Option<String>,
+    /// A variable for later policies (`${var.NAME}`).
+    #[serde(default)]
+    pub variable: Option<String>,
+    /// The request body sent upstream: `"replace"` (the body becomes the token) or a JSON
+    /// pointer (`"/auth/token"`) set in the JSON body (created when the body is empty).
+    #[serde(default)]
+    pub request_body: Option<String>,
+    /// The response body sent to the client becomes the token (`application/jwt`).
+    #[serde(default)]
+    pub response_body: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MintCacheConfig {
+    #[serde(default = "crate::config::d_true")]
+    pub enabled: bool,
+    #[serde(default = "d_capacity")]
+    pub capacity: usize,
+    /// Reuse a token until this fraction of its lifetime has passed.
+    #[serde(default = "d_refresh_at")]
+    pub refresh_at: f64,
+}
+
+impl Default for MintCacheConfig {
+    fn default() -> Self {
+        MintCacheConfig {
+            enabled: true,
+            capacity: d_capacity(),
+            refresh_at: d_refresh_at(),
+        }
+    }
+}
+
+fn d_capacity() -> usize {
+    10_000
+}
+fn d_refresh_at() -> f64 {
+    0.8
+}
+fn d_typ() -> Option<String> {
+    Some("JWT".into())
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtGenerateConfig {
+    /// The JWS algorithm. Omit it (with `encrypt`) for an encrypted, unsigned token.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// The signing key (private key or secret).
+    #[serde(default)]
+    pub key: KeysConfig,
+    /// The `kid` header; default: the key's kid.
+    #[serde(default)]
+    pub kid: Option<String>,
+    #[serde(default = "d_typ")]
+    pub typ: Option<String>,
+    /// `cty` of the signed token.
+    #[serde(default)]
+    pub cty: Option<String>,
+    /// Extra protected header parameters (values are templates).
+    #[serde(default)]
+    pub header: BTreeMap<String, String>,
+    /// Claims by name: literals or request values.
+    #[serde(default)]
+    pub claims: BTreeMap<String, ClaimConfig>,
+    /// A value holding a whole JSON object of claims (e.g. "header.x-claims"), merged first.
+    #[serde(default)]
+    pub claims_from: Option<String>,
+    /// `exp` = now + this.
+    #[serde(default)]
+    pub expires_in: Option<HumanDuration>,
+    /// `nbf`: relative ("0s", "-30s" is not allowed: use clock skew at the verifier) or an
+    /// absolute RFC 3339 time.
+    #[serde(default)]
+    pub not_before: Option<String>,
+    #[serde(default = "crate::config::d_true")]
+    pub issued_at: bool,
+    /// `jti`: "uuid" for a random one per token, or a template.
+    #[serde(default)]
+    pub jti: Option<String>,
+    /// A missing value without a default omits the claim instead of failing the request.
+    #[serde(default)]
+    pub ignore_unresolved: bool,
+    #[serde(default)]
+    pub encrypt: Option<EncryptConfig>,
+    #[serde(default)]
+    pub output: OutputConfig,
+    #[serde(default)]
+    pub cache: MintCacheConfig,
+}

@@ -1,0 +1,697 @@
+//! The `jwt_generate` policy: mint a signed, encrypted or nested (sign-then-encrypt) JWT in
+//! the request flow — credential injection toward the upstream, a token for the client, or a
+//! variable for later policies.
+//!
+//! Claims come from literals and from the value language (`header.*`, `query.*`, `cookie.*`,
+//! `claims.*` of a token verified earlier, `identity`, `client_ip`, `env.*`, `now`, `uuid`,
+//! ...), each converted to a declared JSON type, with a default when absent. Values are data:
+//! nothing a client sends is evaluated. The encryption key may be embedded or taken per request
+//! from a remote (per-client) JWKS, cached in the same key cache as `jwt_verify`.
+//!
+//! Minted-token cache: a token whose rendered claims (without iat/exp/nbf/jti), header and
+//! keys are unchanged is reused until `refresh_at` (default 80%) of its lifetime; bounded
+//! (`capacity`; when full, expired entries are purged and otherwise the new token is simply
+//! not cached); off when `jti` differs per token or there is no `expires_in`.
+
+pub mod config;
+mod values;
+
+use super::keyconf::{compile_keys, Keys};
+use super::PolicyState;
+use crate::error::{Errors, GatewayError};
+use crate::expr::{unix_now, uuid_v4, RequestView, Template, Var};
+use crate::jose::{self, Alg, Enc, EncryptOptions, JwkSet, KeyAlg, KeyHint, KeyOp};
+use crate::shared::Shared;
+use config::{ClaimConfig, ClaimFromConfig, JwtGenerateConfig, OutputConfig, ValueType};
+use dashmap::DashMap;
+use http::{HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+pub use values::parse_rfc3339;
+use values::{convert, set_pointer};
+
+/// Registered claims the policy sets itself: they cannot be set twice.
+const MANAGED: &[&str] = &["iat", "exp", "nbf", "jti"];
+/// Header parameters the policy or the JOSE engine owns.
+const RESERVED_HEADER: &[&str] = &[
+    "alg", "enc", "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c", "b64", "jwk", "jku",
+    "x5u", "x5c",
+];
+/// Largest `claims_from` JSON accepted.
+pub(super) const MAX_CLAIMS_JSON: usize = 64 * 1024;
+
+/// SHA-256 of the rendered inputs -> (token, reuse until, Unix seconds).
+type MintCache = DashMap<[u8; 32], (Arc<str>, u64)>;
+
+#[derive(Debug)]
+enum Source {
+    Literal(Value),
+    From {
+        var: Var,
+        kind: ValueType,
+        default: Option<Value>,
+    },
+}
+
+#[derive(Debug)]
+enum Jti {
+    None,
+    Uuid,
+    Template(Template),
+}
+
+#[derive(Debug)]
+enum Output {
+    Header {
+        name: HeaderName,
+        prefix: String,
+    },
+    Query(String),
+    ResponseHeader(HeaderName),
+    Variable(String),
+    /// Replace the request body (None) or set this JSON pointer in it.
+    RequestBody(Option<String>),
+    ResponseBody,
+}
+
+#[derive(Debug)]
+struct Encrypt {
+    keys: Keys,
+    kid: Option<Template>,
+    alg: KeyAlg,
+    enc: Enc,
+    zip: bool,
+}
+
+#[derive(Debug)]
+pub struct JwtGenerate {
+    alg: Option<Alg>,
+    /// A set holding exactly one private key (checked at load).
+    sign_key: Option<Arc<JwkSet>>,
+    header: Vec<(String, Template)>,
+    claims: Vec<(String, Source)>,
+    claims_from: Option<Var>,
+    expires_in: Option<u64>,
+    not_before: Option<(bool, u64)>,
+    issued_at: bool,
+    jti: Jti,
+    ignore_unresolved: bool,
+    encrypt: Option<Encrypt>,
+    output: Output,
+    cache: Option<MintCache>,
+    capacity: usize,
+    refresh_at: f64,
+    /// Whether the request body must be read before this policy runs.
+    pub reads_body: bool,
+}
+
+fn toml_json(v: &toml::Value) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+fn kty_for(alg: KeyAlg) -> &'static [&'static str] {
+    let n = alg.name();
+    if n.starts_with("RSA") {
+        &["RSA"]
+    } else if n.starts_with("ECDH") {
+        &["EC", "OKP"]
+    } else {
+        &["oct"]
+    }
+}
+
+impl JwtGenerate {
+    pub fn compile(
+        c: &JwtGenerateConfig,
+        path: &str,
+        errs: &mut Errors,
+        shared: &Shared,
+    ) -> Option<JwtGenerate> {
+        let JwtGenerateConfig {
+            algorithm,
+            key,
+            kid,
+            typ,
+            cty,
+            header,
+            claims,
+            claims_from,
+            expires_in,
+            not_before,
+            issued_at,
+            jti,
+            ignore_unresolved,
+            encrypt,
+            output,
+            cache,
+        } = c;
+        let before = errs.0.len();
+        let alg = algorithm.as_ref().and_then(|a| {
+            Alg::from_name(a)
+                .ok_or_else(|| {
+                    errs.push(
+                        format!("{path}.algorithm"),
+                        format!("{a:?} is not a JWS algorithm (\"none\" never is)"),
+                    )
+                })
+                .ok()
+        });
+        if algorithm.is_none() && encrypt.is_none() {
+            errs.push(
+                path,
+                "set `algorithm` (signed), `encrypt` (encrypted), or both (nested)",
+            );
+        }
+        let sign_key = match (
+            algorithm.is_some(),
+            compile_keys(key, &format!("{path}.key"), errs, shared),
+        ) {
+            (_, None) => None,
+            (true, Some(Some(Keys::Static(set)))) => match set.keys() {
+                [k] if k.is_private() => Some(set.clone()),
+                [_] => {
+                    errs.push(
+                        format!("{path}.key"),
+                        "a private key (or a secret) is needed to sign",
+                    );
+                    None
+                }
+                _ => {
+                    errs.push(format!("{path}.key"), "give exactly one signing key");
+                    None
+                }
+            },
+            (true, Some(Some(_))) => {
+                errs.push(format!("{path}.key"), "the signing key must be embedded");
+                None
+            }
+            (true, Some(None)) => {
+                errs.push(format!("{path}.key"), "a signing key is needed");
+                None
+            }
+            (false, Some(Some(_))) => {
+                errs.push(
+                    format!("{path}.key"),
+                    "a key without `algorithm` is never used",
+                );
+                None
+            }
+            (false, Some(None)) => None,
+        };
+        let mut hdr = Vec::new();
+        let mut put =
+            |name: &str, tpl: &str, p: String, errs: &mut Errors| match Template::parse(tpl) {
+                Ok(t) => hdr.push((name.to_string(), t)),
+                Err(e) => errs.push(p, e),
+            };
+        if let Some(t) = typ {
+            put("typ", t, format!("{path}.typ"), errs);
+        }
+        if let Some(t) = cty {
+            put("cty", t, format!("{path}.cty"), errs);
+        }
+        if let Some(k) = kid {
+            put("kid", k, format!("{path}.kid"), errs);
+        }
+        for (k, v) in header {
+            if RESERVED_HEADER.contains(&k.as_str()) || ["typ", "cty", "kid"].contains(&k.as_str())
+            {
+                errs.push(
+                    format!("{path}.header.{k}"),
+                    "set by the policy (use typ / cty / kid) or not allowed",
+                );
+                continue;
+            }
+            if k == "crit" {
+                errs.push(
+                    format!("{path}.header.crit"),
+                    "no critical extension is defined for minted tokens",
+                );
+                continue;
+            }
+            put(k, v, format!("{path}.header.{k}"), errs);
+        }
+        let mut cl = Vec::new();
+        for (name, spec) in claims {
+            let p = format!("{path}.claims.{name}");
+            if MANAGED.contains(&name.as_str()) {
+                errs.push(
+                    &p,
+                    "set by the policy: use expires_in, not_before, issued_at or jti",
+                );
+                continue;
+            }
+            match spec {
+                ClaimConfig::Literal(v) => cl.push((name.clone(), Source::Literal(toml_json(v)))),
+                ClaimConfig::From(ClaimFromConfig {
+                    from,
+                    kind,
+                    default,
+                }) => match Var::parse(from) {
+                    Ok(var) => cl.push((
+                        name.clone(),
+                        Source::From {
+                            var,
+                            kind: *kind,
+                            default: default.as_ref().map(toml_json),
+                        },
+                    )),
+                    Err(e) => errs.push(format!("{p}.from"), e),
+                },
+            }
+        }
+        let claims_from = claims_from.as_ref().and_then(|f| {
+            Var::parse(f)
+                .map_err(|e| errs.push(format!("{path}.claims_from"), e))
+                .ok()
+        });
+        let not_before = not_before.as_ref().and_then(|n| {
+            if let Ok(d) = crate::units::parse_duration(n) {
+                return Some((true, d.as_secs()));
+            }
+            match parse_rfc3339(n) {
+                Some(t) => Some((false, t)),
+                None => {
+                    errs.push(
+                        format!("{path}.not_before"),
+                        "a duration (\"30s\") or an RFC 3339 time (\"2026-01-01T00:00:00Z\")",
+                    );
+                    None
+                }
+            }
+        });
+        let jti = match jti.as_deref() {
+            None => Jti::None,
+            Some("uuid") => Jti::Uuid,
+            Some(t) => match Template::parse(t) {
+                Ok(t) => Jti::Template(t),
+                Err(e) => {
+                    errs.push(format!("{path}.jti"), e);
+                    Jti::None
+                }
+            },
+        };
+        let encrypt = encrypt.as_ref().and_then(|e| {
+            let p = format!("{path}.encrypt");
+            let ka = KeyAlg::from_name(&e.key_algorithm);
+            if ka.is_none() {
+                errs.push(
+                    format!("{p}.key_algorithm"),
+                    format!("unknown {:?}", e.key_algorithm),
+                );
+            }
+            let en = Enc::from_name(&e.encryption);
+            if en.is_none() {
+                errs.push(
+                    format!("{p}.encryption"),
+                    format!("unknown {:?}", e.encryption),
+                );
+            }
+            let keys = match compile_keys(&e.key, &format!("{p}.key"), errs, shared) {
+                Some(Some(k)) => Some(k),
+                Some(None) => {
+                    errs.push(format!("{p}.key"), "the recipient's key is needed");
+                    None
+                }
+                None => None,
+            };
+            let kid = e.kid.as_ref().and_then(|k| {
+                Template::parse(k)
+                    .map_err(|m| errs.push(format!("{p}.kid"), m))
+                    .ok()
+            });
+            Some(Encrypt {
+                keys: keys?,
+                kid,
+                alg: ka?,
+                enc: en?,
+                zip: e.zip,
+            })
+        });
+        let output = compile_output(output, &format!("{path}.output"), errs);
+        if !(cache.refresh_at > 0.0 && cache.refresh_at <= 1.0) {
+            errs.push(format!("{path}.cache.refresh_at"), "a fraction in (0, 1]");
+        }
+        if cache.enabled && cache.capacity == 0 {
+            errs.push(
+                format!("{path}.cache.capacity"),
+                "must be >= 1 (or enabled = false)",
+            );
+        }
+        if errs.0.len() > before {
+            return None;
+        }
+        let volatile_jti = match &jti {
+            Jti::Uuid => true,
+            Jti::Template(t) => t.is_volatile(),
+            Jti::None => false,
+        };
+        let cacheable = cache.enabled && expires_in.is_some() && !volatile_jti;
+        let reads_body = cl
+            .iter()
+            .any(|(_, s)| matches!(s, Source::From { var, .. } if var.reads_body()))
+            || claims_from.as_ref().is_some_and(Var::reads_body)
+            || hdr.iter().any(|(_, t)| t.reads_body())
+            || matches!(&jti, Jti::Template(t) if t.reads_body())
+            || encrypt
+                .as_ref()
+                .is_some_and(|e| e.kid.as_ref().is_some_and(Template::reads_body))
+            || matches!(output, Some(Output::RequestBody(_)));
+        Some(JwtGenerate {
+            alg,
+            sign_key,
+            header: hdr,
+            claims: cl,
+            claims_from,
+            expires_in: expires_in.map(|d| d.0.as_secs()),
+            not_before,
+            issued_at: *issued_at,
+            jti,
+            ignore_unresolved: *ignore_unresolved,
+            encrypt,
+            output: output?,
+            cache: cacheable.then(DashMap::new),
+            capacity: cache.capacity,
+            refresh_at: cache.refresh_at,
+            reads_body,
+        })
+    }
+
+    fn resolve_claims(&self, v: &RequestView<'_>) -> Result<Map<String, Value>, GatewayError> {
+        let mut out = Map::new();
+        if let Some(var) = &self.claims_from {
+            match var.resolve(v) {
+                Some(text) if text.len() <= MAX_CLAIMS_JSON => {
+                    match jose::json::parse_object(text.as_bytes()) {
+                        Ok(m) => {
+                            for (k, val) in m {
+                                if !MANAGED.contains(&k.as_str()) {
+                                    out.insert(k, val);
+                                }
+                            }
+                        }
+                        Err(_) if self.ignore_unresolved => {}
+                        Err(_) => return Err(GatewayError::ValueUnresolved),
+                    }
+                }
+                _ if self.ignore_unresolved => {}
+                _ => return Err(GatewayError::ValueUnresolved),
+            }
+        }
+        for (name, src) in &self.claims {
+            let val = match src {
+                Source::Literal(v) => Some(v.clone()),
+                Source::From { var, kind, default } => var
+                    .resolve_json(v)
+                    .and_then(|x| convert(*kind, x))
+                    .or_else(|| default.clone()),
+            };
+            match val {
+                Some(x) => {
+                    out.insert(name.clone(), x);
+                }
+                None if self.ignore_unresolved => {}
+                None => return Err(GatewayError::ValueUnresolved),
+            }
+        }
+        Ok(out)
+    }
+
+    fn render_header(&self, v: &RequestView<'_>) -> Result<Map<String, Value>, GatewayError> {
+        let mut h = Map::new();
+        for (name, t) in &self.header {
+            match t.render(v) {
+                Some(s) => {
+                    h.insert(name.clone(), Value::String(s));
+                }
+                None if self.ignore_unresolved => {}
+                None => return Err(GatewayError::ValueUnresolved),
+            }
+        }
+        Ok(h)
+    }
+
+    async fn encryption_key(
+        &self,
+        e: &Encrypt,
+        v: &RequestView<'_>,
+    ) -> Result<(Arc<JwkSet>, usize, String), GatewayError> {
+        let src = e
+            .keys
+            .resolve(v)
+            .map_err(|_| GatewayError::KeyUnavailable)?;
+        let (set, _) = src.get().await.map_err(|_| GatewayError::KeyUnavailable)?;
+        let kid = match &e.kid {
+            Some(t) => Some(t.render(v).ok_or(GatewayError::ValueUnresolved)?),
+            None => None,
+        };
+        let names = [e.alg.name()];
+        let hint = KeyHint {
+            kid: kid.as_deref(),
+            ..KeyHint::default()
+        };
+        let key = set
+            .candidates(hint, KeyOp::Encrypt, &names)
+            .find(|k| kty_for(e.alg).contains(&k.kty()))
+            .ok_or(GatewayError::KeyUnavailable)?;
+        let id = format!("{}#{}", key.kid().unwrap_or(""), key.thumbprint());
+        let idx = set
+            .keys()
+            .iter()
+            .position(|k| std::ptr::eq(k, key))
+            .ok_or(GatewayError::KeyUnavailable)?;
+        Ok((set.clone(), idx, id))
+    }
+
+    /// Request phase: mint (or reuse) the token and queue it for its destination.
+    pub async fn on_request(
+        &self,
+        v: &RequestView<'_>,
+        st: &mut PolicyState,
+    ) -> Result<(), GatewayError> {
+        let now = unix_now();
+        let mut claims = self.resolve_claims(v)?;
+        let header = self.render_header(v)?;
+        let jti = match &self.jti {
+            Jti::None => None,
+            Jti::Uuid => Some(uuid_v4()),
+            Jti::Template(t) => Some(t.render(v).ok_or(GatewayError::ValueUnresolved)?),
+        };
+        let enc_key = match &self.encrypt {
+            Some(e) => Some(self.encryption_key(e, v).await?),
+            None => None,
+        };
+        let cache_key = self.cache.as_ref().map(|_| {
+            let material = serde_json::json!([claims, header, jti, enc_key.as_ref().map(|k| &k.2)]);
+            let d = aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                material.to_string().as_bytes(),
+            );
+            let mut k = [0u8; 32];
+            k.copy_from_slice(d.as_ref());
+            k
+        });
+        if let (Some(c), Some(k)) = (&self.cache, &cache_key) {
+            if let Some(hit) = c.get(k) {
+                if now < hit.1 {
+                    let tok = hit.0.clone();
+                    drop(hit);
+                    return self.deliver(&tok, st);
+                }
+            }
+        }
+        if self.issued_at {
+            claims.insert("iat".into(), Value::from(now));
+        }
+        if let Some((relative, t)) = self.not_before {
+            claims.insert(
+                "nbf".into(),
+                Value::from(if relative { now + t } else { t }),
+            );
+        }
+        if let Some(e) = self.expires_in {
+            claims.insert("exp".into(), Value::from(now.saturating_add(e)));
+        }
+        if let Some(j) = jti {
+            claims.insert("jti".into(), Value::String(j));
+        }
+        let payload = serde_json::to_vec(&claims).map_err(|_| GatewayError::SigningFailed)?;
+        let sign_key = self.sign_key.as_ref().and_then(|s| s.keys().first());
+        let signed = match (&self.alg, sign_key) {
+            (Some(alg), Some(key)) => {
+                Some(jose::sign(&payload, key, *alg, &header).map_err(|e| {
+                    log::warn!("jwt_generate: signing failed: {}", e.code());
+                    GatewayError::SigningFailed
+                })?)
+            }
+            _ => None,
+        };
+        let token = match (&self.encrypt, enc_key) {
+            (Some(e), Some((set, idx, _))) => {
+                let key = set.keys().get(idx).ok_or(GatewayError::KeyUnavailable)?;
+                let mut opts = EncryptOptions {
+                    zip: e.zip,
+                    ..EncryptOptions::default()
+                };
+                let plaintext = match &signed {
+                    Some(jws) => {
+                        opts.header
+                            .insert("cty".into(), Value::String("JWT".into()));
+                        jws.as_bytes().to_vec()
+                    }
+                    None => {
+                        opts.header = header.clone();
+                        payload
+                    }
+                };
+                jose::encrypt(&plaintext, key, e.alg, e.enc, &opts).map_err(|err| {
+                    log::warn!("jwt_generate: encryption failed: {}", err.code());
+                    GatewayError::EncryptionFailed
+                })?
+            }
+            _ => signed.ok_or(GatewayError::SigningFailed)?,
+        };
+        let token: Arc<str> = Arc::from(token);
+        if let (Some(c), Some(k), Some(life)) = (&self.cache, cache_key, self.expires_in) {
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            let reuse = (life as f64 * self.refresh_at) as u64;
+            if c.len() >= self.capacity {
+                c.retain(|_, e| now < e.1);
+            }
+            if c.len() < self.capacity {
+                c.insert(k, (token.clone(), now.saturating_add(reuse)));
+            }
+        }
+        self.deliver(&token, st)
+    }
+
+    fn deliver_body(
+        &self,
+        ptr: &Option<String>,
+        token: &str,
+        v_body: Option<&Value>,
+        st: &mut PolicyState,
+    ) -> Result<(), GatewayError> {
+        let Some(ptr) = ptr else {
+            st.request_body = Some(bytes::Bytes::from(token.to_string()));
+            return Ok(());
+        };
+        let raw_empty = st.body_raw.as_ref().is_none_or(|b| b.is_empty());
+        let mut doc = match (&st.request_body, v_body) {
+            (Some(b), _) => serde_json::from_slice(b).unwrap_or(Value::Object(Map::new())),
+            (None, Some(b)) => b.clone(),
+            (None, None) if raw_empty => Value::Object(Map::new()),
+            // A body that is not JSON is never silently replaced.
+            (None, None) => return Err(GatewayError::ValueUnresolved),
+        };
+        set_pointer(&mut doc, ptr, Value::String(token.to_string()))
+            .ok_or(GatewayError::ValueUnresolved)?;
+        let bytes = serde_json::to_vec(&doc).map_err(|_| GatewayError::SigningFailed)?;
+        st.request_body = Some(bytes::Bytes::from(bytes));
+        Ok(())
+    }
+
+    fn deliver(&self, token: &str, st: &mut PolicyState) -> Result<(), GatewayError> {
+        match &self.output {
+            Output::Header { name, prefix } => {
+                let hv = HeaderValue::from_str(&format!("{prefix}{token}"))
+                    .map_err(|_| GatewayError::SigningFailed)?;
+                st.upstream_remove.push(name.clone());
+                st.upstream_add.push((name.clone(), hv));
+            }
+            Output::Query(q) => st.upstream_query.push((q.clone(), token.to_string())),
+            Output::ResponseHeader(name) => {
+                let hv = HeaderValue::from_str(token).map_err(|_| GatewayError::SigningFailed)?;
+                st.response_add.push((name.clone(), hv));
+            }
+            Output::Variable(n) => {
+                Arc::make_mut(st.vars.get_or_insert_with(Default::default))
+                    .insert(n.clone(), token.to_string());
+            }
+            Output::RequestBody(ptr) => {
+                let body = st.body.clone();
+                self.deliver_body(ptr, token, body.as_deref(), st)?;
+            }
+            Output::ResponseBody => {
+                st.response_body = Some(bytes::Bytes::from(token.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn compile_output(o: &OutputConfig, path: &str, errs: &mut Errors) -> Option<Output> {
+    let OutputConfig {
+        header,
+        prefix,
+        query,
+        response_header,
+        variable,
+        request_body,
+        response_body,
+    } = o;
+    let n = [
+        header.is_some(),
+        query.is_some(),
+        response_header.is_some(),
+        variable.is_some(),
+        request_body.is_some(),
+        *response_body,
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if n > 1 {
+        errs.push(
+            path,
+            "exactly one of header, query, response_header, variable, request_body, response_body",
+        );
+        return None;
+    }
+    if let Some(b) = request_body {
+        return match b.as_str() {
+            "replace" => Some(Output::RequestBody(None)),
+            p if p.starts_with('/') => Some(Output::RequestBody(Some(p.to_string()))),
+            _ => {
+                errs.push(
+                    format!("{path}.request_body"),
+                    "\"replace\" or a JSON pointer such as \"/auth/token\"",
+                );
+                None
+            }
+        };
+    }
+    if *response_body {
+        return Some(Output::ResponseBody);
+    }
+    if prefix.is_some() && header.is_none() && n > 0 {
+        errs.push(format!("{path}.prefix"), "prefix is for header outputs");
+        return None;
+    }
+    let hname = |h: &str, p: String, errs: &mut Errors| {
+        HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+            .map_err(|_| errs.push(p, format!("invalid header name {h:?}")))
+            .ok()
+    };
+    if let Some(q) = query {
+        return Some(Output::Query(q.clone()));
+    }
+    if let Some(h) = response_header {
+        return hname(h, format!("{path}.response_header"), errs).map(Output::ResponseHeader);
+    }
+    if let Some(v) = variable {
+        return Some(Output::Variable(v.clone()));
+    }
+    let (name, prefix) = match header {
+        Some(h) => (h.as_str(), prefix.clone().unwrap_or_default()),
+        None => (
+            "authorization",
+            prefix.clone().unwrap_or_else(|| "Bearer ".into()),
+        ),
+    };
+    hname(name, format!("{path}.header"), errs).map(|name| Output::Header { name, prefix })
+}
