@@ -33,3 +33,9 @@ if [ -f tests/fixtures/jose_peer.py ]; then
     python3 -m pip install --quiet --disable-pip-version-check joserfc jwcrypto
   fi
 fi
+# A real OAuth2 client for the token-service tests (tests/fixtures/oauth_client.py).
+if [ -f tests/fixtures/oauth_client.py ]; then
+  if ! python3 -c 'import authlib, requests' >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check authlib requests
+  fi
+fi

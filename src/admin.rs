@@ -11,6 +11,7 @@
 //! | `GET /admin/config`         | the running config as JSON, secrets redacted             |
 //! | `GET /admin/jwks`           | remote key sources: age, keys, last error, readiness     |
 //! | `POST /admin/jwks/flush`    | drop cached keys (all, or `?source=URL-or-label`)         |
+//! | `POST /admin/keys/rotate`   | token service: previous <- current <- next <- new key    |
 
 use crate::state::{ReloadOutcome, State};
 use async_trait::async_trait;
@@ -51,6 +52,8 @@ const SECRET_KEYS: &[&str] = &[
     "key",
     "private_key",
     "client_secret",
+    "secret_hash",
+    "password_hash",
     "token",
     "k",
     "d",
@@ -97,6 +100,11 @@ impl ServeHttp for Admin {
                 let mut waiting = self.state.not_ready();
                 if !self.state.shared.keys.is_ready() {
                     waiting.push("jwks".to_string());
+                }
+                if let Some(t) = &self.state.current.load().token {
+                    if !t.store.healthy() {
+                        waiting.push("token_store".to_string());
+                    }
                 }
                 let code = if waiting.is_empty() {
                     StatusCode::OK
@@ -156,6 +164,32 @@ impl ServeHttp for Admin {
                     json_reply(StatusCode::NOT_FOUND, json!({"error": "no such source"}))
                 } else {
                     json_reply(StatusCode::OK, json!({"flushed": n}))
+                }
+            }
+            ("POST", "/admin/keys/rotate") => {
+                let Some(t) = self.state.current.load().token.clone() else {
+                    return json_reply(
+                        StatusCode::NOT_FOUND,
+                        json!({"error": "no [token_service] configured"}),
+                    );
+                };
+                let ring = t.ring.clone();
+                match tokio::task::spawn_blocking(move || ring.rotate()).await {
+                    Ok(Ok(kids)) => {
+                        log::info!("token service: signing keys rotated");
+                        json_reply(StatusCode::OK, json!({"kids": kids}))
+                    }
+                    Ok(Err(e)) => {
+                        log::error!("token service: key rotation failed: {e}");
+                        json_reply(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            json!({"error": "rotation failed"}),
+                        )
+                    }
+                    Err(_) => json_reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({"error": "rotation failed"}),
+                    ),
                 }
             }
             ("GET", "/admin/config/status") => {

@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub trusted_proxies: Vec<IpNet>,
     /// The shared caches this snapshot's policies use (others are dropped after the swap).
     pub used_caches: HashSet<String>,
+    /// The OAuth2 token service, when `[token_service]` is configured.
+    pub token: Option<Arc<crate::token::TokenService>>,
 }
 
 #[derive(Debug)]
@@ -229,11 +231,17 @@ pub fn compile(
     shared: &Shared,
 ) -> Result<Snapshot, Vec<ConfigError>> {
     let mut errs = Errors::default();
+    validate_process_settings(raw, &mut errs);
+    let token = raw
+        .token_service
+        .as_ref()
+        .and_then(|t| crate::token::TokenService::compile(t, &mut errs, shared))
+        .map(Arc::new);
     let mut cx = CompileCtx {
         shared,
         used_caches: HashSet::new(),
+        token: token.clone(),
     };
-    validate_process_settings(raw, &mut errs);
 
     let mut pools = BTreeMap::new();
     for (name, u) in &raw.upstreams {
@@ -300,6 +308,7 @@ pub fn compile(
         errors,
         trusted_proxies: trusted,
         used_caches: cx.used_caches,
+        token,
     })
 }
 

@@ -93,6 +93,12 @@ pub enum GatewayError {
     KeyUnavailable,
     SigningFailed,
     EncryptionFailed,
+    /// The token was revoked (or is unknown to the token store).
+    TokenRevoked,
+    /// The token is bound to another client IP.
+    TokenBindingMismatch,
+    /// The token store could not answer: fail closed.
+    TokenStoreUnavailable,
     /// Anything unexpected inside the gateway.
     Internal,
 }
@@ -132,6 +138,9 @@ impl GatewayError {
             GatewayError::KeyUnavailable => "key_unavailable",
             GatewayError::SigningFailed => "signing_failed",
             GatewayError::EncryptionFailed => "encryption_failed",
+            GatewayError::TokenRevoked => "token_revoked",
+            GatewayError::TokenBindingMismatch => "token_binding_mismatch",
+            GatewayError::TokenStoreUnavailable => "temporarily_unavailable",
         }
     }
 
@@ -166,6 +175,8 @@ impl GatewayError {
                 | GatewayError::ClaimMissing
                 | GatewayError::ClaimProhibited
                 | GatewayError::ClaimMismatch
+                | GatewayError::TokenRevoked
+                | GatewayError::TokenBindingMismatch
         )
     }
 
@@ -182,6 +193,7 @@ impl GatewayError {
             GatewayError::TokenAmbiguous => 400,
             GatewayError::JwksUnavailable => 503,
             GatewayError::AccessDenied => 403,
+            GatewayError::TokenStoreUnavailable => 503,
             GatewayError::ValueUnresolved => 400,
             GatewayError::BodyTooLarge => 413,
             GatewayError::KeyUnavailable => 503,
@@ -229,6 +241,9 @@ impl GatewayError {
             GatewayError::SigningFailed | GatewayError::EncryptionFailed => {
                 "the gateway could not produce a token"
             }
+            GatewayError::TokenRevoked => "the token is invalid",
+            GatewayError::TokenBindingMismatch => "the token is invalid",
+            GatewayError::TokenStoreUnavailable => "token validation is temporarily unavailable",
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod server;
 pub mod shared;
 pub mod state;
 pub mod store;
+pub mod token;
 pub mod units;
 pub mod upstream;
 

@@ -12,6 +12,8 @@ pub struct Shared {
     verified: DashMap<String, Arc<VerifiedCache>>,
     /// Remote key sets (JWKS URLs, discovery), by URL.
     pub keys: Arc<KeyCache>,
+    /// The token service's signing keys, store and backoff state.
+    pub tokens: crate::token::TokenShared,
 }
 
 impl Shared {
@@ -20,12 +22,16 @@ impl Shared {
         Ok(Shared {
             verified: DashMap::new(),
             keys: Arc::new(KeyCache::new(registry)?),
+            tokens: crate::token::TokenShared::new(true),
         })
     }
 
     /// For `tokengate check` and benches: metrics go to a throwaway registry.
+    /// Nothing is written to disk either (token signing keys stay in memory).
     pub fn detached() -> Result<Shared, prometheus::Error> {
-        Self::new(&prometheus::Registry::new())
+        let mut s = Self::new(&prometheus::Registry::new())?;
+        s.tokens = crate::token::TokenShared::new(false);
+        Ok(s)
     }
 
     pub fn verified_cache(&self, fingerprint: &str, capacity: usize) -> Arc<VerifiedCache> {

@@ -42,6 +42,9 @@ pub struct RawConfig {
     /// Default error response customisation for every route.
     #[serde(default)]
     pub errors: Option<ErrorOverrideConfig>,
+    /// The OAuth2 token service (endpoints on the data-plane listeners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_service: Option<crate::token::TokenServiceConfig>,
 }
 
 /// Process-wide settings. Changing any of these needs a restart (reported on reload).

@@ -30,9 +30,10 @@ pub enum PolicyBody {
     Cors(CorsConfig),
     JwtVerify(Box<crate::policy::jwt_verify::config::JwtVerifyConfig>),
     JwtGenerate(Box<crate::policy::jwt_generate::config::JwtGenerateConfig>),
+    JwtAuth(Box<crate::policy::jwt_auth::JwtAuthConfig>),
 }
 
-const POLICY_TYPES: &[&str] = &["headers", "cors", "jwt_verify", "jwt_generate"];
+const POLICY_TYPES: &[&str] = &["headers", "cors", "jwt_verify", "jwt_generate", "jwt_auth"];
 
 /// `enabled = true | false | "shadow"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -235,6 +236,7 @@ impl PolicyEntry {
             "cors" => PolicyBody::Cors(body_from(t)?),
             "jwt_verify" => PolicyBody::JwtVerify(Box::new(body_from(t)?)),
             "jwt_generate" => PolicyBody::JwtGenerate(Box::new(body_from(t)?)),
+            "jwt_auth" => PolicyBody::JwtAuth(Box::new(body_from(t)?)),
             other => {
                 return Err(format!(
                     "type: unknown policy type {other:?}, expected one of {}",

@@ -11,6 +11,7 @@
 
 pub mod cors;
 pub mod headers;
+pub mod jwt_auth;
 pub mod jwt_generate;
 pub mod jwt_verify;
 pub mod keyconf;
@@ -71,6 +72,7 @@ pub enum Kind {
     Cors(cors::Cors),
     JwtVerify(Box<jwt_verify::JwtVerify>),
     JwtGenerate(Box<jwt_generate::JwtGenerate>),
+    JwtAuth(Box<jwt_auth::JwtAuth>),
 }
 
 /// What compiling a snapshot needs besides the config: long-lived state, and a record of the
@@ -78,6 +80,8 @@ pub enum Kind {
 pub struct CompileCtx<'a> {
     pub shared: &'a Shared,
     pub used_caches: HashSet<String>,
+    /// The compiled `[token_service]`, for `jwt_auth`.
+    pub token: Option<Arc<crate::token::TokenService>>,
 }
 
 /// A compiled policy with its common settings.
@@ -156,6 +160,12 @@ impl Policy {
             PolicyBody::JwtGenerate(c) => Kind::JwtGenerate(Box::new(
                 jwt_generate::JwtGenerate::compile(c, path, errs, cx.shared)?,
             )),
+            PolicyBody::JwtAuth(c) => Kind::JwtAuth(Box::new(jwt_auth::JwtAuth::compile(
+                c,
+                path,
+                errs,
+                cx.token.clone(),
+            )?)),
         };
         Some(Policy {
             label,
@@ -193,6 +203,10 @@ impl Policy {
                 Ok(()) => Flow::Continue,
                 Err(e) => Flow::Deny(e),
             },
+            Kind::JwtAuth(j) => match j.on_request(v, st).await {
+                Ok(()) => Flow::Continue,
+                Err(e) => Flow::Deny(e),
+            },
         }
     }
 
@@ -206,6 +220,7 @@ impl Policy {
                     j.strip_token(req)
                 }
             }
+            Kind::JwtAuth(j) => j.strip_token(req),
             Kind::JwtGenerate(_) => {}
         }
     }
@@ -223,6 +238,7 @@ impl Policy {
     pub fn realm(&self) -> Option<&str> {
         match &self.kind {
             Kind::JwtVerify(j) => j.realm.as_deref(),
+            Kind::JwtAuth(j) => j.realm.as_deref(),
             _ => None,
         }
     }
@@ -232,7 +248,7 @@ impl Policy {
         match &self.kind {
             Kind::Headers(h) => h.response.apply_response(resp, v),
             Kind::Cors(c) => c.on_response(resp, st),
-            Kind::JwtVerify(_) | Kind::JwtGenerate(_) => {}
+            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) => {}
         }
     }
 }
@@ -296,6 +312,7 @@ pub fn compile_chain(
                     PolicyBody::Cors(_) => "cors",
                     PolicyBody::JwtVerify(_) => "jwt_verify",
                     PolicyBody::JwtGenerate(_) => "jwt_generate",
+                    PolicyBody::JwtAuth(_) => "jwt_auth",
                 };
                 if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs, cx) {
                     out.push(Arc::new(pol));

@@ -276,6 +276,14 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         ctx.client_ip = client_ip::client_ip(peer, req, &snap.trusted_proxies);
         ctx.request_id = request_id(req);
+        // The token service's endpoints come before routes (RFC 8414 paths are fixed).
+        if let Some(ts) = &snap.token {
+            if let Some(ep) = ts.endpoint(req.uri.path()) {
+                let reply = ts.serve(ep, session, ctx.client_ip).await;
+                return self.send(session, ctx, reply).await;
+            }
+        }
+        let req = session.req_header();
         let Some((idx, route)) = snap.route_for(&RequestView::new(req, ctx.client_ip)) else {
             let reply = self.render(ctx, &GatewayError::NoRoute);
             return self.send(session, ctx, reply).await;

@@ -16,7 +16,7 @@
 //! and yields the typed [`StoreSpec`], reporting every problem with its TOML path.
 
 use crate::units::HumanDuration;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest accepted deadline: a store call must never hold a request longer than this.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
     #[default]
@@ -37,7 +37,7 @@ pub enum StoreKind {
 }
 
 /// The operator's `[token_service.store]` table.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     #[serde(default)]

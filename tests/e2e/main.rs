@@ -13,3 +13,4 @@ mod process;
 mod reload;
 mod routing;
 mod tls;
+mod token;

@@ -1,0 +1,249 @@
+//! The `jwt_auth` policy: accept only the access tokens this gateway's token service issued
+//! (`[token_service]`), on a route.
+//!
+//! A JWT is checked by signature with the service's own keys (next, current, previous), its
+//! `typ` (`at+jwt`), `iss` and `exp`, then its revocation state in the token store; an opaque
+//! token by store lookup. A store that cannot answer fails closed (503), never open. Then the
+//! route's rules: audience (401 when it does not match: the token is not for this API), and
+//! authorization by scope, role and client, per method (403). The user and roles go upstream
+//! in headers whose incoming copies are always removed first, so a client cannot forge them.
+//!
+//! Tokens are read from `Authorization: Bearer` only, unless `allow_query_token` is set
+//! (RFC 9700 §4.3.2: tokens in URLs leak into logs). With `bind_client_ip` on the issuing
+//! client, a token is refused from any other address than the one it was issued to.
+
+use super::jwt_verify::extract::{self, Source};
+use super::PolicyState;
+use crate::error::{Errors, GatewayError};
+use crate::expr::RequestView;
+use crate::store::now_unix;
+use crate::token::TokenService;
+use http::{HeaderName, HeaderValue, Method};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Every one of these scopes is needed.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// One of these roles is needed.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The token's client_id must be one of these.
+    #[serde(default)]
+    pub clients: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtAuthConfig {
+    /// The token's `aud` must contain one of these (empty: any audience).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub clients: Vec<String>,
+    /// Rules for one method (`GET`, `POST`...), replacing the route-wide ones.
+    #[serde(default)]
+    pub methods: BTreeMap<String, RuleConfig>,
+    /// Header carrying the token's subject upstream ("" = none).
+    #[serde(default = "d_user_header")]
+    pub user_header: String,
+    /// Header carrying the roles, comma-separated ("" = none).
+    #[serde(default = "d_roles_header")]
+    pub roles_header: String,
+    /// Remove the Authorization header (and a query token) before proxying.
+    #[serde(default)]
+    pub clear_authorization: bool,
+    /// Refuse a token bound to another client IP.
+    #[serde(default = "crate::config::d_true")]
+    pub check_client_ip: bool,
+    /// Also read the token from a query parameter (discouraged, off by default).
+    #[serde(default)]
+    pub allow_query_token: bool,
+    #[serde(default = "d_query")]
+    pub query_param: String,
+    /// The realm of the Bearer challenge.
+    #[serde(default)]
+    pub realm: Option<String>,
+}
+
+fn d_user_header() -> String {
+    "X-Authenticated-User".into()
+}
+fn d_roles_header() -> String {
+    "X-Authenticated-UserRoles".into()
+}
+fn d_query() -> String {
+    "access_token".into()
+}
+
+#[derive(Debug, Default)]
+struct Rule {
+    scopes: Vec<String>,
+    roles: Vec<String>,
+    clients: Vec<String>,
+}
+
+impl Rule {
+    fn from(c: &RuleConfig) -> Rule {
+        let RuleConfig {
+            scopes,
+            roles,
+            clients,
+        } = c;
+        Rule {
+            scopes: scopes.clone(),
+            roles: roles.clone(),
+            clients: clients.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct JwtAuth {
+    service: Arc<TokenService>,
+    sources: Vec<Source>,
+    audiences: Vec<String>,
+    default: Rule,
+    methods: HashMap<Method, Rule>,
+    user_header: Option<HeaderName>,
+    roles_header: Option<HeaderName>,
+    clear: bool,
+    check_ip: bool,
+    pub realm: Option<String>,
+}
+
+fn header(name: &str, path: &str, errs: &mut Errors) -> Option<HeaderName> {
+    if name.is_empty() {
+        return None;
+    }
+    HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+        .map_err(|_| errs.push(path, format!("invalid header name {name:?}")))
+        .ok()
+}
+
+impl JwtAuth {
+    pub fn compile(
+        c: &JwtAuthConfig,
+        path: &str,
+        errs: &mut Errors,
+        service: Option<Arc<TokenService>>,
+    ) -> Option<JwtAuth> {
+        let JwtAuthConfig {
+            audiences,
+            scopes,
+            roles,
+            clients,
+            methods,
+            user_header,
+            roles_header,
+            clear_authorization,
+            check_client_ip,
+            allow_query_token,
+            query_param,
+            realm,
+        } = c;
+        let before = errs.0.len();
+        if service.is_none() {
+            errs.push(path, "jwt_auth needs a [token_service] section");
+        }
+        let mut sources = vec![Source::Header {
+            name: http::header::AUTHORIZATION,
+            prefix: Some("Bearer ".into()),
+        }];
+        if *allow_query_token {
+            if query_param.is_empty() {
+                errs.push(format!("{path}.query_param"), "must not be empty");
+            }
+            sources.push(Source::Query(query_param.clone()));
+        }
+        let mut m = HashMap::new();
+        for (name, rule) in methods {
+            match Method::from_bytes(name.to_ascii_uppercase().as_bytes()) {
+                Ok(meth) => {
+                    m.insert(meth, Rule::from(rule));
+                }
+                Err(_) => errs.push(format!("{path}.methods.{name}"), "invalid method"),
+            }
+        }
+        let user_header = header(user_header, &format!("{path}.user_header"), errs);
+        let roles_header = header(roles_header, &format!("{path}.roles_header"), errs);
+        if errs.0.len() > before {
+            return None;
+        }
+        Some(JwtAuth {
+            service: service?,
+            sources,
+            audiences: audiences.clone(),
+            default: Rule {
+                scopes: scopes.clone(),
+                roles: roles.clone(),
+                clients: clients.clone(),
+            },
+            methods: m,
+            user_header,
+            roles_header,
+            clear: *clear_authorization,
+            check_ip: *check_client_ip,
+            realm: realm.clone(),
+        })
+    }
+
+    /// Request phase: authenticate (401/503), then authorize (403).
+    pub async fn on_request(
+        &self,
+        v: &RequestView<'_>,
+        st: &mut PolicyState,
+    ) -> Result<(), GatewayError> {
+        let (_, token) = extract::extract(&self.sources, v)?;
+        let info = self.service.check_access(&token, now_unix()).await?;
+        if !self.audiences.is_empty() && !info.aud.iter().any(|a| self.audiences.contains(a)) {
+            return Err(GatewayError::AudienceMismatch);
+        }
+        if self.check_ip {
+            if let Some(bound) = info.client_ip {
+                if v.client_ip != Some(bound) {
+                    return Err(GatewayError::TokenBindingMismatch);
+                }
+            }
+        }
+        let rule = self.methods.get(&v.req.method).unwrap_or(&self.default);
+        let scopes_ok = rule.scopes.iter().all(|s| info.scope.contains(s));
+        let roles_ok = rule.roles.is_empty() || rule.roles.iter().any(|r| info.roles.contains(r));
+        let client_ok = rule.clients.is_empty() || rule.clients.contains(&info.client_id);
+        if !(scopes_ok && roles_ok && client_ok) {
+            return Err(GatewayError::AccessDenied);
+        }
+        if let Some(h) = &self.user_header {
+            st.upstream_remove.push(h.clone());
+            if let Ok(val) = HeaderValue::from_str(&info.sub) {
+                st.upstream_add.push((h.clone(), val));
+            }
+        }
+        if let Some(h) = &self.roles_header {
+            st.upstream_remove.push(h.clone());
+            if let Ok(val) = HeaderValue::from_str(&info.roles.join(",")) {
+                if !info.roles.is_empty() {
+                    st.upstream_add.push((h.clone(), val));
+                }
+            }
+        }
+        st.identity = Some(Arc::from(info.sub.as_str()));
+        st.claims = Some(Arc::new(info.claims(&self.service.issuer)));
+        Ok(())
+    }
+
+    /// Upstream phase: remove the token when `clear_authorization` is set.
+    pub fn strip_token(&self, req: &mut pingora_http::RequestHeader) {
+        if self.clear {
+            extract::strip(&self.sources, req);
+        }
+    }
+}
