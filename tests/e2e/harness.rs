@@ -183,7 +183,10 @@ impl Gateway {
     pub async fn start(body: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let admin_port = free_port();
+        let mut admin_port = free_port();
+        while admin_port == port {
+            admin_port = free_port();
+        }
         let config = dir.path().join("tokengate.toml");
         std::fs::write(
             &config,

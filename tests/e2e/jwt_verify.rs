@@ -710,9 +710,16 @@ async fn transport_edge_cases_and_log_hygiene() {
     .await;
     assert_eq!(r.json()["errorCode"], "token_ambiguous");
     // H77: every crypto failure looks the same to the client.
+    // Flip a character inside the signature (not the last one, whose trailing bits strict
+    // base64url pins: changing it may make the token malformed rather than invalid).
     let mut bad_sig = tok.clone();
-    bad_sig.pop();
-    bad_sig.push(if tok.ends_with('A') { 'B' } else { 'A' });
+    let at = bad_sig.len() - 10;
+    let c = if &bad_sig[at..at + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    bad_sig.replace_range(at..at + 1, c);
     let unknown_kid = peer(&[sign_req(
         "joserfc",
         &private(&fx.rs),
