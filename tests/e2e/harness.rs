@@ -340,3 +340,33 @@ where
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// Run a batch of JSON requests through a Python script in tests/fixtures (stdin -> stdout);
+/// every answer must say `"ok": true`.
+pub fn run_script(name: &str, reqs: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let script = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new("python3")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 and the peers are needed (scripts/setup.sh installs them)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            serde_json::Value::Array(reqs.to_vec())
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{name} failed");
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    for r in &v {
+        assert_eq!(r["ok"], true, "{name} error: {r}");
+    }
+    v
+}

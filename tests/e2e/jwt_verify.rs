@@ -7,27 +7,7 @@ use tokengate::jose::{b64_encode, Jwk};
 
 /// Run a batch of requests through the Python peer.
 pub fn peer(reqs: &[Value]) -> Vec<Value> {
-    use std::io::Write;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jose_peer.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is needed (scripts/setup.sh installs the peers)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(Value::Array(reqs.to_vec()).to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "peer failed");
-    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    for r in &v {
-        assert_eq!(r["ok"], true, "peer error: {r}");
-    }
-    v
+    run_script("jose_peer.py", reqs)
 }
 
 fn now() -> u64 {

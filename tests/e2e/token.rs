@@ -14,30 +14,7 @@ pub const WEIRD_SECRET: &str = "s3:cr%t+ é/x";
 
 /// Run a batch through the Authlib client.
 pub fn oauth(reqs: &[Value]) -> Vec<Value> {
-    use std::io::Write;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/oauth_client.py"
-    );
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 with authlib is needed (scripts/setup.sh installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(Value::Array(reqs.to_vec()).to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "oauth client failed");
-    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    for r in &v {
-        assert_eq!(r["ok"], true, "oauth client error: {r}");
-    }
-    v
+    run_script("oauth_client.py", reqs)
 }
 
 pub fn hash(secret: &str) -> String {
@@ -1105,12 +1082,20 @@ async fn restart_keeps_keys_refresh_tokens_and_revocations() {
     };
     let gw = Gateway::start(&body).await;
     let p = gw.port;
+    // The store file is released by the old process state asynchronously; the new gateway
+    // reports not-ready (token_store) until it has it, as a load balancer would see.
+    eventually("ready after restart", || async {
+        get(gw.admin_port, "/readyz").await.status == 200
+            && api(p, "GET", "/api/x", &at).await.status != 503
+    })
+    .await;
     assert_eq!(
         get(p, "/.well-known/jwks.json").await.json(),
         jwks,
         "same keys after restart"
     );
-    assert_eq!(api(p, "GET", "/api/x", &at).await.status, 200);
+    let r = api(p, "GET", "/api/x", &at).await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(api(p, "GET", "/api/x", &revoked).await.status, 401);
     let r = refresh(p, app, &rt, None).await;
     assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
