@@ -9,6 +9,10 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)     # test certificates
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)           # independent HTTP/2 client in tests
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server) # token store tests
+# Throwaway OpenLDAP servers for the LDAP tests (tests/fixtures/slapd.sh). slapd lives in
+# /usr/sbin, which a non-root PATH may lack, so test for the file.
+[ -x /usr/sbin/slapd ] || need_apt+=(slapd ldap-utils)
+command -v ldapwhoami >/dev/null 2>&1 || need_apt+=(ldap-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq

@@ -83,8 +83,27 @@ pub fn redact(v: &mut Value) {
             }
         }
         Value::Array(a) => a.iter_mut().for_each(redact),
+        Value::String(s) => {
+            if let Some(r) = redact_url_password(s) {
+                *s = r;
+            }
+        }
         _ => {}
     }
+}
+
+/// `scheme://user:secret@host/...` -> `scheme://user:[redacted]@host/...` (database and
+/// Redis URLs carry passwords).
+fn redact_url_password(s: &str) -> Option<String> {
+    let (scheme, rest) = s.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = rest.get(..end)?;
+    let (userinfo, host) = authority.rsplit_once('@')?;
+    let (user, _) = userinfo.split_once(':')?;
+    Some(format!(
+        "{scheme}://{user}:[redacted]@{host}{}",
+        rest.get(end..).unwrap_or_default()
+    ))
 }
 
 #[async_trait]
@@ -101,10 +120,14 @@ impl ServeHttp for Admin {
                 if !self.state.shared.keys.is_ready() {
                     waiting.push("jwks".to_string());
                 }
+                // Degraded dependencies that do not make the gateway unready: a dead LDAP
+                // fails password grants (503), not the proxy routes.
+                let mut degraded = Vec::new();
                 if let Some(t) = &self.state.current.load().token {
                     if !t.store.healthy() {
                         waiting.push("token_store".to_string());
                     }
+                    degraded = t.degraded_sources();
                 }
                 let code = if waiting.is_empty() {
                     StatusCode::OK
@@ -114,7 +137,7 @@ impl ServeHttp for Admin {
                 json_reply(
                     code,
                     json!({"ready": waiting.is_empty(), "generation": st.generation,
-                           "waiting_for": waiting}),
+                           "waiting_for": waiting, "degraded": degraded}),
                 )
             }
             ("GET", "/metrics") => reply(
@@ -208,5 +231,29 @@ impl ServeHttp for Admin {
             ),
             _ => json_reply(StatusCode::NOT_FOUND, json!({"error": "not found"})),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_and_secret_keys_are_redacted() {
+        let mut v = json!({
+            "db": {"url": "postgres://gw:s3cr%40t@127.0.0.1:5432/users?sslmode=require",
+                   "bind_password": "pw"},
+            "plain": "https://issuer.test/a@b",
+            "user_only": "mysql://root@127.0.0.1/test"
+        });
+        redact(&mut v);
+        assert_eq!(
+            v["db"]["url"],
+            "postgres://gw:[redacted]@127.0.0.1:5432/users?sslmode=require"
+        );
+        assert_eq!(v["db"]["bind_password"], "[redacted]");
+        assert_eq!(v["plain"], "https://issuer.test/a@b");
+        assert_eq!(v["user_only"], "mysql://root@127.0.0.1/test");
+        assert!(!v.to_string().contains("s3cr"));
     }
 }

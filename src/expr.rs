@@ -380,11 +380,21 @@ impl Template {
 
     /// Render; None when a referenced value is absent.
     pub fn render(&self, v: &RequestView<'_>) -> Option<String> {
+        self.render_with(v, |s, out| out.push_str(s))
+    }
+
+    /// Render with each value passed through `escape` (literals are written as they are):
+    /// a JSON or form body made from request values stays well-formed whatever they hold.
+    pub fn render_with(
+        &self,
+        v: &RequestView<'_>,
+        escape: impl Fn(&str, &mut String),
+    ) -> Option<String> {
         let mut out = String::new();
         for p in &self.parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
-                Part::Var(var) => out.push_str(&var.resolve(v)?),
+                Part::Var(var) => escape(&var.resolve(v)?, &mut out),
             }
         }
         Some(out)

@@ -14,6 +14,8 @@ pub struct Shared {
     pub keys: Arc<KeyCache>,
     /// The token service's signing keys, store and backoff state.
     pub tokens: crate::token::TokenShared,
+    /// Identity sources (connection pools, credential caches, health) by config fingerprint.
+    pub identity: crate::identity::IdentityShared,
 }
 
 impl Shared {
@@ -23,6 +25,7 @@ impl Shared {
             verified: DashMap::new(),
             keys: Arc::new(KeyCache::new(registry)?),
             tokens: crate::token::TokenShared::new(true),
+            identity: crate::identity::IdentityShared::new(registry)?,
         })
     }
 

@@ -72,7 +72,7 @@
 //! source by `host[:port]/path`.
 
 mod error;
-mod http;
+pub(crate) mod http;
 mod metrics;
 mod remote;
 mod settings;

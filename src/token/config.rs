@@ -51,6 +51,13 @@ pub struct TokenServiceConfig {
     pub clients: Vec<ClientConfig>,
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// The identity source of the password grant (a name from `identity_sources`, or
+    /// "static" for `users`). Default: "static" when users are configured.
+    #[serde(default)]
+    pub password_source: Option<String>,
+    /// LDAP, database and HTTP identity sources (see src/identity/config.rs).
+    #[serde(default)]
+    pub identity_sources: Vec<crate::identity::IdentitySourceConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -184,6 +191,10 @@ pub struct ClientConfig {
     /// `cty: JWT`, RFC 7519 §11.2). Only a holder of the client's private key reads them.
     #[serde(default)]
     pub encrypt_to: Option<EncryptConfig>,
+    /// The identity source of this client's password grants (default:
+    /// `token_service.password_source`).
+    #[serde(default)]
+    pub identity_source: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

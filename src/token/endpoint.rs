@@ -195,7 +195,7 @@ impl TokenService {
         let form = Form::parse(&body)?;
         let client = self.authenticate(&form, authz.as_deref(), ip).await?;
         match ep {
-            Endpoint::Token => self.token(client, &form, ip).await,
+            Endpoint::Token => self.token(client, &form, ip, session.req_header()).await,
             Endpoint::Introspect => self.introspect(client, &form).await,
             _ => self.revoke(client, &form).await,
         }

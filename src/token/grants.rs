@@ -11,12 +11,14 @@ use super::endpoint::{ok_json, Form, MAX_TOKEN};
 use super::oauth::{json_reply, OAuthError};
 use super::{Client, TokenService, VERIFIED_TTL};
 use crate::error::GatewayError;
+use crate::identity::{Ctx, Identity, Lookup};
 use crate::jose::{self, Limits};
 use crate::policy::jwt_verify::cache::{token_key, Entry};
 use crate::proxy::respond::Reply;
 use crate::store::{
     now_unix, AccessRecord, RefreshRecord, RefreshUse, Revocation, Rotation, TokenHash, TokenStore,
 };
+use pingora_http::RequestHeader;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -125,6 +127,7 @@ impl TokenService {
         c: &Client,
         f: &Form,
         ip: Option<IpAddr>,
+        req: &RequestHeader,
     ) -> Result<Reply, OAuthError> {
         let gt = f
             .get("grant_type")
@@ -152,8 +155,8 @@ impl TokenService {
                 // RFC 6749 §4.4.3: no refresh token.
                 Ok(self.token_reply(&at, &scope, None))
             }
-            Grant::Password => self.password(c, f, ip).await,
-            Grant::RefreshToken => self.refresh(c, f, ip).await,
+            Grant::Password => self.password(c, f, ip, req).await,
+            Grant::RefreshToken => self.refresh(c, f, ip, req).await,
         }
     }
 
@@ -194,33 +197,33 @@ impl TokenService {
         c: &Client,
         f: &Form,
         ip: Option<IpAddr>,
+        req: &RequestHeader,
     ) -> Result<Reply, OAuthError> {
         let (Some(username), Some(password)) = (f.get("username"), f.get("password")) else {
             return Err(OAuthError::invalid_request(
                 "username and password are required",
             ));
         };
+        let source = c
+            .identity
+            .as_ref()
+            .ok_or_else(OAuthError::unauthorized_client)?;
         let key = format!("user:{username}");
         if let Some(secs) = self.backoff.check(&key, ip, Instant::now()) {
             return Err(OAuthError::too_many(secs));
         }
-        let user = self.users.get(username);
-        let ok = match user {
-            Some(u) => u.password.verify(password.as_bytes()),
-            None => {
-                let _ = self.dummy.verify(password.as_bytes());
-                false
-            }
-        };
-        let user = match (ok, user) {
-            (true, Some(u)) => u,
-            _ => {
+        let ctx = Ctx { req, client_ip: ip };
+        let user = match source.authenticate(username, password, ctx).await {
+            Ok(Some(u)) => u,
+            Ok(None) => {
                 self.backoff.failure(&key, ip, Instant::now());
                 log::info!("token service: password grant failed for client {:?}", c.id);
                 return Err(OAuthError::invalid_grant(
                     "invalid resource owner credentials",
                 ));
             }
+            // The source could not say: not the user's fault, not a failure to count.
+            Err(_) => return Err(OAuthError::source_unavailable()),
         };
         self.backoff.success(&key, ip);
         let allowed: Vec<String> = c
@@ -237,11 +240,12 @@ impl TokenService {
             let family_id = random_token(16)?;
             let mut extra = BTreeMap::new();
             extra.insert("grant".to_string(), json!("password"));
+            extra.insert("source".to_string(), json!(source.name));
             let rec = RefreshRecord {
                 hash: TokenHash::of(rt.as_bytes()),
                 family_id: family_id.clone(),
                 client_id: c.id.clone(),
-                sub: username.to_string(),
+                sub: user.subject.clone(),
                 scope: scope.clone(),
                 roles: user.roles.clone(),
                 issued_at: now,
@@ -255,7 +259,7 @@ impl TokenService {
             None
         };
         let subj = Subject {
-            sub: username,
+            sub: &user.subject,
             scope: &scope,
             roles: &user.roles,
             family: family.as_ref().map(|(_, f)| f.as_str()),
@@ -264,7 +268,13 @@ impl TokenService {
         Ok(self.token_reply(&at, &scope, family.as_ref().map(|(rt, _)| rt.as_str())))
     }
 
-    async fn refresh(&self, c: &Client, f: &Form, ip: Option<IpAddr>) -> Result<Reply, OAuthError> {
+    async fn refresh(
+        &self,
+        c: &Client,
+        f: &Form,
+        ip: Option<IpAddr>,
+        req: &RequestHeader,
+    ) -> Result<Reply, OAuthError> {
         let rt = f
             .get("refresh_token")
             .ok_or(OAuthError::invalid_request("refresh_token is required"))?;
@@ -290,9 +300,23 @@ impl TokenService {
         if rec.client_id != c.id {
             return Err(bad());
         }
-        if rec.extra.get("grant") == Some(&json!("password")) && !self.users.contains_key(&rec.sub)
-        {
-            return Err(bad());
+        // Refresh tokens of the password grant: the user must still be there (its source
+        // may update the roles). Checked before the rotation, so a 503 consumes nothing.
+        let mut fresh: Option<Identity> = None;
+        if rec.extra.get("grant") == Some(&json!("password")) {
+            let name = rec
+                .extra
+                .get("source")
+                .and_then(Value::as_str)
+                .unwrap_or("static");
+            let source = self.sources.get(name).ok_or_else(bad)?;
+            let ctx = Ctx { req, client_ip: ip };
+            match source.lookup(&rec.sub, ctx).await {
+                Ok(Lookup::Found(id)) => fresh = Some(id),
+                Ok(Lookup::Unchecked) => {}
+                Ok(Lookup::Gone) => return Err(bad()),
+                Err(_) => return Err(OAuthError::source_unavailable()),
+            }
         }
         let scope = scopes(f.get("scope"), &rec.scope, &rec.scope)?;
         let new_rt = random_token(32)?;
@@ -315,7 +339,7 @@ impl TokenService {
         let subj = Subject {
             sub: &record.sub,
             scope: &scope,
-            roles: &record.roles,
+            roles: fresh.as_ref().map_or(&record.roles, |id| &id.roles),
             family: Some(&record.family_id),
         };
         let at = self.issue(&*store, c, &subj, ip, now).await?;

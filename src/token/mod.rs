@@ -34,6 +34,7 @@ pub use oauth::OAuthError;
 
 use crate::error::Errors;
 use crate::expr::parse_net;
+use crate::identity::Source;
 use crate::jose::{Alg, Enc, EncryptOptions, Jwk, JwkSet, KeyAlg};
 use crate::keys::RemoteJwks;
 use crate::policy::jwt_verify::cache::VerifiedCache;
@@ -221,13 +222,8 @@ pub(crate) struct Client {
     pub max_uses: Option<u32>,
     /// Nested tokens: encrypt the signed JWT to this key.
     pub encrypt: Option<(Jwk, KeyAlg, Enc)>,
-}
-
-#[derive(Debug)]
-pub(crate) struct User {
-    pub password: SecretHash,
-    pub roles: Vec<String>,
-    pub scopes: Vec<String>,
+    /// Who checks this client's password grants.
+    pub identity: Option<Arc<Source>>,
 }
 
 /// The compiled `[token_service]`.
@@ -240,7 +236,8 @@ pub struct TokenService {
     accept_endpoint_aud: bool,
     token_url: String,
     clients: HashMap<String, Client>,
-    users: HashMap<String, User>,
+    /// Identity sources by name (`static` is `users`).
+    sources: HashMap<String, Arc<Source>>,
     dummy: SecretHash,
     pub ring: Arc<KeyRing>,
     pub store: Arc<StoreHandle>,
@@ -286,6 +283,8 @@ impl TokenService {
             store,
             clients,
             users,
+            password_source,
+            identity_sources,
         } = c;
         let p = "token_service";
         let before = errs.0.len();
@@ -369,37 +368,40 @@ impl TokenService {
                 cmap.insert(cl.id.clone(), cl);
             }
         }
-        let mut umap = HashMap::new();
-        for (i, u) in users.iter().enumerate() {
-            let UserConfig {
-                username,
-                password_hash,
-                roles,
-                scopes,
-                enabled,
-            } = u;
-            let up = format!("{p}.users[{i}]");
-            if username.is_empty() {
-                errs.push(format!("{up}.username"), "must not be empty");
+        let sources = compile_sources(users, identity_sources, errs, &shared.identity);
+        let default_source = match password_source {
+            Some(n) if !sources.contains_key(n) => {
+                errs.push(
+                    format!("{p}.password_source"),
+                    format!("no identity source named {n:?}"),
+                );
+                None
             }
-            match SecretHash::parse(password_hash) {
-                Ok(h) => {
-                    max_iter = max_iter.max(h.iterations());
-                    if *enabled {
-                        if umap.contains_key(username) {
-                            errs.push(format!("{up}.username"), "duplicate username");
-                        }
-                        umap.insert(
-                            username.clone(),
-                            User {
-                                password: h,
-                                roles: roles.clone(),
-                                scopes: scopes.clone(),
-                            },
-                        );
-                    }
+            Some(n) => Some(n.as_str()),
+            None => sources.contains_key("static").then_some("static"),
+        };
+        for (i, cc) in clients.iter().enumerate() {
+            let cp = format!("{p}.clients[{i}]");
+            let name = match &cc.identity_source {
+                Some(n) if !sources.contains_key(n) => {
+                    errs.push(
+                        format!("{cp}.identity_source"),
+                        format!("no identity source named {n:?}"),
+                    );
+                    continue;
                 }
-                Err(e) => errs.push(format!("{up}.password_hash"), e),
+                Some(n) => Some(n.as_str()),
+                None => default_source,
+            };
+            if cc.grants.contains(&Grant::Password) && name.is_none() {
+                errs.push(
+                    format!("{cp}.grants"),
+                    "the password grant needs an identity source: [[token_service.users]], \
+                     token_service.password_source or this client's identity_source",
+                );
+            }
+            if let (Some(cl), Some(n)) = (cmap.get_mut(&cc.client_id), name) {
+                cl.identity = sources.get(n).cloned();
             }
         }
         let ring = match shared.tokens.ring(key_dir, alg) {
@@ -424,7 +426,7 @@ impl TokenService {
             assertion_max: client_assertion_max_lifetime.0.as_secs().max(1),
             accept_endpoint_aud: *accept_endpoint_audience,
             clients: cmap,
-            users: umap,
+            sources,
             dummy: SecretHash::dummy(max_iter),
             ring,
             store: shared.tokens.store(&store_spec),
@@ -432,6 +434,23 @@ impl TokenService {
             verified: shared.tokens.verified.clone(),
             discovery,
         })
+    }
+
+    /// Identity sources whose last lookup failed (`/readyz` lists them as degraded).
+    pub fn degraded_sources(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .sources
+            .values()
+            .filter(|s| !s.healthy())
+            .map(|s| format!("identity:{}", s.name))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// An identity source by name (tests, benches).
+    pub fn identity_source(&self, name: &str) -> Option<Arc<Source>> {
+        self.sources.get(name).cloned()
     }
 
     /// The endpoint a request path names, if any.
@@ -478,6 +497,30 @@ impl TokenService {
     }
 }
 
+/// The identity sources: `static` from `users`, then the configured ones, by name.
+fn compile_sources(
+    users: &[UserConfig],
+    configured: &[crate::identity::IdentitySourceConfig],
+    errs: &mut Errors,
+    shared: &crate::identity::IdentityShared,
+) -> HashMap<String, Arc<Source>> {
+    let mut out = HashMap::new();
+    if let Some(s) = crate::identity::compile_static(users, "token_service.users", errs, shared) {
+        out.insert("static".to_string(), s);
+    }
+    for (i, c) in configured.iter().enumerate() {
+        let path = format!("token_service.identity_sources[{i}]");
+        if out.contains_key(&c.name) {
+            errs.push(format!("{path}.name"), "duplicate identity source name");
+            continue;
+        }
+        if let Some(s) = crate::identity::compile(c, &path, errs, shared) {
+            out.insert(c.name.clone(), s);
+        }
+    }
+    out
+}
+
 #[allow(clippy::too_many_arguments)]
 fn compile_client(
     c: &ClientConfig,
@@ -509,6 +552,7 @@ fn compile_client(
         refresh_token_lifetime,
         refresh_max_uses,
         encrypt_to,
+        identity_source: _, // resolved by TokenService::compile
     } = c;
     let before = errs.0.len();
     let encrypt = encrypt_to
@@ -651,6 +695,7 @@ fn compile_client(
         refresh_lifetime: refresh,
         max_uses: refresh_max_uses.or(max_uses),
         encrypt,
+        identity: None,
     })
 }
 

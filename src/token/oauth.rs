@@ -56,6 +56,15 @@ impl OAuthError {
     pub fn unsupported_token_type() -> Self {
         Self::new(400, "unsupported_token_type", None)
     }
+    /// An identity source could not say (down, slow, broken answer).
+    pub fn source_unavailable() -> Self {
+        Self::new(
+            503,
+            "temporarily_unavailable",
+            Some("the identity source is unavailable"),
+        )
+    }
+
     pub fn unavailable() -> Self {
         Self::new(
             503,

@@ -1,0 +1,222 @@
+//! The `database` source: one parameterized query through sqlx's `Any` driver (PostgreSQL,
+//! MySQL/MariaDB, SQLite), pooled, the username always bound as a parameter, never spliced
+//! into the SQL.
+//!
+//! The query returns at most one row, with columns by name: `password_hash` (required; see
+//! [`super::hash`]), `roles`, `scopes` (text lists) and `subject`. A NULL or unparsable hash
+//! rejects the login and logs that the row is unusable (not which user). An unknown user
+//! still costs one hash check, against the last hash seen, so the answer's timing does not
+//! tell unknown names from wrong passwords. A query that returns two rows rejects the login.
+
+use super::hash::PasswordHash;
+use super::{split_list, verify_off_runtime, Identity, IdentityError};
+use crate::error::Errors;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Column, Row};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub struct DbSource {
+    pool: AnyPool,
+    query: String,
+    roles_query: Option<String>,
+    sep: String,
+    last_hash: Mutex<Option<PasswordHash>>,
+}
+
+fn err(what: &str, e: sqlx::Error) -> IdentityError {
+    if matches!(e, sqlx::Error::PoolTimedOut) {
+        return IdentityError::Timeout;
+    }
+    // sqlx's messages carry no parameter values (the username is bound, not formatted).
+    let kind = match &e {
+        sqlx::Error::Io(_) => "I/O error".to_string(),
+        sqlx::Error::Tls(_) => "TLS error".to_string(),
+        sqlx::Error::Database(d) => format!("database error {}", d.code().unwrap_or_default()),
+        other => other.to_string(),
+    };
+    IdentityError::Unavailable(format!("database {what}: {kind}"))
+}
+
+fn text(row: &AnyRow, col: &str) -> Result<Option<String>, IdentityError> {
+    if !row.columns().iter().any(|c| c.name() == col) {
+        return Ok(None);
+    }
+    row.try_get::<Option<String>, _>(col)
+        .map_err(|_| IdentityError::Unavailable(format!("database: column {col} is not text")))
+}
+
+impl DbSource {
+    pub fn compile(
+        c: &super::config::DatabaseConfig,
+        timeout: Duration,
+        path: &str,
+        errs: &mut Errors,
+    ) -> Option<DbSource> {
+        let super::config::DatabaseConfig {
+            url,
+            query,
+            roles_query,
+            roles_separator,
+            pool_size,
+        } = c;
+        let before = errs.0.len();
+        let placeholder = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            "$1"
+        } else if url.starts_with("mysql://")
+            || url.starts_with("mariadb://")
+            || url.starts_with("sqlite:")
+        {
+            "?"
+        } else {
+            errs.push(
+                format!("{path}.url"),
+                "must be a postgres://, mysql:// or sqlite: URL",
+            );
+            "?"
+        };
+        for (k, q) in [
+            ("query", Some(query)),
+            ("roles_query", roles_query.as_ref()),
+        ] {
+            if let Some(q) = q {
+                if !q.contains(placeholder) {
+                    errs.push(
+                        format!("{path}.{k}"),
+                        format!("must take the username as the parameter {placeholder}"),
+                    );
+                }
+            }
+        }
+        if *pool_size == 0 {
+            errs.push(format!("{path}.pool_size"), "must be at least 1");
+        }
+        if roles_separator.is_empty() {
+            errs.push(format!("{path}.roles_separator"), "must not be empty");
+        }
+        if errs.0.len() > before {
+            return None;
+        }
+        static DRIVERS: std::sync::Once = std::sync::Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        // mariadb:// is the same wire protocol.
+        let url = match url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => url.clone(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(u32::try_from(*pool_size).unwrap_or(u32::MAX))
+            .min_connections(0)
+            .acquire_timeout(timeout)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .connect_lazy(&url);
+        match pool {
+            Ok(pool) => Some(DbSource {
+                pool,
+                query: query.clone(),
+                roles_query: roles_query.clone(),
+                sep: roles_separator.clone(),
+                last_hash: Mutex::new(None),
+            }),
+            Err(e) => {
+                errs.push(
+                    format!("{path}.url"),
+                    format!(
+                        "invalid: {}",
+                        e.to_string().chars().take(120).collect::<String>()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The user's row: `(hash, identity)`, None when no single row matches.
+    async fn row(
+        &self,
+        username: &str,
+    ) -> Result<Option<(Option<String>, Identity)>, IdentityError> {
+        let rows = sqlx::query(&self.query)
+            .bind(username.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| err("query", e))?;
+        let row = match rows.as_slice() {
+            [] => return Ok(None),
+            [row] => row,
+            _ => {
+                log::warn!("database source: the query returned several rows; login refused");
+                return Ok(None);
+            }
+        };
+        let hash = text(row, "password_hash")?;
+        let mut roles = text(row, "roles")?
+            .map(|r| split_list(&r, &self.sep))
+            .unwrap_or_default();
+        let scopes = text(row, "scopes")?
+            .map(|r| split_list(&r, &self.sep))
+            .unwrap_or_default();
+        let subject = text(row, "subject")?.unwrap_or_else(|| username.to_string());
+        if let Some(q) = &self.roles_query {
+            let rows = sqlx::query(q)
+                .bind(username.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| err("roles query", e))?;
+            for r in rows.iter().take(1000) {
+                if let Ok(Some(role)) = r.try_get::<Option<String>, _>(0) {
+                    roles.push(role);
+                }
+            }
+        }
+        roles.sort();
+        roles.dedup();
+        Ok(Some((
+            hash,
+            Identity {
+                subject,
+                roles,
+                scopes,
+            },
+        )))
+    }
+
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Identity>, IdentityError> {
+        let found = self.row(username).await?;
+        let parsed = found
+            .as_ref()
+            .map(|(h, _)| h.as_deref().map(PasswordHash::parse));
+        let hash = match parsed {
+            Some(Some(Ok(h))) => {
+                if let Ok(mut l) = self.last_hash.lock() {
+                    *l = Some(h.clone());
+                }
+                Some(h)
+            }
+            Some(Some(Err(e))) => {
+                log::warn!("database source: a user's password_hash is unusable: {e}");
+                None
+            }
+            Some(None) => None,
+            None => None,
+        };
+        let Some(hash) = hash else {
+            // Unknown user or no usable hash: spend the same work, then reject.
+            let dummy = self.last_hash.lock().ok().and_then(|l| l.clone());
+            if let Some(d) = dummy {
+                verify_off_runtime(d, password).await?;
+            }
+            return Ok(None);
+        };
+        let ok = verify_off_runtime(hash, password).await?;
+        Ok(found.filter(|_| ok).map(|(_, id)| id))
+    }
+
+    pub async fn lookup(&self, username: &str) -> Result<Option<Identity>, IdentityError> {
+        Ok(self.row(username).await?.map(|(_, id)| id))
+    }
+}

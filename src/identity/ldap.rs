@@ -1,0 +1,446 @@
+//! The `ldap` source: bind-search-bind with the `ldap3` crate (tokio, rustls on aws-lc-rs).
+//!
+//! One login: take a pooled connection (or open one: `ldap://`, `ldap://` + StartTLS, or
+//! `ldaps://`), bind as the service account if the connection is not bound as it, search
+//! `user_filter` (the username RFC 4515-escaped) under `user_base` with a size limit of 2
+//! (zero or two entries: rejected), read the groups (the `member_of_attribute` values, or a
+//! search of `group_base`), then bind as the user's DN with the password. The connection goes
+//! back to the pool marked as bound by the user, so its next use binds the service account
+//! again. A connection that saw any error is dropped, never pooled.
+//!
+//! An empty password is rejected before any bind: RFC 4513 §5.1.2 makes a bind with a name
+//! and no password an "unauthenticated" bind that many servers answer with success.
+//! The exchange runs in its own task: ldap3 panics on some malformed server answers, and a
+//! hostile or broken server must cost one failed lookup, not the request task.
+
+use super::{split_list, Identity, IdentityError};
+use crate::error::Errors;
+use ldap3::{
+    ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions,
+};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct LdapSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    settings: LdapConnSettings,
+    bind: Option<(String, zeroize::Zeroizing<String>)>,
+    user_base: String,
+    user_filter: String,
+    subject_attribute: Option<String>,
+    member_of: Option<String>,
+    group_base: Option<String>,
+    group_filter: String,
+    group_name: String,
+    role_map: BTreeMap<String, String>,
+    pool: Mutex<Vec<Conn>>,
+    pool_size: usize,
+}
+
+struct Conn {
+    ldap: Ldap,
+    /// Bound as the service account (false after a user bind).
+    as_service: bool,
+}
+
+/// LDAP result codes we tell apart (RFC 4511 Appendix A).
+const RC_SUCCESS: u32 = 0;
+const RC_INVALID_CREDENTIALS: u32 = 49;
+const RC_SIZE_LIMIT: u32 = 4;
+
+fn err(what: &str, e: impl std::fmt::Display) -> IdentityError {
+    IdentityError::Unavailable(format!("ldap {what}: {e}"))
+}
+
+impl LdapSource {
+    pub fn compile(
+        c: &super::config::LdapConfig,
+        timeout: Duration,
+        path: &str,
+        errs: &mut Errors,
+    ) -> Option<LdapSource> {
+        let super::config::LdapConfig {
+            url,
+            starttls,
+            ca_file,
+            bind_dn,
+            bind_password,
+            user_base,
+            user_filter,
+            subject_attribute,
+            member_of_attribute,
+            group_base,
+            group_filter,
+            group_name_attribute,
+            role_map,
+            pool_size,
+        } = c;
+        let before = errs.0.len();
+        let ldaps = url.starts_with("ldaps://");
+        if !(ldaps || url.starts_with("ldap://")) || http::Uri::try_from(url.as_str()).is_err() {
+            errs.push(format!("{path}.url"), "must be an ldap:// or ldaps:// URL");
+        }
+        if ldaps && *starttls {
+            errs.push(format!("{path}.starttls"), "StartTLS is for ldap:// URLs");
+        }
+        if !user_filter.contains("{username}") || !user_filter.starts_with('(') {
+            errs.push(
+                format!("{path}.user_filter"),
+                "must be a parenthesised filter containing {username}",
+            );
+        }
+        if group_base.is_some()
+            && !group_filter.contains("{dn}")
+            && !group_filter.contains("{username}")
+        {
+            errs.push(
+                format!("{path}.group_filter"),
+                "must contain {dn} or {username}",
+            );
+        }
+        if group_base.is_some() && member_of_attribute.is_some() {
+            errs.push(
+                format!("{path}.group_base"),
+                "set group_base or member_of_attribute, not both",
+            );
+        }
+        if bind_dn.is_some() != bind_password.is_some() {
+            errs.push(
+                format!("{path}.bind_password"),
+                "bind_dn and bind_password go together",
+            );
+        }
+        if *pool_size == 0 {
+            errs.push(format!("{path}.pool_size"), "must be at least 1");
+        }
+        let tls = match super::http::tls_config(ca_file.as_deref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errs.push(format!("{path}.ca_file"), e);
+                None
+            }
+        };
+        if errs.0.len() > before {
+            return None;
+        }
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(timeout)
+            .set_starttls(*starttls)
+            .set_config(tls?);
+        Some(LdapSource {
+            inner: Arc::new(Inner {
+                url: url.clone(),
+                settings,
+                bind: bind_dn
+                    .clone()
+                    .zip(bind_password.clone().map(zeroize::Zeroizing::new)),
+                user_base: user_base.clone(),
+                user_filter: user_filter.clone(),
+                subject_attribute: subject_attribute.clone(),
+                member_of: member_of_attribute.clone(),
+                group_base: group_base.clone(),
+                group_filter: group_filter.clone(),
+                group_name: group_name_attribute.clone(),
+                role_map: role_map.clone(),
+                pool: Mutex::new(Vec::new()),
+                pool_size: *pool_size,
+            }),
+        })
+    }
+
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Identity>, IdentityError> {
+        if password.is_empty() {
+            return Ok(None);
+        }
+        let inner = self.inner.clone();
+        let (u, p) = (
+            username.to_string(),
+            zeroize::Zeroizing::new(password.to_string()),
+        );
+        tokio::spawn(async move { inner.run(&u, Some(&p)).await })
+            .await
+            .map_err(|_| IdentityError::Unavailable("ldap exchange failed".into()))?
+    }
+
+    pub async fn lookup(&self, username: &str) -> Result<Option<Identity>, IdentityError> {
+        let inner = self.inner.clone();
+        let u = username.to_string();
+        tokio::spawn(async move { inner.run(&u, None).await })
+            .await
+            .map_err(|_| IdentityError::Unavailable("ldap exchange failed".into()))?
+    }
+}
+
+impl Inner {
+    async fn connect(&self) -> Result<Conn, IdentityError> {
+        let (conn, ldap) = LdapConnAsync::with_settings(self.settings.clone(), &self.url)
+            .await
+            .map_err(|e| err("connect", e))?;
+        ldap3::drive!(conn);
+        Ok(Conn {
+            ldap,
+            as_service: false,
+        })
+    }
+
+    fn take(&self) -> Option<Conn> {
+        self.pool.lock().ok().and_then(|mut p| p.pop())
+    }
+
+    fn give_back(&self, mut c: Conn) {
+        if c.ldap.is_closed() {
+            return;
+        }
+        if let Ok(mut p) = self.pool.lock() {
+            if p.len() < self.pool_size {
+                p.push(c);
+            }
+        }
+    }
+
+    /// The whole exchange; `password` None is a refresh lookup (search only).
+    async fn run(
+        &self,
+        username: &str,
+        password: Option<&str>,
+    ) -> Result<Option<Identity>, IdentityError> {
+        let mut c = match self.take() {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        let r = self.exchange(&mut c, username, password).await;
+        if r.is_ok() {
+            self.give_back(c);
+        }
+        r
+    }
+
+    async fn exchange(
+        &self,
+        c: &mut Conn,
+        username: &str,
+        password: Option<&str>,
+    ) -> Result<Option<Identity>, IdentityError> {
+        if !c.as_service {
+            match &self.bind {
+                Some((dn, pw)) => {
+                    let r = c
+                        .ldap
+                        .simple_bind(dn, pw)
+                        .await
+                        .map_err(|e| err("service bind", e))?;
+                    if r.rc != RC_SUCCESS {
+                        return Err(err("service bind", format!("result code {}", r.rc)));
+                    }
+                }
+                None => {
+                    // Anonymous: an empty simple bind resets any earlier user bind.
+                    c.ldap
+                        .simple_bind("", "")
+                        .await
+                        .map_err(|e| err("anonymous bind", e))?;
+                }
+            }
+            c.as_service = true;
+        }
+        let filter = self
+            .user_filter
+            .replace("{username}", &ldap_escape(username));
+        let mut attrs: Vec<&str> = Vec::new();
+        if let Some(a) = &self.subject_attribute {
+            attrs.push(a);
+        }
+        if let Some(a) = &self.member_of {
+            attrs.push(a);
+        }
+        if attrs.is_empty() {
+            attrs.push("1.1"); // RFC 4511 §4.5.1.8: no attributes
+        }
+        let res = c
+            .ldap
+            .with_search_options(SearchOptions::new().sizelimit(2))
+            .search(&self.user_base, Scope::Subtree, &filter, attrs)
+            .await
+            .map_err(|e| err("user search", e))?;
+        let (entries, rc) = (res.0, res.1.rc);
+        if rc == RC_SIZE_LIMIT || entries.len() > 1 {
+            log::warn!("ldap: the user filter matched several entries; login refused");
+            return Ok(None);
+        }
+        if rc != RC_SUCCESS && rc != 32 {
+            return Err(err("user search", format!("result code {rc}")));
+        }
+        let Some(entry) = entries.into_iter().next() else {
+            return Ok(None);
+        };
+        let entry = SearchEntry::construct(entry);
+        let subject = match &self.subject_attribute {
+            Some(a) => match entry.attrs.get(a).and_then(|v| v.first()) {
+                Some(s) => s.clone(),
+                None => return Ok(None),
+            },
+            None => username.to_string(),
+        };
+        let groups = self.groups(c, &entry, username).await?;
+        if let Some(pw) = password {
+            c.as_service = false;
+            let r = c
+                .ldap
+                .simple_bind(&entry.dn, pw)
+                .await
+                .map_err(|e| err("user bind", e))?;
+            match r.rc {
+                RC_SUCCESS => {}
+                RC_INVALID_CREDENTIALS => return Ok(None),
+                // 48 inappropriateAuthentication, 53 unwillingToPerform (locked, expired...).
+                48 | 50 | 53 => return Ok(None),
+                rc => return Err(err("user bind", format!("result code {rc}"))),
+            }
+        }
+        Ok(Some(Identity {
+            subject,
+            roles: self.roles(groups),
+            scopes: Vec::new(),
+        }))
+    }
+
+    async fn groups(
+        &self,
+        c: &mut Conn,
+        entry: &SearchEntry,
+        username: &str,
+    ) -> Result<Vec<String>, IdentityError> {
+        if let Some(a) = &self.member_of {
+            let dns = entry.attrs.get(a).cloned().unwrap_or_default();
+            return Ok(dns
+                .iter()
+                .filter_map(|dn| rdn_value(dn, &self.group_name))
+                .collect());
+        }
+        let Some(base) = &self.group_base else {
+            return Ok(Vec::new());
+        };
+        let filter = self
+            .group_filter
+            .replace("{dn}", &ldap_escape(entry.dn.as_str()))
+            .replace("{username}", &ldap_escape(username));
+        let res = c
+            .ldap
+            .with_search_options(SearchOptions::new().sizelimit(1000))
+            .search(
+                base,
+                Scope::Subtree,
+                &filter,
+                vec![self.group_name.as_str()],
+            )
+            .await
+            .map_err(|e| err("group search", e))?;
+        if res.1.rc != RC_SUCCESS && res.1.rc != 32 && res.1.rc != RC_SIZE_LIMIT {
+            return Err(err("group search", format!("result code {}", res.1.rc)));
+        }
+        Ok(res
+            .0
+            .into_iter()
+            .map(SearchEntry::construct)
+            .filter_map(|e| {
+                e.attrs
+                    .get(&self.group_name)
+                    .and_then(|v| v.first().cloned())
+            })
+            .collect())
+    }
+
+    fn roles(&self, groups: Vec<String>) -> Vec<String> {
+        let mut out: Vec<String> = if self.role_map.is_empty() {
+            groups
+        } else {
+            groups
+                .iter()
+                .filter_map(|g| self.role_map.get(g).cloned())
+                .flat_map(|r| split_list(&r, ","))
+                .collect()
+        };
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// The value of the first RDN of `dn` when its attribute is `attr` (case-insensitive):
+/// `cn=gw-admins,ou=groups,...` -> `gw-admins`. Escaped characters are unescaped.
+fn rdn_value(dn: &str, attr: &str) -> Option<String> {
+    let mut rdn = String::new();
+    let mut chars = dn.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' => {
+                rdn.push('\\');
+                rdn.extend(chars.next());
+            }
+            ',' | '+' => break,
+            _ => rdn.push(ch),
+        }
+    }
+    let (k, v) = rdn.split_once('=')?;
+    if !k.trim().eq_ignore_ascii_case(attr) {
+        return None;
+    }
+    Some(unescape_dn_value(v.trim()))
+}
+
+/// RFC 4514 §3 value unescaping: `\,` and `\2C` both give `,`.
+fn unescape_dn_value(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(x) => {
+                    out.push(x);
+                    i += 3;
+                }
+                None => {
+                    out.push(b[i + 1]);
+                    i += 2;
+                }
+            }
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rdn_values() {
+        assert_eq!(
+            rdn_value("cn=gw-admins,ou=groups,dc=example,dc=org", "cn").as_deref(),
+            Some("gw-admins")
+        );
+        assert_eq!(
+            rdn_value("CN=a\\,b\\2Bc,ou=x", "cn").as_deref(),
+            Some("a,b+c")
+        );
+        assert_eq!(rdn_value("ou=x,dc=y", "cn"), None);
+        assert_eq!(rdn_value("garbage", "cn"), None);
+    }
+}

@@ -1,0 +1,597 @@
+//! Identity sources: who may get a token with the password grant, and which roles and scopes
+//! that user carries. `static` ([[token_service.users]]), `ldap` (bind-search-bind),
+//! `database` (PostgreSQL, MySQL/MariaDB, SQLite through one pooled client) and `http` (an
+//! external API).
+//!
+//! Every source runs behind the same [`Source`] wrapper, which owns what all of them need:
+//! * caps on the username and password before anything else;
+//! * the credential cache ([`cache`]): accepted pairs for `cache_ttl`, rejected ones for a
+//!   few seconds, errors never;
+//! * `max_concurrency` lookups in flight, and one `timeout` over queueing and the lookup,
+//!   after which the token endpoint answers 503 `temporarily_unavailable` (never 401);
+//! * health: the first error or timeout marks the source degraded (`/readyz` lists it under
+//!   `degraded`, `tokengate_identity_up` is 0) until a lookup succeeds again;
+//! * metrics: `tokengate_identity_lookups_total{source,outcome}`,
+//!   `tokengate_identity_cache_hits_total{source}`, `tokengate_identity_duration_seconds`.
+//!
+//! A compiled source lives in [`IdentityShared`] under a fingerprint of its config, so a
+//! reload that leaves a source unchanged keeps its connection pool, cache and health.
+//! Nothing secret is logged: neither passwords, bind passwords nor usernames.
+
+pub mod cache;
+pub mod config;
+mod database;
+pub mod hash;
+mod http;
+mod ldap;
+
+pub use config::IdentitySourceConfig;
+
+use crate::error::Errors;
+use crate::token::config::UserConfig;
+use cache::{Cached, CredCache};
+use dashmap::DashMap;
+use hash::PasswordHash;
+use pingora_http::RequestHeader;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest accepted username, bytes.
+pub const MAX_USERNAME: usize = 256;
+/// Longest accepted password, bytes.
+pub const MAX_PASSWORD: usize = 1024;
+
+/// An authenticated resource owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's `sub`.
+    pub subject: String,
+    pub roles: Vec<String>,
+    /// Scopes the user may delegate (empty: any the client may obtain).
+    pub scopes: Vec<String>,
+}
+
+/// A source that could not answer. The text is for the operator's log: it never holds a
+/// password, and never a username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityError {
+    Timeout,
+    Unavailable(String),
+}
+
+impl std::fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdentityError::Timeout => f.write_str("timed out"),
+            IdentityError::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
+/// What a refresh learns about the user of a refresh token.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Still there, with current roles and scopes.
+    Found(Identity),
+    /// Gone or disabled: the refresh fails.
+    Gone,
+    /// This source cannot check (an API without a regenerator): the refresh goes on.
+    Unchecked,
+}
+
+/// The request a lookup is made for (templates of the `http` source read it).
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub req: &'a RequestHeader,
+    pub client_ip: Option<IpAddr>,
+}
+
+enum Backend {
+    Static(StaticUsers),
+    Ldap(ldap::LdapSource),
+    Database(database::DbSource),
+    Http(Box<http::HttpSource>),
+}
+
+/// One compiled identity source with its cache, limits, health and metrics.
+pub struct Source {
+    pub name: String,
+    backend: Backend,
+    timeout: Duration,
+    cache: CredCache,
+    permits: tokio::sync::Semaphore,
+    healthy: AtomicBool,
+    m: SourceMetrics,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+struct SourceMetrics {
+    accepted: IntCounter,
+    rejected: IntCounter,
+    error: IntCounter,
+    timeout: IntCounter,
+    cache_hits: IntCounter,
+    duration: Histogram,
+    up: IntGauge,
+}
+
+impl Source {
+    /// Check a username and password: `Ok(Some)` accepted, `Ok(None)` rejected (wrong
+    /// password, unknown or ambiguous user), `Err` the source could not say.
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+        ctx: Ctx<'_>,
+    ) -> Result<Option<Arc<Identity>>, IdentityError> {
+        if username.is_empty() || username.len() > MAX_USERNAME || password.len() > MAX_PASSWORD {
+            self.m.rejected.inc();
+            return Ok(None);
+        }
+        // The http source's request may read request values: they are part of the key.
+        let rendered = match &self.backend {
+            Backend::Http(h) => Some(h.render_login(username, password, ctx)?),
+            _ => None,
+        };
+        let key = self.cache.enabled().then(|| {
+            let material = rendered.as_ref().map(|r| r.cache_material());
+            self.cache
+                .key(username, material.as_ref().map_or(password, |m| m.as_str()))
+        });
+        if let Some(k) = &key {
+            if let Some(c) = self.cache.get(k, Instant::now()) {
+                self.m.cache_hits.inc();
+                return Ok(match c {
+                    Cached::Accepted(id) => {
+                        self.m.accepted.inc();
+                        Some(id)
+                    }
+                    Cached::Rejected => {
+                        self.m.rejected.inc();
+                        None
+                    }
+                });
+            }
+        }
+        let r = self
+            .bounded(async {
+                match &self.backend {
+                    Backend::Static(s) => s.authenticate(username, password).await,
+                    Backend::Ldap(l) => l.authenticate(username, password).await,
+                    Backend::Database(d) => d.authenticate(username, password).await,
+                    Backend::Http(h) => match rendered {
+                        Some(r) => h.call(r).await,
+                        None => Err(IdentityError::Unavailable("request not rendered".into())),
+                    },
+                }
+            })
+            .await?;
+        let r = r.map(Arc::new);
+        if let Some(k) = key {
+            self.cache.put(k, r.clone(), Instant::now());
+        }
+        if r.is_some() {
+            self.m.accepted.inc();
+        } else {
+            self.m.rejected.inc();
+        }
+        Ok(r)
+    }
+
+    /// Is the user of a refresh token still there? (Not cached.)
+    pub async fn lookup(&self, username: &str, ctx: Ctx<'_>) -> Result<Lookup, IdentityError> {
+        if username.is_empty() || username.len() > MAX_USERNAME {
+            return Ok(Lookup::Gone);
+        }
+        let rendered = match &self.backend {
+            Backend::Http(h) => match h.render_refresh(username, ctx)? {
+                Some(r) => Some(r),
+                None => return Ok(Lookup::Unchecked),
+            },
+            _ => None,
+        };
+        let r = self
+            .bounded(async {
+                match &self.backend {
+                    Backend::Static(s) => Ok(s.lookup(username)),
+                    Backend::Ldap(l) => l.lookup(username).await,
+                    Backend::Database(d) => d.lookup(username).await,
+                    Backend::Http(h) => match rendered {
+                        Some(r) => h.call(r).await,
+                        None => Ok(None),
+                    },
+                }
+            })
+            .await?;
+        Ok(match r {
+            Some(id) => Lookup::Found(id),
+            None => Lookup::Gone,
+        })
+    }
+
+    /// One backend call under the concurrency limit and the timeout, with metrics and
+    /// health.
+    async fn bounded<F>(&self, f: F) -> Result<Option<Identity>, IdentityError>
+    where
+        F: std::future::Future<Output = Result<Option<Identity>, IdentityError>>,
+    {
+        let start = Instant::now();
+        let r = tokio::time::timeout(self.timeout, async {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| IdentityError::Unavailable("closed".into()))?;
+            f.await
+        })
+        .await
+        .unwrap_or(Err(IdentityError::Timeout));
+        self.m.duration.observe(start.elapsed().as_secs_f64());
+        match &r {
+            Ok(_) => self.set_healthy(true),
+            Err(e) => {
+                match e {
+                    IdentityError::Timeout => self.m.timeout.inc(),
+                    IdentityError::Unavailable(_) => self.m.error.inc(),
+                }
+                if self.healthy.load(Ordering::Relaxed) {
+                    log::warn!("identity source {:?}: {e}; marked degraded", self.name);
+                } else {
+                    log::debug!("identity source {:?}: {e}", self.name);
+                }
+                self.set_healthy(false);
+            }
+        }
+        r
+    }
+
+    fn set_healthy(&self, ok: bool) {
+        if self.healthy.swap(ok, Ordering::Relaxed) != ok && ok {
+            log::info!("identity source {:?}: answering again", self.name);
+        }
+        self.m.up.set(i64::from(ok));
+    }
+
+    /// False from a failed lookup until the next successful one.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Remembered credential pairs (for tests and status).
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+/// The static store: `[[token_service.users]]`.
+struct StaticUsers {
+    users: HashMap<String, (PasswordHash, Identity)>,
+    /// Checked for unknown names, so the answer's timing does not tell them apart.
+    dummy: PasswordHash,
+}
+
+impl StaticUsers {
+    async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Identity>, IdentityError> {
+        let (hash, id) = match self.users.get(username) {
+            Some((h, id)) => (h.clone(), Some(id.clone())),
+            None => (self.dummy.clone(), None),
+        };
+        let ok = verify_off_runtime(hash, password).await?;
+        Ok(id.filter(|_| ok))
+    }
+
+    fn lookup(&self, username: &str) -> Option<Identity> {
+        self.users.get(username).map(|(_, id)| id.clone())
+    }
+}
+
+/// A hash check on the blocking pool (argon2 or 600 000 PBKDF2 rounds must not stall the
+/// proxy's worker threads).
+async fn verify_off_runtime(hash: PasswordHash, password: &str) -> Result<bool, IdentityError> {
+    let pw = zeroize::Zeroizing::new(password.as_bytes().to_vec());
+    tokio::task::spawn_blocking(move || hash.verify(&pw))
+        .await
+        .map_err(|_| IdentityError::Unavailable("password check failed".into()))
+}
+
+/// Per-source metrics, registered once per process.
+pub struct IdentityMetrics {
+    lookups: IntCounterVec,
+    cache_hits: IntCounterVec,
+    duration: HistogramVec,
+    up: IntGaugeVec,
+}
+
+impl IdentityMetrics {
+    fn new(registry: &Registry) -> Result<IdentityMetrics, prometheus::Error> {
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "tokengate_identity_lookups_total",
+                "Identity source lookups by outcome (accepted, rejected, error, timeout)",
+            ),
+            &["source", "outcome"],
+        )?;
+        let cache_hits = IntCounterVec::new(
+            Opts::new(
+                "tokengate_identity_cache_hits_total",
+                "Lookups answered from the credential cache",
+            ),
+            &["source"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tokengate_identity_duration_seconds",
+                "Time of lookups that reached the source (cache misses)",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["source"],
+        )?;
+        let up = IntGaugeVec::new(
+            Opts::new(
+                "tokengate_identity_up",
+                "0 while the identity source is degraded (its last lookup failed)",
+            ),
+            &["source"],
+        )?;
+        registry.register(Box::new(lookups.clone()))?;
+        registry.register(Box::new(cache_hits.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(up.clone()))?;
+        Ok(IdentityMetrics {
+            lookups,
+            cache_hits,
+            duration,
+            up,
+        })
+    }
+
+    fn source(&self, name: &str) -> SourceMetrics {
+        let up = self.up.with_label_values(&[name]);
+        up.set(1);
+        SourceMetrics {
+            accepted: self.lookups.with_label_values(&[name, "accepted"]),
+            rejected: self.lookups.with_label_values(&[name, "rejected"]),
+            error: self.lookups.with_label_values(&[name, "error"]),
+            timeout: self.lookups.with_label_values(&[name, "timeout"]),
+            cache_hits: self.cache_hits.with_label_values(&[name]),
+            duration: self.duration.with_label_values(&[name]),
+            up,
+        }
+    }
+}
+
+/// Compiled sources that outlive reloads, by config fingerprint.
+pub struct IdentityShared {
+    metrics: IdentityMetrics,
+    sources: DashMap<String, Arc<Source>>,
+}
+
+impl IdentityShared {
+    pub fn new(registry: &Registry) -> Result<IdentityShared, prometheus::Error> {
+        Ok(IdentityShared {
+            metrics: IdentityMetrics::new(registry)?,
+            sources: DashMap::new(),
+        })
+    }
+
+    fn get_or_build(
+        &self,
+        fingerprint: String,
+        build: impl FnOnce(&IdentityMetrics) -> Option<Source>,
+    ) -> Option<Arc<Source>> {
+        if let Some(s) = self.sources.get(&fingerprint) {
+            return Some(s.clone());
+        }
+        let s = Arc::new(build(&self.metrics)?);
+        self.sources.insert(fingerprint, s.clone());
+        Some(s)
+    }
+}
+
+/// Sources names are plain words: they appear in metrics labels and refresh-token records.
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The static store as the source named `static`; None when no user is configured.
+pub fn compile_static(
+    users: &[UserConfig],
+    path: &str,
+    errs: &mut Errors,
+    shared: &IdentityShared,
+) -> Option<Arc<Source>> {
+    let mut map = HashMap::new();
+    let mut max_iter = crate::token::secret::MIN_ITERATIONS;
+    let before = errs.0.len();
+    for (i, u) in users.iter().enumerate() {
+        let UserConfig {
+            username,
+            password_hash,
+            roles,
+            scopes,
+            enabled,
+        } = u;
+        let up = format!("{path}[{i}]");
+        if username.is_empty() || username.len() > MAX_USERNAME {
+            errs.push(format!("{up}.username"), "must be 1..=256 bytes");
+        }
+        match PasswordHash::parse(password_hash) {
+            Ok(h) => {
+                if let PasswordHash::Pbkdf2(s) = &h {
+                    max_iter = max_iter.max(s.iterations());
+                }
+                if map.contains_key(username) {
+                    errs.push(format!("{up}.username"), "duplicate username");
+                }
+                if *enabled {
+                    let id = Identity {
+                        subject: username.clone(),
+                        roles: roles.clone(),
+                        scopes: scopes.clone(),
+                    };
+                    map.insert(username.clone(), (h, id));
+                }
+            }
+            Err(e) => errs.push(format!("{up}.password_hash"), e),
+        }
+    }
+    if errs.0.len() > before || users.is_empty() {
+        return None;
+    }
+    let dummy = PasswordHash::Pbkdf2(crate::token::secret::SecretHash::dummy(max_iter));
+    let fp = format!("static:{users:?}");
+    let common = IdentitySourceConfig {
+        name: "static".into(),
+        timeout: crate::units::HumanDuration(Duration::from_secs(5)),
+        cache_ttl: crate::units::HumanDuration(Duration::from_secs(30)),
+        negative_cache_ttl: crate::units::HumanDuration(Duration::from_secs(2)),
+        cache_capacity: 10_000,
+        max_concurrency: 64,
+        ldap: None,
+        database: None,
+        http: None,
+    };
+    shared.get_or_build(fp, |m| {
+        source(
+            &common,
+            Backend::Static(StaticUsers { users: map, dummy }),
+            m,
+        )
+    })
+}
+
+fn source(c: &IdentitySourceConfig, backend: Backend, m: &IdentityMetrics) -> Option<Source> {
+    let cache = CredCache::new(c.cache_ttl.0, c.negative_cache_ttl.0, c.cache_capacity)?;
+    Some(Source {
+        name: c.name.clone(),
+        backend,
+        timeout: c.timeout.0,
+        cache,
+        permits: tokio::sync::Semaphore::new(c.max_concurrency),
+        healthy: AtomicBool::new(true),
+        m: m.source(&c.name),
+    })
+}
+
+/// Compile one `[[token_service.identity_sources]]` entry (no I/O: connections open on first
+/// use).
+pub fn compile(
+    c: &IdentitySourceConfig,
+    path: &str,
+    errs: &mut Errors,
+    shared: &IdentityShared,
+) -> Option<Arc<Source>> {
+    let IdentitySourceConfig {
+        name,
+        timeout,
+        cache_ttl: _,
+        negative_cache_ttl,
+        cache_capacity: _,
+        max_concurrency,
+        ldap,
+        database,
+        http,
+    } = c;
+    let before = errs.0.len();
+    if !valid_name(name) || name == "static" {
+        errs.push(
+            format!("{path}.name"),
+            "must be 1-64 of A-Z a-z 0-9 - _, and not \"static\" (the [[token_service.users]] store)",
+        );
+    }
+    if timeout.0.is_zero() {
+        errs.push(format!("{path}.timeout"), "must be more than 0s");
+    }
+    if negative_cache_ttl.0 > cache::MAX_NEGATIVE_TTL {
+        errs.push(
+            format!("{path}.negative_cache_ttl"),
+            "at most 10s: a rejection must not outlive a password reset for long",
+        );
+    }
+    if *max_concurrency == 0 {
+        errs.push(format!("{path}.max_concurrency"), "must be at least 1");
+    }
+    let kinds = [ldap.is_some(), database.is_some(), http.is_some()];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        errs.push(
+            path.to_string(),
+            "needs exactly one of the tables ldap, database or http",
+        );
+        return None;
+    }
+    let backend = if let Some(l) = ldap {
+        ldap::LdapSource::compile(l, timeout.0, &format!("{path}.ldap"), errs).map(Backend::Ldap)
+    } else if let Some(d) = database {
+        database::DbSource::compile(d, timeout.0, &format!("{path}.database"), errs)
+            .map(Backend::Database)
+    } else if let Some(h) = http {
+        http::HttpSource::compile(h, &format!("{path}.http"), errs)
+            .map(|h| Backend::Http(Box::new(h)))
+    } else {
+        None
+    };
+    if errs.0.len() > before {
+        return None;
+    }
+    let backend = backend?;
+    let fp = format!("{c:?}");
+    shared.get_or_build(fp, |m| source(c, backend, m))
+}
+
+/// Split a roles or scopes text on `sep` (and whitespace when `sep` is a comma or space).
+fn split_list(s: &str, sep: &str) -> Vec<String> {
+    let parts: Vec<&str> = if sep == "," || sep == " " {
+        s.split(|c: char| c == ',' || c.is_whitespace()).collect()
+    } else {
+        s.split(sep).collect()
+    };
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_splitting() {
+        assert_eq!(split_list("a, b  c,,", ","), ["a", "b", "c"]);
+        assert_eq!(split_list("a|b c", "|"), ["a", "b c"]);
+        assert!(split_list("", ",").is_empty());
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("corp-ldap_1"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("a b"));
+        assert!(!valid_name("é"));
+    }
+}
