@@ -11,13 +11,17 @@
 use super::hash::PasswordHash;
 use super::{split_list, verify_off_runtime, Identity, IdentityError};
 use crate::error::Errors;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Column, Row};
+use std::str::FromStr as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct DbSource {
-    pool: AnyPool,
+    /// Made on first use, on the identity runtime (the pool spawns its maintenance there).
+    pool: tokio::sync::OnceCell<AnyPool>,
+    options: AnyPoolOptions,
+    connect: AnyConnectOptions,
     query: String,
     roles_query: Option<String>,
     sep: String,
@@ -104,31 +108,32 @@ impl DbSource {
             Some(rest) => format!("mysql://{rest}"),
             None => url.clone(),
         };
-        let pool = AnyPoolOptions::new()
+        let options = AnyPoolOptions::new()
             .max_connections(u32::try_from(*pool_size).unwrap_or(u32::MAX))
             .min_connections(0)
             .acquire_timeout(timeout)
-            .idle_timeout(Some(Duration::from_secs(300)))
-            .connect_lazy(&url);
-        match pool {
-            Ok(pool) => Some(DbSource {
-                pool,
+            .idle_timeout(Some(Duration::from_secs(300)));
+        match AnyConnectOptions::from_str(&url) {
+            Ok(connect) => Some(DbSource {
+                pool: tokio::sync::OnceCell::new(),
+                options,
+                connect,
                 query: query.clone(),
                 roles_query: roles_query.clone(),
                 sep: roles_separator.clone(),
                 last_hash: Mutex::new(None),
             }),
-            Err(e) => {
-                errs.push(
-                    format!("{path}.url"),
-                    format!(
-                        "invalid: {}",
-                        e.to_string().chars().take(120).collect::<String>()
-                    ),
-                );
+            Err(_) => {
+                errs.push(format!("{path}.url"), "not a valid URL");
                 None
             }
         }
+    }
+
+    async fn pool(&self) -> &AnyPool {
+        self.pool
+            .get_or_init(|| async { self.options.clone().connect_lazy_with(self.connect.clone()) })
+            .await
     }
 
     /// The user's row: `(hash, identity)`, None when no single row matches.
@@ -138,7 +143,7 @@ impl DbSource {
     ) -> Result<Option<(Option<String>, Identity)>, IdentityError> {
         let rows = sqlx::query(&self.query)
             .bind(username.to_string())
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await)
             .await
             .map_err(|e| err("query", e))?;
         let row = match rows.as_slice() {
@@ -160,7 +165,7 @@ impl DbSource {
         if let Some(q) = &self.roles_query {
             let rows = sqlx::query(q)
                 .bind(username.to_string())
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool().await)
                 .await
                 .map_err(|e| err("roles query", e))?;
             for r in rows.iter().take(1000) {

@@ -10,8 +10,9 @@
 //!
 //! An empty password is rejected before any bind: RFC 4513 §5.1.2 makes a bind with a name
 //! and no password an "unauthenticated" bind that many servers answer with success.
-//! The exchange runs in its own task: ldap3 panics on some malformed server answers, and a
-//! hostile or broken server must cost one failed lookup, not the request task.
+//! The exchange runs as a task on the identity runtime (see `super::IdentityRuntime`): ldap3
+//! panics on some malformed server answers, and a hostile or broken server must cost one failed
+//! lookup (the task's JoinError), not the request task.
 
 use super::{split_list, Identity, IdentityError};
 use crate::error::Errors;
@@ -161,22 +162,11 @@ impl LdapSource {
         if password.is_empty() {
             return Ok(None);
         }
-        let inner = self.inner.clone();
-        let (u, p) = (
-            username.to_string(),
-            zeroize::Zeroizing::new(password.to_string()),
-        );
-        tokio::spawn(async move { inner.run(&u, Some(&p)).await })
-            .await
-            .map_err(|_| IdentityError::Unavailable("ldap exchange failed".into()))?
+        self.inner.run(username, Some(password)).await
     }
 
     pub async fn lookup(&self, username: &str) -> Result<Option<Identity>, IdentityError> {
-        let inner = self.inner.clone();
-        let u = username.to_string();
-        tokio::spawn(async move { inner.run(&u, None).await })
-            .await
-            .map_err(|_| IdentityError::Unavailable("ldap exchange failed".into()))?
+        self.inner.run(username, None).await
     }
 }
 

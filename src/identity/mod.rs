@@ -96,7 +96,7 @@ pub struct Ctx<'a> {
 enum Backend {
     Static(StaticUsers),
     Ldap(ldap::LdapSource),
-    Database(database::DbSource),
+    Database(Box<database::DbSource>),
     Http(Box<http::HttpSource>),
 }
 
@@ -109,6 +109,7 @@ pub struct Source {
     permits: tokio::sync::Semaphore,
     healthy: AtomicBool,
     m: SourceMetrics,
+    rt: Arc<IdentityRuntime>,
 }
 
 impl std::fmt::Debug for Source {
@@ -129,11 +130,24 @@ struct SourceMetrics {
     up: IntGauge,
 }
 
+/// What one backend call needs, owned (it runs as a task on the identity runtime).
+enum Call {
+    Login {
+        username: String,
+        password: zeroize::Zeroizing<String>,
+        rendered: Option<http::Rendered>,
+    },
+    Lookup {
+        username: String,
+        rendered: Option<http::Rendered>,
+    },
+}
+
 impl Source {
     /// Check a username and password: `Ok(Some)` accepted, `Ok(None)` rejected (wrong
     /// password, unknown or ambiguous user), `Err` the source could not say.
     pub async fn authenticate(
-        &self,
+        self: &Arc<Self>,
         username: &str,
         password: &str,
         ctx: Ctx<'_>,
@@ -167,20 +181,12 @@ impl Source {
                 });
             }
         }
-        let r = self
-            .bounded(async {
-                match &self.backend {
-                    Backend::Static(s) => s.authenticate(username, password).await,
-                    Backend::Ldap(l) => l.authenticate(username, password).await,
-                    Backend::Database(d) => d.authenticate(username, password).await,
-                    Backend::Http(h) => match rendered {
-                        Some(r) => h.call(r).await,
-                        None => Err(IdentityError::Unavailable("request not rendered".into())),
-                    },
-                }
-            })
-            .await?;
-        let r = r.map(Arc::new);
+        let call = Call::Login {
+            username: username.to_string(),
+            password: zeroize::Zeroizing::new(password.to_string()),
+            rendered,
+        };
+        let r = self.bounded(call).await?.map(Arc::new);
         if let Some(k) = key {
             self.cache.put(k, r.clone(), Instant::now());
         }
@@ -193,7 +199,11 @@ impl Source {
     }
 
     /// Is the user of a refresh token still there? (Not cached.)
-    pub async fn lookup(&self, username: &str, ctx: Ctx<'_>) -> Result<Lookup, IdentityError> {
+    pub async fn lookup(
+        self: &Arc<Self>,
+        username: &str,
+        ctx: Ctx<'_>,
+    ) -> Result<Lookup, IdentityError> {
         if username.is_empty() || username.len() > MAX_USERNAME {
             return Ok(Lookup::Gone);
         }
@@ -204,42 +214,72 @@ impl Source {
             },
             _ => None,
         };
-        let r = self
-            .bounded(async {
-                match &self.backend {
-                    Backend::Static(s) => Ok(s.lookup(username)),
-                    Backend::Ldap(l) => l.lookup(username).await,
-                    Backend::Database(d) => d.lookup(username).await,
-                    Backend::Http(h) => match rendered {
-                        Some(r) => h.call(r).await,
-                        None => Ok(None),
-                    },
-                }
-            })
-            .await?;
-        Ok(match r {
+        let call = Call::Lookup {
+            username: username.to_string(),
+            rendered,
+        };
+        Ok(match self.bounded(call).await? {
             Some(id) => Lookup::Found(id),
             None => Lookup::Gone,
         })
     }
 
-    /// One backend call under the concurrency limit and the timeout, with metrics and
-    /// health.
-    async fn bounded<F>(&self, f: F) -> Result<Option<Identity>, IdentityError>
-    where
-        F: std::future::Future<Output = Result<Option<Identity>, IdentityError>>,
-    {
+    async fn backend(&self, call: Call) -> Result<Option<Identity>, IdentityError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| IdentityError::Unavailable("closed".into()))?;
+        let missing = || IdentityError::Unavailable("request not rendered".into());
+        match (&self.backend, call) {
+            (
+                Backend::Static(s),
+                Call::Login {
+                    username, password, ..
+                },
+            ) => s.authenticate(&username, &password).await,
+            (Backend::Static(s), Call::Lookup { username, .. }) => Ok(s.lookup(&username)),
+            (
+                Backend::Ldap(l),
+                Call::Login {
+                    username, password, ..
+                },
+            ) => l.authenticate(&username, &password).await,
+            (Backend::Ldap(l), Call::Lookup { username, .. }) => l.lookup(&username).await,
+            (
+                Backend::Database(d),
+                Call::Login {
+                    username, password, ..
+                },
+            ) => d.authenticate(&username, &password).await,
+            (Backend::Database(d), Call::Lookup { username, .. }) => d.lookup(&username).await,
+            (Backend::Http(h), Call::Login { rendered, .. } | Call::Lookup { rendered, .. }) => {
+                h.call(rendered.ok_or_else(missing)?).await
+            }
+        }
+    }
+
+    /// One backend call as a task on the identity runtime, under the concurrency limit and
+    /// the timeout (the task is aborted past it), with metrics and health. Connection pools
+    /// live on that runtime, whichever of Pingora's runtimes serves the request.
+    async fn bounded(self: &Arc<Self>, call: Call) -> Result<Option<Identity>, IdentityError> {
         let start = Instant::now();
-        let r = tokio::time::timeout(self.timeout, async {
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| IdentityError::Unavailable("closed".into()))?;
-            f.await
-        })
-        .await
-        .unwrap_or(Err(IdentityError::Timeout));
+        let r = match self.rt.handle() {
+            Ok(h) => {
+                let this = self.clone();
+                let task = h.spawn(async move { this.backend(call).await });
+                let abort = task.abort_handle();
+                match tokio::time::timeout(self.timeout, task).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(_)) => Err(IdentityError::Unavailable("lookup task failed".into())),
+                    Err(_) => {
+                        abort.abort();
+                        Err(IdentityError::Timeout)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
         self.m.duration.observe(start.elapsed().as_secs_f64());
         match &r {
             Ok(_) => self.set_healthy(true),
@@ -380,10 +420,47 @@ impl IdentityMetrics {
     }
 }
 
+/// The runtime every identity lookup runs on (two worker threads, started on first use):
+/// LDAP connections, database pools and HTTP connections belong to it, not to whichever of
+/// Pingora's per-thread runtimes compiled the config or serves the request. Config compiles
+/// (`tokengate check`, startup before Pingora's runtimes exist) open nothing.
+#[derive(Default)]
+pub struct IdentityRuntime {
+    rt: std::sync::OnceLock<Option<tokio::runtime::Runtime>>,
+}
+
+impl IdentityRuntime {
+    fn handle(&self) -> Result<tokio::runtime::Handle, IdentityError> {
+        self.rt
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("tg-identity")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| log::error!("identity runtime: {e}"))
+                    .ok()
+            })
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+            .ok_or_else(|| IdentityError::Unavailable("no identity runtime".into()))
+    }
+}
+
+impl Drop for IdentityRuntime {
+    fn drop(&mut self) {
+        // May be dropped on an async thread, where a blocking shutdown panics.
+        if let Some(Some(rt)) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// Compiled sources that outlive reloads, by config fingerprint.
 pub struct IdentityShared {
     metrics: IdentityMetrics,
     sources: DashMap<String, Arc<Source>>,
+    rt: Arc<IdentityRuntime>,
 }
 
 impl IdentityShared {
@@ -391,18 +468,19 @@ impl IdentityShared {
         Ok(IdentityShared {
             metrics: IdentityMetrics::new(registry)?,
             sources: DashMap::new(),
+            rt: Arc::new(IdentityRuntime::default()),
         })
     }
 
     fn get_or_build(
         &self,
         fingerprint: String,
-        build: impl FnOnce(&IdentityMetrics) -> Option<Source>,
+        build: impl FnOnce(&IdentityMetrics, Arc<IdentityRuntime>) -> Option<Source>,
     ) -> Option<Arc<Source>> {
         if let Some(s) = self.sources.get(&fingerprint) {
             return Some(s.clone());
         }
-        let s = Arc::new(build(&self.metrics)?);
+        let s = Arc::new(build(&self.metrics, self.rt.clone())?);
         self.sources.insert(fingerprint, s.clone());
         Some(s)
     }
@@ -474,16 +552,22 @@ pub fn compile_static(
         database: None,
         http: None,
     };
-    shared.get_or_build(fp, |m| {
+    shared.get_or_build(fp, |m, rt| {
         source(
             &common,
             Backend::Static(StaticUsers { users: map, dummy }),
             m,
+            rt,
         )
     })
 }
 
-fn source(c: &IdentitySourceConfig, backend: Backend, m: &IdentityMetrics) -> Option<Source> {
+fn source(
+    c: &IdentitySourceConfig,
+    backend: Backend,
+    m: &IdentityMetrics,
+    rt: Arc<IdentityRuntime>,
+) -> Option<Source> {
     let cache = CredCache::new(c.cache_ttl.0, c.negative_cache_ttl.0, c.cache_capacity)?;
     Some(Source {
         name: c.name.clone(),
@@ -493,6 +577,7 @@ fn source(c: &IdentitySourceConfig, backend: Backend, m: &IdentityMetrics) -> Op
         permits: tokio::sync::Semaphore::new(c.max_concurrency),
         healthy: AtomicBool::new(true),
         m: m.source(&c.name),
+        rt,
     })
 }
 
@@ -546,7 +631,7 @@ pub fn compile(
         ldap::LdapSource::compile(l, timeout.0, &format!("{path}.ldap"), errs).map(Backend::Ldap)
     } else if let Some(d) = database {
         database::DbSource::compile(d, timeout.0, &format!("{path}.database"), errs)
-            .map(Backend::Database)
+            .map(|d| Backend::Database(Box::new(d)))
     } else if let Some(h) = http {
         http::HttpSource::compile(h, &format!("{path}.http"), errs)
             .map(|h| Backend::Http(Box::new(h)))
@@ -558,7 +643,7 @@ pub fn compile(
     }
     let backend = backend?;
     let fp = format!("{c:?}");
-    shared.get_or_build(fp, |m| source(c, backend, m))
+    shared.get_or_build(fp, |m, rt| source(c, backend, m, rt))
 }
 
 /// Split a roles or scopes text on `sep` (and whitespace when `sep` is a comma or space).

@@ -967,6 +967,62 @@ async fn http_api_source() {
     }
 }
 
+// ---------------------------------------------------------------- the real binary
+
+/// The binary on its default runtime (one current-thread runtime per worker, no stealing): the
+/// config is compiled before any runtime exists, then lookups run from Pingora's threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_process_with_database_and_http_sources() {
+    let up = Upstream::start("u").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.db");
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE users (username TEXT, password_hash TEXT, roles TEXT)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO users VALUES ('alice', ?, 'admin,user')")
+        .bind(ALICE_ARGON2)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let api_srv = id_api().await;
+    let sources = [
+        db_source(
+            "lite",
+            &format!("sqlite://{}?mode=ro", file.display()),
+            "SELECT password_hash, roles FROM users WHERE username = ?",
+            "",
+            "2s",
+        ),
+        http_source("idp", api_srv.addr, "/login", "", "0s")
+            .replace("${header.x-tenant-in}", "acme"),
+    ]
+    .concat();
+    let body = gateway_config(
+        dir.path(),
+        up.addr,
+        &[("app", "lite"), ("web", "idp")],
+        &sources,
+    );
+    let gw = crate::token::Proc::start_with(&body, |p| {
+        p.replace("work_stealing = true", "work_stealing = false")
+    })
+    .await;
+    for _ in 0..4 {
+        for (client, secret) in [("app", "app-secret"), ("web", "web-secret")] {
+            let r = password(gw.port, (client, secret), "alice", "alice-pw", None).await;
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            let at = r.json()["access_token"].as_str().unwrap().to_string();
+            assert_eq!(seen(gw.port, "/adm/x", &at).await.0, 200);
+            let r = password(gw.port, (client, secret), "alice", "wrong", None).await;
+            assert_error(&r, 400, "invalid_grant");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- config
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1287,19 +1287,25 @@ async fn redis_down_fails_closed_then_recovers() {
 }
 
 /// The real binary, killed (SIGKILL) on drop.
-struct Proc {
+pub struct Proc {
     child: std::process::Child,
-    port: u16,
-    admin: u16,
+    pub port: u16,
+    pub admin: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Proc {
     async fn start(body: &str) -> Proc {
+        Proc::start_with(body, |p| p).await
+    }
+
+    /// `edit` may change the preamble (e.g. the runtime flavour).
+    pub async fn start_with(body: &str, edit: impl Fn(String) -> String) -> Proc {
         let dir = tempfile::tempdir().unwrap();
         let (port, admin) = (free_port(), free_port());
         let cfg = dir.path().join("tokengate.toml");
-        std::fs::write(&cfg, format!("{}{body}", preamble(port, admin, dir.path()))).unwrap();
+        let pre = edit(preamble(port, admin, dir.path()));
+        std::fs::write(&cfg, format!("{pre}{body}")).unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_tokengate"))
             .arg("run")
             .arg("-c")
