@@ -780,6 +780,30 @@ async fn id_answer(
     }
 }
 
+/// A token request carrying the tenant header the API source's template reads.
+async fn tenant_token(port: u16, client: &str, params: &[(&str, &str)]) -> Resp {
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{client}:{client}-secret")
+        )
+    );
+    let h = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", auth.as_str()),
+        ("x-tenant-in", "acme"),
+    ];
+    request(
+        port,
+        "POST",
+        "/oauth2/token",
+        &h,
+        &crate::token::form(params),
+    )
+    .await
+}
+
 fn http_source(name: &str, base: SocketAddr, path: &str, extra: &str, cache: &str) -> String {
     format!(
         r#"
@@ -833,28 +857,14 @@ async fn http_api_source() {
     let p = w.gw.port;
     // The tenant header comes from the token request (a template of the value language).
     let login = |client: &'static str, u: &'static str, pw: &'static str| async move {
-        let body = crate::token::form(&[
-            ("grant_type", "password"),
-            ("username", u),
-            ("password", pw),
-        ]);
-        let auth = format!(
-            "Basic {}",
-            base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                format!("{client}:{client}-secret")
-            )
-        );
-        request(
+        tenant_token(
             p,
-            "POST",
-            "/oauth2/token",
+            client,
             &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("authorization", &auth),
-                ("x-tenant-in", "acme"),
+                ("grant_type", "password"),
+                ("username", u),
+                ("password", pw),
             ],
-            &body,
         )
         .await
     };
@@ -873,25 +883,14 @@ async fn http_api_source() {
     assert_error(&login("app", "mallory", "x").await, 400, "invalid_grant");
     // JSON-looking usernames arrive as the exact string, not as extra members.
     let evil = "\",\"username\":\"alice\",\"x\":\"";
-    let body = crate::token::form(&[
-        ("grant_type", "password"),
-        ("username", evil),
-        ("password", "alice-pw"),
-    ]);
-    let auth = format!(
-        "Basic {}",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "app:app-secret")
-    );
-    let r = request(
+    let r = tenant_token(
         p,
-        "POST",
-        "/oauth2/token",
+        "app",
         &[
-            ("content-type", "application/x-www-form-urlencoded"),
-            ("authorization", &auth),
-            ("x-tenant-in", "acme"),
+            ("grant_type", "password"),
+            ("username", evil),
+            ("password", "alice-pw"),
         ],
-        &body,
     )
     .await;
     assert_error(&r, 400, "invalid_grant");
@@ -906,20 +905,11 @@ async fn http_api_source() {
     assert_error(&r, 503, "temporarily_unavailable");
     // The regenerator: refresh works for a known user (its answer carries no subject: the
     // token's stays).
-    let body = crate::token::form(&[
-        ("grant_type", "refresh_token"),
-        ("refresh_token", t["refresh_token"].as_str().unwrap()),
-    ]);
-    let r = request(
+    let rt = t["refresh_token"].as_str().unwrap();
+    let r = tenant_token(
         p,
-        "POST",
-        "/oauth2/token",
-        &[
-            ("content-type", "application/x-www-form-urlencoded"),
-            ("authorization", &auth),
-            ("x-tenant-in", "acme"),
-        ],
-        &body,
+        "app",
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
     )
     .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
