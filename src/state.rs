@@ -150,8 +150,14 @@ impl State {
                 st.last_error = None;
                 st.reloads_ok += 1;
                 let used = snap.used_caches.clone();
+                let sources = snap
+                    .token
+                    .as_ref()
+                    .map(|t| t.identity_sources())
+                    .unwrap_or_default();
                 self.current.store(Arc::new(snap));
                 self.shared.retain(&used);
+                self.shared.identity.retain(&sources);
                 self.metrics.reloads.with_label_values(&["ok"]).inc();
                 log::info!("config reload: generation {generation} applied");
                 ReloadOutcome::Applied { generation }

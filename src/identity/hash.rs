@@ -1,7 +1,7 @@
 //! Password hashes read from an identity source (a database row, a static user): argon2
 //! (`$argon2id$…`, PHC), bcrypt (`$2a$`/`$2b$`/`$2y$`, modular crypt), scrypt (`$scrypt$…`,
-//! PHC) and PBKDF2-HMAC-SHA256 (`$pbkdf2-sha256$i=N$…`, PHC, checked by
-//! [`crate::token::secret::SecretHash`] on aws-lc-rs).
+//! PHC) and PBKDF2 with SHA-256, SHA-512 or SHA-1 (`$pbkdf2-sha256$i=N$…` PHC, or passlib's
+//! `$pbkdf2-sha256$N$…`; checked by [`crate::token::secret::SecretHash`] on aws-lc-rs).
 //!
 //! aws-lc-rs has PBKDF2 but no argon2, bcrypt or scrypt verifier, so those come from the
 //! RustCrypto `argon2` and `scrypt` crates and the `bcrypt` crate, all of which compare in
@@ -32,7 +32,7 @@ pub enum PasswordHash {
 impl std::fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            PasswordHash::Pbkdf2(_) => "PasswordHash(pbkdf2-sha256)",
+            PasswordHash::Pbkdf2(_) => "PasswordHash(pbkdf2)",
             PasswordHash::Argon2(_) => "PasswordHash(argon2)",
             PasswordHash::Bcrypt(_) => "PasswordHash(bcrypt)",
             PasswordHash::Scrypt(_) => "PasswordHash(scrypt)",
@@ -47,7 +47,7 @@ impl PasswordHash {
         if s.len() > 1024 {
             return Err("hash too long".into());
         }
-        if s.starts_with("$pbkdf2-sha256$") {
+        if s.starts_with("$pbkdf2$") || s.starts_with("$pbkdf2-") {
             return SecretHash::parse(s).map(PasswordHash::Pbkdf2);
         }
         if s.starts_with("$argon2") {
@@ -80,7 +80,7 @@ impl PasswordHash {
             }
             return Ok(PasswordHash::Scrypt(s.to_string()));
         }
-        Err("unsupported hash (argon2, bcrypt, scrypt or pbkdf2-sha256 in PHC/modular form)".into())
+        Err("unsupported hash (argon2, bcrypt, scrypt or pbkdf2 in PHC/modular form)".into())
     }
 
     /// Constant-time check. CPU-heavy: call it off the async runtime's worker threads.
@@ -119,11 +119,20 @@ mod tests {
     const BCRYPT: &str = "$2b$04$54sRkkVxtczZLnaA7z0kee6MiEyTwXN0X0Hd65OshfDsTH6lnxmVi";
     const SCRYPT: &str =
         "$scrypt$ln=10,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$DudPhYUu1iibCTyYvEPNHMftQlCeDPhGS7OT5rCvpzk";
+    // passlib's pbkdf2_sha256 / pbkdf2_sha512 / pbkdf2_sha1 (modular form, ab64 alphabet).
+    const PASSLIB: [&str; 3] = [
+        "$pbkdf2-sha256$1000$zTnHWOsdg1BKCeEcQ6i19g$sujxdYZPEPrfzLKvlYL80KaTZzvDYu/sqGbuFqt7MHY",
+        "$pbkdf2-sha512$1000$KSVkDMH439sbQ0iJsZZyzg$DVsd1qz3J2J3TiP1SjvHXZ4SD.8K.TD0.tFr.vgrj4q4SA.4SU2V2gNCAJarRnqwYuBsyPP6soYtPZLis3UaQw",
+        "$pbkdf2$1000$K.U8B2BsjZFyLuU8R.idEw$ybxtLWiN4zlmiMQc5KrbRER/Kt4",
+    ];
 
     #[test]
     fn every_scheme_accepts_the_right_password_only() {
         let pb = SecretHash::create(b"pw", 1000).unwrap();
-        for h in [pb.as_str(), ARGON2, SCRYPT, BCRYPT] {
+        for h in [pb.as_str(), ARGON2, SCRYPT, BCRYPT]
+            .into_iter()
+            .chain(PASSLIB)
+        {
             let p = PasswordHash::parse(h).unwrap();
             assert!(p.verify(b"pw"));
             assert!(!p.verify(b"pW"));

@@ -266,7 +266,8 @@ impl Inner {
             log::warn!("ldap: the user filter matched several entries; login refused");
             return Ok(None);
         }
-        if rc != RC_SUCCESS && rc != 32 {
+        // 32 (noSuchObject) means user_base does not exist: a config problem to surface.
+        if rc != RC_SUCCESS {
             return Err(err("user search", format!("result code {rc}")));
         }
         let Some(entry) = entries.into_iter().next() else {

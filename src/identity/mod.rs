@@ -472,6 +472,22 @@ impl IdentityShared {
         })
     }
 
+    /// Drop the sources the running config no longer uses (their pools close once the
+    /// lookups in flight finish).
+    pub fn retain(&self, used: &[Arc<Source>]) {
+        self.sources
+            .retain(|_, s| used.iter().any(|u| Arc::ptr_eq(u, s)));
+    }
+
+    /// Sources kept (for tests and status).
+    pub fn len(&self) -> usize {
+        self.sources.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
     fn get_or_build(
         &self,
         fingerprint: String,

@@ -448,6 +448,11 @@ impl TokenService {
         v
     }
 
+    /// Every identity source of this config.
+    pub fn identity_sources(&self) -> Vec<Arc<Source>> {
+        self.sources.values().cloned().collect()
+    }
+
     /// An identity source by name (tests, benches).
     pub fn identity_source(&self, name: &str) -> Option<Arc<Source>> {
         self.sources.get(name).cloned()

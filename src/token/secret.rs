@@ -18,9 +18,28 @@ pub const MIN_ITERATIONS: u32 = 1_000;
 /// Most iterations accepted (one check must stay well under a second).
 pub const MAX_ITERATIONS: u32 = 10_000_000;
 
+/// The PBKDF2 pseudo-random function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prf {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl Prf {
+    fn algorithm(self) -> pbkdf2::Algorithm {
+        match self {
+            Prf::Sha1 => pbkdf2::PBKDF2_HMAC_SHA1,
+            Prf::Sha256 => pbkdf2::PBKDF2_HMAC_SHA256,
+            Prf::Sha512 => pbkdf2::PBKDF2_HMAC_SHA512,
+        }
+    }
+}
+
 /// A parsed PHC hash. `Debug` shows the cost only.
 #[derive(Clone)]
 pub struct SecretHash {
+    prf: Prf,
     iterations: NonZeroU32,
     salt: Vec<u8>,
     hash: Vec<u8>,
@@ -28,12 +47,18 @@ pub struct SecretHash {
 
 impl std::fmt::Debug for SecretHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SecretHash(pbkdf2-sha256, i={})", self.iterations)
+        write!(
+            f,
+            "SecretHash(pbkdf2 {:?}, i={})",
+            self.prf, self.iterations
+        )
     }
 }
 
 impl SecretHash {
-    /// Parse `$pbkdf2-sha256$i=N$salt$hash`.
+    /// Parse `$pbkdf2-sha256$i=N$salt$hash` (PHC: `$pbkdf2-sha512$`, `$pbkdf2$` for SHA-1,
+    /// and `i=N,l=L` too), or passlib's modular form `$pbkdf2-sha256$N$salt$hash` (its "ab64"
+    /// alphabet writes `.` for `+`).
     pub fn parse(s: &str) -> Result<SecretHash, String> {
         let mut it = s.split('$');
         let (Some(""), Some(id), Some(params), Some(salt), Some(hash), None) = (
@@ -46,28 +71,34 @@ impl SecretHash {
         ) else {
             return Err("expected $pbkdf2-sha256$i=N$salt$hash".into());
         };
-        if id != "pbkdf2-sha256" {
-            return Err(format!("unsupported hash {id:?} (pbkdf2-sha256 only)"));
-        }
-        let iterations: u32 = params
-            .strip_prefix("i=")
-            .and_then(|n| n.parse().ok())
-            .ok_or("expected i=ITERATIONS")?;
+        let prf = match id {
+            "pbkdf2-sha256" => Prf::Sha256,
+            "pbkdf2-sha512" => Prf::Sha512,
+            "pbkdf2" | "pbkdf2-sha1" => Prf::Sha1,
+            _ => {
+                return Err(format!(
+                    "unsupported hash {id:?} (pbkdf2-sha256, pbkdf2-sha512, pbkdf2)"
+                ))
+            }
+        };
+        let count = match params.strip_prefix("i=") {
+            Some(p) => p.split(',').next().unwrap_or_default(),
+            None => params,
+        };
+        let iterations: u32 = count.parse().map_err(|_| "expected i=ITERATIONS")?;
         if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
             return Err(format!(
                 "iterations must be {MIN_ITERATIONS}..={MAX_ITERATIONS}"
             ));
         }
-        let salt = STANDARD_NO_PAD
-            .decode(salt.trim_end_matches('='))
-            .map_err(|_| "salt: bad base64")?;
-        let hash = STANDARD_NO_PAD
-            .decode(hash.trim_end_matches('='))
-            .map_err(|_| "hash: bad base64")?;
+        let b64 = |s: &str| STANDARD_NO_PAD.decode(s.trim_end_matches('=').replace('.', "+"));
+        let salt = b64(salt).map_err(|_| "salt: bad base64")?;
+        let hash = b64(hash).map_err(|_| "hash: bad base64")?;
         if salt.len() < 8 || !(16..=64).contains(&hash.len()) {
             return Err("salt >= 8 bytes and hash 16..=64 bytes".into());
         }
         Ok(SecretHash {
+            prf,
             iterations: NonZeroU32::new(iterations).ok_or("iterations")?,
             salt,
             hash,
@@ -96,6 +127,7 @@ impl SecretHash {
         let mut hash = vec![0u8; 32];
         let _ = aws_lc_rs::rand::fill(&mut hash);
         SecretHash {
+            prf: Prf::Sha256,
             iterations: NonZeroU32::new(iterations.max(1)).unwrap_or(NonZeroU32::MIN),
             salt,
             hash,
@@ -109,7 +141,7 @@ impl SecretHash {
     /// Constant-time check (aws-lc-rs `pbkdf2::verify`).
     pub fn verify(&self, secret: &[u8]) -> bool {
         pbkdf2::verify(
-            pbkdf2::PBKDF2_HMAC_SHA256,
+            self.prf.algorithm(),
             self.iterations,
             &self.salt,
             secret,

@@ -597,6 +597,13 @@ async fn mariadb_source_with_a_roles_query() {
     let sources = [
         db_source("maria", "mariadb://root@127.0.0.1:3306/test", &q, &rq, "2s"),
         db_source(
+            "maria_dead",
+            &format!("mysql://root@127.0.0.1:{}/test", free_port()),
+            &q,
+            "",
+            "1s",
+        ),
+        db_source(
             "maria_hung",
             &format!("mysql://root@127.0.0.1:{}/test", hole.port()),
             &q,
@@ -613,11 +620,17 @@ async fn mariadb_source_with_a_roles_query() {
     ]
     .concat();
     let w = world(
-        &[("app", "maria"), ("h", "maria_hung"), ("s", "maria_slow")],
+        &[
+            ("app", "maria"),
+            ("d", "maria_dead"),
+            ("h", "maria_hung"),
+            ("s", "maria_slow"),
+        ],
         &sources,
     )
     .await;
     standard_checks(&w, "app", "maria").await;
+    unavailable_checks(&w, "d", "maria_dead", "error").await;
     unavailable_checks(&w, "h", "maria_hung", "timeout").await;
     unavailable_checks(&w, "s", "maria_slow", "timeout").await;
     for x in [t, tr] {
@@ -1075,4 +1088,7 @@ async fn config_refuses_bad_sources_and_a_password_grant_without_one() {
         "{text}"
     );
     assert!(!text.contains("hunter2"));
+    // The first config's source was dropped with it (its pool closes); refused configs left
+    // nothing behind.
+    assert_eq!(w.gw.state.shared.identity.len(), 1);
 }
