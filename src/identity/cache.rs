@@ -8,6 +8,8 @@
 //!   `insert + negative_ttl` (at most 10 s). Source errors and timeouts are never cached.
 //! * Bound: `capacity` entries. When full, expired entries are purged; if it is still full,
 //!   the new result is not cached (a flood of distinct guesses cannot push out hot entries).
+//! * Single flight: concurrent lookups of one pair wait for the first (within their own
+//!   deadline), then read its answer here; the lock map holds only pairs in flight.
 //! * A password change at the source takes effect for this gateway within `ttl`; an entry
 //!   dies with the source's config (a reload that changes the source starts a new cache).
 
@@ -23,6 +25,8 @@ pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(10);
 pub struct CredCache {
     key: hmac::Key,
     map: DashMap<[u8; 32], (Instant, Option<Arc<Identity>>)>,
+    /// Lookups in flight, one lock per pair (single flight); removed by the last holder.
+    inflight: DashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
     ttl: Duration,
     negative_ttl: Duration,
     capacity: usize,
@@ -50,6 +54,7 @@ impl CredCache {
         Some(CredCache {
             key,
             map: DashMap::new(),
+            inflight: DashMap::new(),
             ttl,
             negative_ttl: negative_ttl.min(MAX_NEGATIVE_TTL),
             capacity,
@@ -102,12 +107,39 @@ impl CredCache {
         self.map.insert(k, (now + ttl, id));
     }
 
+    /// Wait for the pair's lookup in flight, if any, and hold the pair until dropped.
+    pub async fn flight(&self, k: [u8; 32]) -> Flight<'_> {
+        let lock = self.inflight.entry(k).or_default().clone();
+        let guard = lock.lock_owned().await;
+        Flight {
+            guard: Some(guard),
+            map: &self.inflight,
+            key: k,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// A pair's turn to look up (see [`CredCache::flight`]).
+pub struct Flight<'a> {
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    map: &'a DashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
+    key: [u8; 32],
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        // Only the map's reference left: nobody waits for this pair.
+        self.map
+            .remove_if(&self.key, |_, l| Arc::strong_count(l) == 1);
     }
 }
 

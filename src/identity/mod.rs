@@ -166,27 +166,31 @@ impl Source {
             self.cache
                 .key(username, material.as_ref().map_or(password, |m| m.as_str()))
         });
-        if let Some(k) = &key {
-            if let Some(c) = self.cache.get(k, Instant::now()) {
-                self.m.cache_hits.inc();
-                return Ok(match c {
-                    Cached::Accepted(id) => {
-                        self.m.accepted.inc();
-                        Some(id)
-                    }
-                    Cached::Rejected => {
-                        self.m.rejected.inc();
-                        None
-                    }
-                });
-            }
+        if let Some(r) = key.as_ref().and_then(|k| self.from_cache(k)) {
+            return Ok(r);
+        }
+        // One lookup per pair at a time: a burst of the same login waits for the first
+        // answer (within the same deadline) and reads it from the cache.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let _flight = match &key {
+            Some(k) => match tokio::time::timeout_at(deadline, self.cache.flight(*k)).await {
+                Ok(f) => Some(f),
+                Err(_) => {
+                    self.m.timeout.inc();
+                    return Err(IdentityError::Timeout);
+                }
+            },
+            None => None,
+        };
+        if let Some(r) = key.as_ref().and_then(|k| self.from_cache(k)) {
+            return Ok(r);
         }
         let call = Call::Login {
             username: username.to_string(),
             password: zeroize::Zeroizing::new(password.to_string()),
             rendered,
         };
-        let r = self.bounded(call).await?.map(Arc::new);
+        let r = self.bounded(call, deadline).await?.map(Arc::new);
         if let Some(k) = key {
             self.cache.put(k, r.clone(), Instant::now());
         }
@@ -218,9 +222,26 @@ impl Source {
             username: username.to_string(),
             rendered,
         };
-        Ok(match self.bounded(call).await? {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        Ok(match self.bounded(call, deadline).await? {
             Some(id) => Lookup::Found(id),
             None => Lookup::Gone,
+        })
+    }
+
+    /// A remembered answer, counted.
+    fn from_cache(&self, k: &[u8; 32]) -> Option<Option<Arc<Identity>>> {
+        let c = self.cache.get(k, Instant::now())?;
+        self.m.cache_hits.inc();
+        Some(match c {
+            Cached::Accepted(id) => {
+                self.m.accepted.inc();
+                Some(id)
+            }
+            Cached::Rejected => {
+                self.m.rejected.inc();
+                None
+            }
         })
     }
 
@@ -262,14 +283,18 @@ impl Source {
     /// One backend call as a task on the identity runtime, under the concurrency limit and
     /// the timeout (the task is aborted past it), with metrics and health. Connection pools
     /// live on that runtime, whichever of Pingora's runtimes serves the request.
-    async fn bounded(self: &Arc<Self>, call: Call) -> Result<Option<Identity>, IdentityError> {
+    async fn bounded(
+        self: &Arc<Self>,
+        call: Call,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Identity>, IdentityError> {
         let start = Instant::now();
         let r = match self.rt.handle() {
             Ok(h) => {
                 let this = self.clone();
                 let task = h.spawn(async move { this.backend(call).await });
                 let abort = task.abort_handle();
-                match tokio::time::timeout(self.timeout, task).await {
+                match tokio::time::timeout_at(deadline, task).await {
                     Ok(Ok(r)) => r,
                     Ok(Err(_)) => Err(IdentityError::Unavailable("lookup task failed".into())),
                     Err(_) => {

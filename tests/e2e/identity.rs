@@ -763,6 +763,10 @@ async fn id_answer(
     let roles = match user.as_str() {
         "alice" => json!(["admin", "user"]),
         "bob" => json!("user"),
+        "bob-slow" => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            json!("user")
+        }
         _ => Value::Null,
     };
     match path.as_str() {
@@ -776,7 +780,8 @@ async fn id_answer(
         "/refresh" => reply(404, json!({})),
         "/login" => {
             let pw = v["password"].as_str().unwrap_or_default();
-            let ok = (user == "alice" && pw == "alice-pw") || (user == "bob" && pw == "bob-pw");
+            let ok = (user == "alice" && pw == "alice-pw")
+                || (user.starts_with("bob") && pw == "bob-pw");
             if ok {
                 reply(
                     200,
@@ -933,6 +938,16 @@ async fn http_api_source() {
     let before = api_srv.hits.load(Ordering::SeqCst);
     for _ in 0..5 {
         assert_eq!(login("cached", "alice", "alice-pw").await.status, 200);
+    }
+    assert_eq!(api_srv.hits.load(Ordering::SeqCst) - before, 1);
+    // A cold burst of one pair (single flight): twenty at once, one call. The API answers
+    // /login-slowly for bob-slow, so all twenty are in flight together.
+    let before = api_srv.hits.load(Ordering::SeqCst);
+    let burst: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(login("cached", "bob-slow", "bob-pw")))
+        .collect();
+    for b in burst {
+        assert_eq!(b.await.unwrap().status, 200);
     }
     assert_eq!(api_srv.hits.load(Ordering::SeqCst) - before, 1);
     // Cache off: one call each.
