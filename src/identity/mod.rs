@@ -166,7 +166,7 @@ impl Source {
             self.cache
                 .key(username, material.as_ref().map_or(password, |m| m.as_str()))
         });
-        if let Some(r) = key.as_ref().and_then(|k| self.from_cache(k)) {
+        if let Some(r) = key.as_ref().and_then(|k| self.remembered(k)) {
             return Ok(r);
         }
         // One lookup per pair at a time: a burst of the same login waits for the first
@@ -182,7 +182,7 @@ impl Source {
             },
             None => None,
         };
-        if let Some(r) = key.as_ref().and_then(|k| self.from_cache(k)) {
+        if let Some(r) = key.as_ref().and_then(|k| self.remembered(k)) {
             return Ok(r);
         }
         let call = Call::Login {
@@ -230,7 +230,7 @@ impl Source {
     }
 
     /// A remembered answer, counted.
-    fn from_cache(&self, k: &[u8; 32]) -> Option<Option<Arc<Identity>>> {
+    fn remembered(&self, k: &[u8; 32]) -> Option<Option<Arc<Identity>>> {
         let c = self.cache.get(k, Instant::now())?;
         self.m.cache_hits.inc();
         Some(match c {
