@@ -8,8 +8,8 @@
 //!   `insert + negative_ttl` (at most 10 s). Source errors and timeouts are never cached.
 //! * Bound: `capacity` entries. When full, expired entries are purged; if it is still full,
 //!   the new result is not cached (a flood of distinct guesses cannot push out hot entries).
-//! * Single flight: concurrent lookups of one pair wait for the first (within their own
-//!   deadline), then read its answer here; the lock map holds only pairs in flight.
+//! * Single flight: concurrent logins of one pair share one lookup and its answer (errors
+//!   included, each waiter within its own deadline); the map holds only pairs in flight.
 //! * A password change at the source takes effect for this gateway within `ttl`; an entry
 //!   dies with the source's config (a reload that changes the source starts a new cache).
 
@@ -25,8 +25,9 @@ pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(10);
 pub struct CredCache {
     key: hmac::Key,
     map: DashMap<[u8; 32], (Instant, Option<Arc<Identity>>)>,
-    /// Lookups in flight, one lock per pair (single flight); removed by the last holder.
-    inflight: DashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
+    /// Lookups in flight (single flight): the first login of a pair runs the lookup, the
+    /// others await its answer here; removed when it lands.
+    inflight: DashMap<[u8; 32], Flight>,
     ttl: Duration,
     negative_ttl: Duration,
     capacity: usize,
@@ -107,15 +108,22 @@ impl CredCache {
         self.map.insert(k, (now + ttl, id));
     }
 
-    /// Wait for the pair's lookup in flight, if any, and hold the pair until dropped.
-    pub async fn flight(&self, k: [u8; 32]) -> Flight<'_> {
-        let lock = self.inflight.entry(k).or_default().clone();
-        let guard = lock.lock_owned().await;
-        Flight {
-            guard: Some(guard),
-            map: &self.inflight,
-            key: k,
-        }
+    /// The pair's lookup in flight, joined or started.
+    pub fn flight(&self, k: [u8; 32]) -> Flight {
+        self.inflight.entry(k).or_default().clone()
+    }
+
+    /// The lookup has answered, or this waiter gave up: once answered (or abandoned by all
+    /// but this waiter) later logins start afresh.
+    pub fn land(&self, k: &[u8; 32], f: &Flight) {
+        self.inflight.remove_if(k, |_, v| {
+            Arc::ptr_eq(v, f) && (v.initialized() || Arc::strong_count(v) <= 2)
+        });
+    }
+
+    /// Pairs in flight (tests).
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
     }
 
     pub fn len(&self) -> usize {
@@ -127,21 +135,8 @@ impl CredCache {
     }
 }
 
-/// A pair's turn to look up (see [`CredCache::flight`]).
-pub struct Flight<'a> {
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-    map: &'a DashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
-    key: [u8; 32],
-}
-
-impl Drop for Flight<'_> {
-    fn drop(&mut self) {
-        drop(self.guard.take());
-        // Only the map's reference left: nobody waits for this pair.
-        self.map
-            .remove_if(&self.key, |_, l| Arc::strong_count(l) == 1);
-    }
-}
+/// One lookup's answer, shared by every login of the pair that arrived while it ran.
+pub type Flight = Arc<tokio::sync::OnceCell<Result<Option<Arc<Identity>>, super::IdentityError>>>;
 
 #[cfg(test)]
 mod tests {

@@ -152,7 +152,7 @@ impl Source {
         password: &str,
         ctx: Ctx<'_>,
     ) -> Result<Option<Arc<Identity>>, IdentityError> {
-        if username.is_empty() || username.len() > MAX_USERNAME || password.len() > MAX_PASSWORD {
+        if !plausible(username) || password.len() > MAX_PASSWORD {
             self.m.rejected.inc();
             return Ok(None);
         }
@@ -161,39 +161,42 @@ impl Source {
             Backend::Http(h) => Some(h.render_login(username, password, ctx)?),
             _ => None,
         };
-        let key = self.cache.enabled().then(|| {
+        let key = {
             let material = rendered.as_ref().map(|r| r.cache_material());
             self.cache
                 .key(username, material.as_ref().map_or(password, |m| m.as_str()))
-        });
-        if let Some(r) = key.as_ref().and_then(|k| self.remembered(k)) {
-            return Ok(r);
-        }
-        // One lookup per pair at a time: a burst of the same login waits for the first
-        // answer (within the same deadline) and reads it from the cache.
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let _flight = match &key {
-            Some(k) => match tokio::time::timeout_at(deadline, self.cache.flight(*k)).await {
-                Ok(f) => Some(f),
-                Err(_) => {
-                    self.m.timeout.inc();
-                    return Err(IdentityError::Timeout);
-                }
-            },
-            None => None,
         };
-        if let Some(r) = key.as_ref().and_then(|k| self.remembered(k)) {
+        if let Some(r) = self.remembered(&key) {
             return Ok(r);
         }
+        // Single flight: concurrent logins of one pair share the first one's lookup and its
+        // answer, errors included, whether or not the answer is then cached.
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let call = Call::Login {
             username: username.to_string(),
             password: zeroize::Zeroizing::new(password.to_string()),
             rendered,
         };
-        let r = self.bounded(call, deadline).await?.map(Arc::new);
-        if let Some(k) = key {
-            self.cache.put(k, r.clone(), Instant::now());
-        }
+        let flight = self.cache.flight(key);
+        let shared = tokio::time::timeout_at(
+            deadline,
+            flight.get_or_init(|| async {
+                let r = self.bounded(call, deadline).await.map(|o| o.map(Arc::new));
+                if let Ok(id) = &r {
+                    self.cache.put(key, id.clone(), Instant::now());
+                }
+                r
+            }),
+        )
+        .await;
+        self.cache.land(&key, &flight);
+        let r = match shared {
+            Ok(r) => r.clone()?,
+            Err(_) => {
+                self.m.timeout.inc();
+                return Err(IdentityError::Timeout);
+            }
+        };
         if r.is_some() {
             self.m.accepted.inc();
         } else {
@@ -208,7 +211,7 @@ impl Source {
         username: &str,
         ctx: Ctx<'_>,
     ) -> Result<Lookup, IdentityError> {
-        if username.is_empty() || username.len() > MAX_USERNAME {
+        if !plausible(username) {
             return Ok(Lookup::Gone);
         }
         let rendered = match &self.backend {
@@ -292,15 +295,17 @@ impl Source {
         let r = match self.rt.handle() {
             Ok(h) => {
                 let this = self.clone();
-                let task = h.spawn(async move { this.backend(call).await });
-                let abort = task.abort_handle();
-                match tokio::time::timeout_at(deadline, task).await {
+                // The task ends at the deadline on its own, and is aborted if this request
+                // goes away first: a hung server never holds a permit for long.
+                let mut task = AbortOnDrop(h.spawn(async move {
+                    tokio::time::timeout_at(deadline, this.backend(call))
+                        .await
+                        .unwrap_or(Err(IdentityError::Timeout))
+                }));
+                match tokio::time::timeout_at(deadline, &mut task.0).await {
                     Ok(Ok(r)) => r,
                     Ok(Err(_)) => Err(IdentityError::Unavailable("lookup task failed".into())),
-                    Err(_) => {
-                        abort.abort();
-                        Err(IdentityError::Timeout)
-                    }
+                    Err(_) => Err(IdentityError::Timeout),
                 }
             }
             Err(e) => Err(e),
@@ -339,6 +344,20 @@ impl Source {
     /// Remembered credential pairs (for tests and status).
     pub fn cached(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Credential pairs with a lookup in flight (for tests).
+    pub fn in_flight(&self) -> usize {
+        self.cache.in_flight()
+    }
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -525,6 +544,14 @@ impl IdentityShared {
         self.sources.insert(fingerprint, s.clone());
         Some(s)
     }
+}
+
+/// A username worth asking a source about: 1..=256 bytes, no control characters (a NUL
+/// would make PostgreSQL fail the query, i.e. let anyone mark the source degraded).
+fn plausible(username: &str) -> bool {
+    !username.is_empty()
+        && username.len() <= MAX_USERNAME
+        && !username.chars().any(char::is_control)
 }
 
 /// Sources names are plain words: they appear in metrics labels and refresh-token records.

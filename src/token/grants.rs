@@ -208,7 +208,9 @@ impl TokenService {
             .identity
             .as_ref()
             .ok_or_else(OAuthError::unauthorized_client)?;
-        let key = format!("user:{username}");
+        // Case and surrounding space do not make a new name to guess under (LDAP and MySQL
+        // compare names that way).
+        let key = format!("user:{}", username.trim().to_lowercase());
         if let Some(secs) = self.backoff.check(&key, ip, Instant::now()) {
             return Err(OAuthError::too_many(secs));
         }
@@ -241,6 +243,8 @@ impl TokenService {
             let mut extra = BTreeMap::new();
             extra.insert("grant".to_string(), json!("password"));
             extra.insert("source".to_string(), json!(source.name));
+            // Sources look users up by username, which may differ from `sub`.
+            extra.insert("username".to_string(), json!(username));
             let rec = RefreshRecord {
                 hash: TokenHash::of(rt.as_bytes()),
                 family_id: family_id.clone(),
@@ -310,15 +314,38 @@ impl TokenService {
                 .and_then(Value::as_str)
                 .unwrap_or("static");
             let source = self.sources.get(name).ok_or_else(bad)?;
+            let username = rec
+                .extra
+                .get("username")
+                .and_then(Value::as_str)
+                .unwrap_or(&rec.sub);
             let ctx = Ctx { req, client_ip: ip };
-            match source.lookup(&rec.sub, ctx).await {
+            match source.lookup(username, ctx).await {
                 Ok(Lookup::Found(id)) => fresh = Some(id),
                 Ok(Lookup::Unchecked) => {}
-                Ok(Lookup::Gone) => return Err(bad()),
+                Ok(Lookup::Gone) => {
+                    // The account is gone or disabled: nothing of this grant lives on (a name
+                    // re-created later must not inherit it).
+                    self.checked(store.revoke_family(&rec.family_id, now).await)?;
+                    log::info!(
+                        "token service: refresh for a user gone at its source; grant revoked"
+                    );
+                    return Err(bad());
+                }
                 Err(_) => return Err(OAuthError::source_unavailable()),
             }
         }
-        let scope = scopes(f.get("scope"), &rec.scope, &rec.scope)?;
+        // The source may have narrowed what the user may delegate since the grant.
+        let granted: Vec<String> = match fresh.as_ref().filter(|id| !id.scopes.is_empty()) {
+            Some(id) => rec
+                .scope
+                .iter()
+                .filter(|s| id.scopes.contains(s))
+                .cloned()
+                .collect(),
+            None => rec.scope.clone(),
+        };
+        let scope = scopes(f.get("scope"), &granted, &granted)?;
         let new_rt = random_token(32)?;
         let rotation = Rotation {
             hash: TokenHash::of(new_rt.as_bytes()),
