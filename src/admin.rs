@@ -68,23 +68,43 @@ const SECRET_KEYS: &[&str] = &[
 
 /// Replace every secret-looking value with "[redacted]".
 pub fn redact(v: &mut Value) {
+    redact_in(v, false);
+}
+
+/// A header whose value is a credential (`in_headers`: below a `headers` table).
+fn secret_header(name: &str) -> bool {
+    [
+        "authorization",
+        "cookie",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "auth",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
+}
+
+fn redact_in(v: &mut Value, in_headers: bool) {
     match v {
         Value::Object(m) => {
             for (k, val) in m.iter_mut() {
                 let lk = k.to_ascii_lowercase();
                 let secret = SECRET_KEYS.contains(&lk.as_str())
                     || lk.ends_with("_secret")
-                    || lk.ends_with("password");
+                    || lk.ends_with("password")
+                    || (in_headers && secret_header(&lk));
                 if secret && !val.is_object() {
                     *val = Value::String("[redacted]".into());
                     continue;
                 }
-                redact(val);
+                redact_in(val, in_headers || lk == "headers");
             }
         }
-        Value::Array(a) => a.iter_mut().for_each(redact),
+        Value::Array(a) => a.iter_mut().for_each(|x| redact_in(x, in_headers)),
         Value::String(s) => {
-            if let Some(r) = redact_url_password(s) {
+            if let Some(r) = redact_url(s) {
                 *s = r;
             }
         }
@@ -92,18 +112,40 @@ pub fn redact(v: &mut Value) {
     }
 }
 
-/// `scheme://user:secret@host/...` -> `scheme://user:[redacted]@host/...` (database and
-/// Redis URLs carry passwords).
-fn redact_url_password(s: &str) -> Option<String> {
+/// Credentials in a URL: `scheme://user:secret@host/...` (database and Redis URLs) and
+/// query parameters such as `password=`, `api_key=`, `token=`.
+fn redact_url(s: &str) -> Option<String> {
     let (scheme, rest) = s.split_once("://")?;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = rest.get(..end)?;
-    let (userinfo, host) = authority.rsplit_once('@')?;
-    let (user, _) = userinfo.split_once(':')?;
-    Some(format!(
-        "{scheme}://{user}:[redacted]@{host}{}",
-        rest.get(end..).unwrap_or_default()
-    ))
+    let tail = rest.get(end..).unwrap_or_default();
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:[redacted]@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let q: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _))
+                        if secret_header(&k.to_ascii_lowercase())
+                            || k.eq_ignore_ascii_case("pwd") =>
+                    {
+                        format!("{k}=[redacted]")
+                    }
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", q.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    let out = format!("{scheme}://{authority}{tail}");
+    (out != s).then_some(out)
 }
 
 #[async_trait]
@@ -244,9 +286,19 @@ mod tests {
             "db": {"url": "postgres://gw:s3cr%40t@127.0.0.1:5432/users?sslmode=require",
                    "bind_password": "pw"},
             "plain": "https://issuer.test/a@b",
-            "user_only": "mysql://root@127.0.0.1/test"
+            "user_only": "mysql://root@127.0.0.1/test",
+            "query_url": "postgres://h/db?user=gw&password=s3crq&sslmode=require",
+            "http": {"headers": {"Authorization": "Bearer s3crh", "x-api-key": "s3crk",
+                                 "x-tenant": "acme"},
+                     "token_format": "jwt"}
         });
         redact(&mut v);
+        assert_eq!(
+            v["query_url"],
+            "postgres://h/db?user=gw&password=[redacted]&sslmode=require"
+        );
+        assert_eq!(v["http"]["headers"]["x-tenant"], "acme");
+        assert_eq!(v["http"]["token_format"], "jwt");
         assert_eq!(
             v["db"]["url"],
             "postgres://gw:[redacted]@127.0.0.1:5432/users?sslmode=require"

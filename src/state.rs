@@ -62,6 +62,9 @@ impl State {
         let shared = crate::shared::Shared::new(metrics.registry())
             .map_err(|e| vec![ConfigError::new("", e.to_string())])?;
         let snap = compile(&raw, &hash, 1, None, &shared)?;
+        if let Some(t) = &snap.token {
+            shared.identity.retain(&t.identity_sources());
+        }
         let access_log = if raw.access_log.enabled {
             Some(AccessLog::start(&raw.access_log.path).map_err(|e| {
                 vec![ConfigError::new(

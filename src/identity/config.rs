@@ -60,14 +60,16 @@ pub struct LdapConfig {
     /// `{username}` is replaced by the RFC 4515-escaped username.
     #[serde(default = "d_user_filter")]
     pub user_filter: String,
-    /// An attribute of the user entry whose value becomes the token's `sub` (default: the
-    /// username as sent).
+    /// An attribute of the user entry whose value becomes the token's `sub` (default: `uid`,
+    /// or the username as sent when the entry has none). The entry's spelling, so "ALICE" and
+    /// "alice" get one `sub`.
     #[serde(default)]
     pub subject_attribute: Option<String>,
     /// Read group DNs from this attribute of the user entry (e.g. `memberOf`).
     #[serde(default)]
     pub member_of_attribute: Option<String>,
-    /// Or search groups under this base...
+    /// Search groups under this base; with `member_of_attribute`, only groups under it count
+    /// (a group of the same name elsewhere in the directory gives no role)...
     #[serde(default)]
     pub group_base: Option<String>,
     /// ...with this filter; `{dn}` is the user's escaped DN, `{username}` the escaped name.

@@ -4,9 +4,11 @@
 //!
 //! The query returns at most one row, with columns by name: `password_hash` (required; see
 //! [`super::hash`]), `roles`, `scopes` (text lists) and `subject`. A NULL or unparsable hash
-//! rejects the login and logs that the row is unusable (not which user). An unknown user
-//! still costs one hash check, against the last hash seen, so the answer's timing does not
-//! tell unknown names from wrong passwords. A query that returns two rows rejects the login.
+//! rejects the login and logs that the row is unusable (not which user); a NULL hash also
+//! ends the user's refreshes (a way to disable a user). An unknown user still costs one hash
+//! check, against the last real hash seen (a 100 000-round PBKDF2 until one is), and
+//! `roles_query` runs only after the password matched, so the answer's timing does not tell
+//! unknown names from wrong passwords. A query that returns two rows rejects the login.
 
 use super::hash::PasswordHash;
 use super::{split_list, verify_off_runtime, Identity, IdentityError};
@@ -25,7 +27,8 @@ pub struct DbSource {
     query: String,
     roles_query: Option<String>,
     sep: String,
-    last_hash: Mutex<Option<PasswordHash>>,
+    /// Checked for unknown names: the last real hash seen (a PBKDF2 dummy until then).
+    last_hash: Mutex<PasswordHash>,
 }
 
 fn err(what: &str, e: sqlx::Error) -> IdentityError {
@@ -121,7 +124,9 @@ impl DbSource {
                 query: query.clone(),
                 roles_query: roles_query.clone(),
                 sep: roles_separator.clone(),
-                last_hash: Mutex::new(None),
+                last_hash: Mutex::new(PasswordHash::Pbkdf2(
+                    crate::token::secret::SecretHash::dummy(100_000),
+                )),
             }),
             Err(_) => {
                 errs.push(format!("{path}.url"), "not a valid URL");
@@ -137,15 +142,24 @@ impl DbSource {
     }
 
     /// The user's row: `(hash, identity)`, None when no single row matches.
+    /// The user's row: `(hash, identity without the roles query)`, None when no single row
+    /// matches. A value the database refuses as data (SQLSTATE class 22, e.g. a NUL in a
+    /// PostgreSQL text parameter) is no such user, not a source failure.
     async fn row(
         &self,
         username: &str,
     ) -> Result<Option<(Option<String>, Identity)>, IdentityError> {
-        let rows = sqlx::query(&self.query)
+        let rows = match sqlx::query(&self.query)
             .bind(username.to_string())
             .fetch_all(self.pool().await)
             .await
-            .map_err(|e| err("query", e))?;
+        {
+            Ok(rows) => rows,
+            Err(sqlx::Error::Database(d)) if d.code().is_some_and(|c| c.starts_with("22")) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(err("query", e)),
+        };
         let row = match rows.as_slice() {
             [] => return Ok(None),
             [row] => row,
@@ -155,27 +169,13 @@ impl DbSource {
             }
         };
         let hash = text(row, "password_hash")?;
-        let mut roles = text(row, "roles")?
+        let roles = text(row, "roles")?
             .map(|r| split_list(&r, &self.sep))
             .unwrap_or_default();
         let scopes = text(row, "scopes")?
             .map(|r| split_list(&r, &self.sep))
             .unwrap_or_default();
         let subject = text(row, "subject")?.unwrap_or_else(|| username.to_string());
-        if let Some(q) = &self.roles_query {
-            let rows = sqlx::query(q)
-                .bind(username.to_string())
-                .fetch_all(self.pool().await)
-                .await
-                .map_err(|e| err("roles query", e))?;
-            for r in rows.iter().take(1000) {
-                if let Ok(Some(role)) = r.try_get::<Option<String>, _>(0) {
-                    roles.push(role);
-                }
-            }
-        }
-        roles.sort();
-        roles.dedup();
         Ok(Some((
             hash,
             Identity {
@@ -184,6 +184,30 @@ impl DbSource {
                 scopes,
             },
         )))
+    }
+
+    /// Add the `roles_query` rows (run only for an authenticated or refreshed user, so it
+    /// costs nothing an unknown name could be told apart by).
+    async fn with_roles(
+        &self,
+        username: &str,
+        mut id: Identity,
+    ) -> Result<Identity, IdentityError> {
+        if let Some(q) = &self.roles_query {
+            let rows = sqlx::query(q)
+                .bind(username.to_string())
+                .fetch_all(self.pool().await)
+                .await
+                .map_err(|e| err("roles query", e))?;
+            for r in rows.iter().take(1000) {
+                if let Ok(Some(role)) = r.try_get::<Option<String>, _>(0) {
+                    id.roles.push(role);
+                }
+            }
+        }
+        id.roles.sort();
+        id.roles.dedup();
+        Ok(id)
     }
 
     pub async fn authenticate(
@@ -198,7 +222,7 @@ impl DbSource {
         let hash = match parsed {
             Some(Some(Ok(h))) => {
                 if let Ok(mut l) = self.last_hash.lock() {
-                    *l = Some(h.clone());
+                    *l = h.clone();
                 }
                 Some(h)
             }
@@ -206,22 +230,30 @@ impl DbSource {
                 log::warn!("database source: a user's password_hash is unusable: {e}");
                 None
             }
-            Some(None) => None,
-            None => None,
+            Some(None) | None => None,
         };
         let Some(hash) = hash else {
-            // Unknown user or no usable hash: spend the same work, then reject.
-            let dummy = self.last_hash.lock().ok().and_then(|l| l.clone());
+            // Unknown user or no usable hash: the same work as a real check, then reject.
+            let dummy = self.last_hash.lock().ok().map(|l| l.clone());
             if let Some(d) = dummy {
                 verify_off_runtime(d, password).await?;
             }
             return Ok(None);
         };
-        let ok = verify_off_runtime(hash, password).await?;
-        Ok(found.filter(|_| ok).map(|(_, id)| id))
+        if !verify_off_runtime(hash, password).await? {
+            return Ok(None);
+        }
+        match found {
+            Some((_, id)) => Ok(Some(self.with_roles(username, id).await?)),
+            None => Ok(None),
+        }
     }
 
+    /// A refresh: the row must still be there with a hash (a NULL hash disables the user).
     pub async fn lookup(&self, username: &str) -> Result<Option<Identity>, IdentityError> {
-        Ok(self.row(username).await?.map(|(_, id)| id))
+        match self.row(username).await? {
+            Some((Some(_), id)) => Ok(Some(self.with_roles(username, id).await?)),
+            _ => Ok(None),
+        }
     }
 }

@@ -5,20 +5,23 @@
 //!
 //! aws-lc-rs has PBKDF2 but no argon2, bcrypt or scrypt verifier, so those come from the
 //! RustCrypto `argon2` and `scrypt` crates and the `bcrypt` crate, all of which compare in
-//! constant time. Every hash's cost is bounded before it is used: a row an attacker managed
-//! to write cannot make one check take minutes or gigabytes.
+//! constant time. Every hash's cost is bounded before it is used (about half a second of one
+//! core and 128 MiB at most): a row an attacker managed to write cannot stall the gateway.
 
 use crate::token::secret::SecretHash;
 
-/// argon2 memory cost ceiling, KiB (256 MiB).
-const ARGON2_MAX_M: u32 = 256 * 1024;
-const ARGON2_MAX_T: u32 = 16;
-const ARGON2_MAX_P: u32 = 16;
-const BCRYPT_MAX_COST: u32 = 16;
-/// scrypt: N = 2^ln, memory = 128 * N * r bytes.
-const SCRYPT_MAX_LN: u8 = 20;
-const SCRYPT_MAX_R: u32 = 16;
-const SCRYPT_MAX_P: u32 = 16;
+// Ceilings: about 0.5 s of one core and 128 MiB for one check, several times the usual
+// settings (argon2id m=64 MiB t=3, bcrypt 12, scrypt ln=17 r=8, PBKDF2-SHA256 600 000).
+/// argon2 memory cost ceiling, KiB (128 MiB), and of memory x passes.
+const ARGON2_MAX_M: u32 = 128 * 1024;
+const ARGON2_MAX_MT: u64 = 4 * 128 * 1024;
+const ARGON2_MAX_P: u32 = 8;
+const BCRYPT_MAX_COST: u32 = 14;
+/// scrypt: memory = 128 * 2^ln * r bytes, at most 128 MiB; time grows with p too.
+const SCRYPT_MAX_MEM: u64 = 128 << 20;
+const SCRYPT_MAX_P: u32 = 4;
+/// PBKDF2 HMAC calls (iterations x output blocks).
+const PBKDF2_MAX_WORK: u64 = 2_000_000;
 
 /// A parsed hash. `Debug` names the scheme only.
 #[derive(Clone)]
@@ -48,12 +51,17 @@ impl PasswordHash {
             return Err("hash too long".into());
         }
         if s.starts_with("$pbkdf2$") || s.starts_with("$pbkdf2-") {
-            return SecretHash::parse(s).map(PasswordHash::Pbkdf2);
+            let h = SecretHash::parse(s)?;
+            if h.work() > PBKDF2_MAX_WORK {
+                return Err("pbkdf2 cost above the accepted maximum".into());
+            }
+            return Ok(PasswordHash::Pbkdf2(h));
         }
         if s.starts_with("$argon2") {
             let h = argon2::PasswordHash::new(s).map_err(|_| "malformed argon2 hash")?;
             let p = argon2::Params::try_from(&h).map_err(|_| "bad argon2 parameters")?;
-            if p.m_cost() > ARGON2_MAX_M || p.t_cost() > ARGON2_MAX_T || p.p_cost() > ARGON2_MAX_P {
+            let mt = u64::from(p.m_cost()) * u64::from(p.t_cost());
+            if p.m_cost() > ARGON2_MAX_M || mt > ARGON2_MAX_MT || p.p_cost() > ARGON2_MAX_P {
                 return Err("argon2 cost above the accepted maximum".into());
             }
             return Ok(PasswordHash::Argon2(s.to_string()));
@@ -75,7 +83,10 @@ impl PasswordHash {
             let h =
                 scrypt::password_hash::PasswordHash::new(s).map_err(|_| "malformed scrypt hash")?;
             let p = scrypt::Params::try_from(&h).map_err(|_| "bad scrypt parameters")?;
-            if p.log_n() > SCRYPT_MAX_LN || p.r() > SCRYPT_MAX_R || p.p() > SCRYPT_MAX_P {
+            let mem = 128u64
+                .saturating_mul(1u64.checked_shl(u32::from(p.log_n())).unwrap_or(u64::MAX))
+                .saturating_mul(u64::from(p.r()));
+            if mem > SCRYPT_MAX_MEM || p.p() > SCRYPT_MAX_P {
                 return Err("scrypt cost above the accepted maximum".into());
             }
             return Ok(PasswordHash::Scrypt(s.to_string()));
@@ -95,7 +106,9 @@ impl PasswordHash {
                         .is_ok()
                 })
                 .unwrap_or(false),
-            PasswordHash::Bcrypt(s) => bcrypt::verify(password, s).unwrap_or(false),
+            // bcrypt reads 72 bytes (the password and a NUL); a longer password is refused
+            // rather than cut short (two passwords differing after that must not both match).
+            PasswordHash::Bcrypt(s) => bcrypt::non_truncating_verify(password, s).unwrap_or(false),
             PasswordHash::Scrypt(s) => scrypt::password_hash::PasswordHash::new(s)
                 .map(|h| {
                     scrypt::password_hash::PasswordVerifier::verify_password(
@@ -140,6 +153,11 @@ mod tests {
         let bc = bcrypt::hash("pw", 4).unwrap();
         let p = PasswordHash::parse(&bc).unwrap();
         assert!(p.verify(b"pw") && !p.verify(b"px"));
+        // Past bcrypt's 72 bytes (71 and the NUL it adds): refused, not truncated.
+        let long = "x".repeat(71);
+        let p = PasswordHash::parse(&bcrypt::hash(&long, 4).unwrap()).unwrap();
+        assert!(p.verify(long.as_bytes()));
+        assert!(!p.verify(format!("{long}-anything").as_bytes()));
     }
 
     #[test]
@@ -150,6 +168,9 @@ mod tests {
             "$argon2id$v=19$m=9999999,t=3,p=4$c2FsdHNhbHRzYWx0$Pw6BbRmdDa0ZPBNLkdNNSegK0LU+2/c1DSL2QNnwXoM",
             "$2b$31$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
             "$scrypt$ln=30,r=8,p=1$c2FsdA$aGFzaA",
+            "$scrypt$ln=20,r=16,p=1$c2FsdA$aGFzaA",
+            "$2b$16$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
+            "$pbkdf2-sha512$9000000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
             "$md5$x",
         ] {
             assert!(PasswordHash::parse(bad).is_err(), "{bad}");

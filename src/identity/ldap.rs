@@ -104,12 +104,6 @@ impl LdapSource {
                 "must contain {dn} or {username}",
             );
         }
-        if group_base.is_some() && member_of_attribute.is_some() {
-            errs.push(
-                format!("{path}.group_base"),
-                "set group_base or member_of_attribute, not both",
-            );
-        }
         if bind_dn.is_some() != bind_password.is_some() {
             errs.push(
                 format!("{path}.bind_password"),
@@ -214,46 +208,61 @@ impl Inner {
         r
     }
 
+    /// Bind as the service account (or anonymously) unless the connection already is.
+    async fn bind_service(&self, c: &mut Conn) -> Result<(), IdentityError> {
+        if c.as_service {
+            return Ok(());
+        }
+        let (dn, pw) = match &self.bind {
+            Some((dn, pw)) => (dn.as_str(), pw.as_str()),
+            // Anonymous: an empty simple bind resets any earlier user bind.
+            None => ("", ""),
+        };
+        let r = c
+            .ldap
+            .simple_bind(dn, pw)
+            .await
+            .map_err(|e| err("service bind", e))?;
+        if r.rc != RC_SUCCESS {
+            return Err(err("service bind", format!("result code {}", r.rc)));
+        }
+        c.as_service = true;
+        Ok(())
+    }
+
+    /// Bind as `dn` with the password: Ok(true) accepted, Ok(false) refused.
+    async fn bind_user(&self, c: &mut Conn, dn: &str, pw: &str) -> Result<bool, IdentityError> {
+        c.as_service = false;
+        let r = c
+            .ldap
+            .simple_bind(dn, pw)
+            .await
+            .map_err(|e| err("user bind", e))?;
+        match r.rc {
+            RC_SUCCESS => Ok(true),
+            // 49 invalidCredentials; 48 inappropriateAuthentication, 50 insufficientAccess,
+            // 53 unwillingToPerform (locked, expired...).
+            RC_INVALID_CREDENTIALS | 48 | 50 | 53 => Ok(false),
+            rc => Err(err("user bind", format!("result code {rc}"))),
+        }
+    }
+
     async fn exchange(
         &self,
         c: &mut Conn,
         username: &str,
         password: Option<&str>,
     ) -> Result<Option<Identity>, IdentityError> {
-        if !c.as_service {
-            match &self.bind {
-                Some((dn, pw)) => {
-                    let r = c
-                        .ldap
-                        .simple_bind(dn, pw)
-                        .await
-                        .map_err(|e| err("service bind", e))?;
-                    if r.rc != RC_SUCCESS {
-                        return Err(err("service bind", format!("result code {}", r.rc)));
-                    }
-                }
-                None => {
-                    // Anonymous: an empty simple bind resets any earlier user bind.
-                    c.ldap
-                        .simple_bind("", "")
-                        .await
-                        .map_err(|e| err("anonymous bind", e))?;
-                }
-            }
-            c.as_service = true;
-        }
+        self.bind_service(c).await?;
         let filter = self
             .user_filter
             .replace("{username}", &ldap_escape(username));
-        let mut attrs: Vec<&str> = Vec::new();
-        if let Some(a) = &self.subject_attribute {
-            attrs.push(a);
-        }
+        // The entry's own spelling of the name is the subject (uid by default): "ALICE" and
+        // "alice" log in to one account and must get one `sub`.
+        let subject_attr = self.subject_attribute.as_deref().unwrap_or("uid");
+        let mut attrs: Vec<&str> = vec![subject_attr];
         if let Some(a) = &self.member_of {
             attrs.push(a);
-        }
-        if attrs.is_empty() {
-            attrs.push("1.1"); // RFC 4511 §4.5.1.8: no attributes
         }
         let res = c
             .ldap
@@ -271,32 +280,26 @@ impl Inner {
             return Err(err("user search", format!("result code {rc}")));
         }
         let Some(entry) = entries.into_iter().next() else {
+            if let Some(pw) = password {
+                // No such user: still one bind, so the round trips do not tell.
+                let dn = format!("cn=tokengate-no-such-user,{}", self.user_base);
+                let _ = self.bind_user(c, &dn, pw).await?;
+            }
             return Ok(None);
         };
         let entry = SearchEntry::construct(entry);
-        let subject = match &self.subject_attribute {
-            Some(a) => match entry.attrs.get(a).and_then(|v| v.first()) {
-                Some(s) => s.clone(),
-                None => return Ok(None),
-            },
-            None => username.to_string(),
+        let subject = match entry.attrs.get(subject_attr).and_then(|v| v.first()) {
+            Some(s) => s.clone(),
+            None if self.subject_attribute.is_none() => username.to_string(),
+            None => return Ok(None),
         };
-        let groups = self.groups(c, &entry, username).await?;
         if let Some(pw) = password {
-            c.as_service = false;
-            let r = c
-                .ldap
-                .simple_bind(&entry.dn, pw)
-                .await
-                .map_err(|e| err("user bind", e))?;
-            match r.rc {
-                RC_SUCCESS => {}
-                RC_INVALID_CREDENTIALS => return Ok(None),
-                // 48 inappropriateAuthentication, 53 unwillingToPerform (locked, expired...).
-                48 | 50 | 53 => return Ok(None),
-                rc => return Err(err("user bind", format!("result code {rc}"))),
+            if !self.bind_user(c, &entry.dn, pw).await? {
+                return Ok(None);
             }
         }
+        // Groups only for an authenticated user, read as the service account.
+        let groups = self.groups(c, &entry, username).await?;
         Ok(Some(Identity {
             subject,
             roles: self.roles(groups),
@@ -312,14 +315,17 @@ impl Inner {
     ) -> Result<Vec<String>, IdentityError> {
         if let Some(a) = &self.member_of {
             let dns = entry.attrs.get(a).cloned().unwrap_or_default();
+            let base = self.group_base.as_deref().map(normalize_dn);
             return Ok(dns
                 .iter()
+                .filter(|dn| base.as_ref().is_none_or(|b| under(&normalize_dn(dn), b)))
                 .filter_map(|dn| rdn_value(dn, &self.group_name))
                 .collect());
         }
         let Some(base) = &self.group_base else {
             return Ok(Vec::new());
         };
+        self.bind_service(c).await?;
         let filter = self
             .group_filter
             .replace("{dn}", &ldap_escape(entry.dn.as_str()))
@@ -364,6 +370,20 @@ impl Inner {
         out.dedup();
         out
     }
+}
+
+/// A DN compared case-insensitively, without the spaces RFC 4514 allows around `,` `=` `+`.
+fn normalize_dn(dn: &str) -> String {
+    dn.split(',')
+        .map(|rdn| rdn.split('=').map(str::trim).collect::<Vec<_>>().join("="))
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_lowercase()
+}
+
+/// `dn` is `base` or below it (both normalized).
+fn under(dn: &str, base: &str) -> bool {
+    dn == base || dn.ends_with(&format!(",{base}"))
 }
 
 /// The value of the first RDN of `dn` when its attribute is `attr` (case-insensitive):
@@ -420,6 +440,29 @@ fn unescape_dn_value(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_empty_password_never_reaches_a_bind() {
+        let c: crate::identity::config::LdapConfig =
+            toml::from_str("url = \"ldap://127.0.0.1:1\"\nuser_base = \"dc=x\"").unwrap();
+        let mut errs = Errors(Vec::new());
+        let l = LdapSource::compile(&c, Duration::from_secs(1), "l", &mut errs).unwrap();
+        assert!(errs.is_empty());
+        // Nothing listens on port 1: any exchange would be an error, not a rejection.
+        assert_eq!(l.authenticate("alice", "").await, Ok(None));
+        assert!(l.authenticate("alice", "x").await.is_err());
+    }
+
+    #[test]
+    fn group_dns_under_a_base() {
+        let b = normalize_dn("OU=Groups, DC=Example,DC=org");
+        assert!(under(&normalize_dn("cn=a,ou=groups,dc=example,dc=org"), &b));
+        assert!(!under(&normalize_dn("cn=a,ou=evil,dc=example,dc=org"), &b));
+        assert!(!under(
+            &normalize_dn("cn=a,ou=xgroups,dc=example,dc=org"),
+            &b
+        ));
+    }
 
     #[test]
     fn rdn_values() {

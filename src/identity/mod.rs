@@ -34,8 +34,7 @@ use dashmap::DashMap;
 use hash::PasswordHash;
 use pingora_http::RequestHeader;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -127,7 +126,9 @@ struct SourceMetrics {
     timeout: IntCounter,
     cache_hits: IntCounter,
     duration: Histogram,
-    up: IntGauge,
+    /// The `tokengate_identity_up` family: the series is made when first set (see
+    /// `IdentityShared::retain`).
+    up: IntGaugeVec,
 }
 
 /// What one backend call needs, owned (it runs as a task on the identity runtime).
@@ -333,7 +334,10 @@ impl Source {
         if self.healthy.swap(ok, Ordering::Relaxed) != ok && ok {
             log::info!("identity source {:?}: answering again", self.name);
         }
-        self.m.up.set(i64::from(ok));
+        self.m
+            .up
+            .with_label_values(&[&self.name])
+            .set(i64::from(ok));
     }
 
     /// False from a failed lookup until the next successful one.
@@ -450,8 +454,8 @@ impl IdentityMetrics {
     }
 
     fn source(&self, name: &str) -> SourceMetrics {
-        let up = self.up.with_label_values(&[name]);
-        up.set(1);
+        // `up` is set when the config is applied (IdentityShared::retain): a refused reload
+        // must neither reset a running source's series nor make one for a source never used.
         SourceMetrics {
             accepted: self.lookups.with_label_values(&[name, "accepted"]),
             rejected: self.lookups.with_label_values(&[name, "rejected"]),
@@ -459,7 +463,7 @@ impl IdentityMetrics {
             timeout: self.lookups.with_label_values(&[name, "timeout"]),
             cache_hits: self.cache_hits.with_label_values(&[name]),
             duration: self.duration.with_label_values(&[name]),
-            up,
+            up: self.up.clone(),
         }
     }
 }
@@ -516,11 +520,21 @@ impl IdentityShared {
         })
     }
 
-    /// Drop the sources the running config no longer uses (their pools close once the
-    /// lookups in flight finish).
+    /// Called when a config is applied: drop the sources it no longer uses (their pools
+    /// close once the lookups in flight finish) and their `tokengate_identity_up` series, and
+    /// show the health of those it uses. (A refused config's sources stay until then, unused
+    /// and unconnected: pools open on first use.)
     pub fn retain(&self, used: &[Arc<Source>]) {
-        self.sources
-            .retain(|_, s| used.iter().any(|u| Arc::ptr_eq(u, s)));
+        self.sources.retain(|_, s| {
+            let keep = used.iter().any(|u| Arc::ptr_eq(u, s));
+            if !keep && !used.iter().any(|u| u.name == s.name) {
+                let _ = self.metrics.up.remove_label_values(&[&s.name]);
+            }
+            keep
+        });
+        for s in used {
+            s.set_healthy(s.healthy());
+        }
     }
 
     /// Sources kept (for tests and status).
@@ -570,7 +584,7 @@ pub fn compile_static(
     shared: &IdentityShared,
 ) -> Option<Arc<Source>> {
     let mut map = HashMap::new();
-    let mut max_iter = crate::token::secret::MIN_ITERATIONS;
+    let mut dummy = None;
     let before = errs.0.len();
     for (i, u) in users.iter().enumerate() {
         let UserConfig {
@@ -586,9 +600,9 @@ pub fn compile_static(
         }
         match PasswordHash::parse(password_hash) {
             Ok(h) => {
-                if let PasswordHash::Pbkdf2(s) = &h {
-                    max_iter = max_iter.max(s.iterations());
-                }
+                // Unknown names are checked against a real user's hash: the same scheme and
+                // cost as a known name's check.
+                dummy.get_or_insert_with(|| h.clone());
                 if map.contains_key(username) {
                     errs.push(format!("{up}.username"), "duplicate username");
                 }
@@ -604,10 +618,10 @@ pub fn compile_static(
             Err(e) => errs.push(format!("{up}.password_hash"), e),
         }
     }
-    if errs.0.len() > before || users.is_empty() {
+    if errs.0.len() > before {
         return None;
     }
-    let dummy = PasswordHash::Pbkdf2(crate::token::secret::SecretHash::dummy(max_iter));
+    let dummy = dummy?;
     let fp = format!("static:{users:?}");
     let common = IdentitySourceConfig {
         name: "static".into(),
@@ -710,7 +724,16 @@ pub fn compile(
         return None;
     }
     let backend = backend?;
-    let fp = format!("{c:?}");
+    // A CA file replaced under the same path is a new source (its TLS config was read now).
+    let ca = ldap
+        .as_ref()
+        .and_then(|l| l.ca_file.as_ref())
+        .or(http.as_ref().and_then(|h| h.ca_file.as_ref()));
+    let ca_digest = ca.and_then(|f| std::fs::read(f).ok()).map(|b| {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &b);
+        crate::jose::b64_encode(d.as_ref())
+    });
+    let fp = format!("{c:?} ca={ca_digest:?}");
     shared.get_or_build(fp, |m, rt| source(c, backend, m, rt))
 }
 

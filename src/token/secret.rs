@@ -138,6 +138,16 @@ impl SecretHash {
         self.iterations.get()
     }
 
+    /// HMAC calls one check costs (iterations x output blocks).
+    pub fn work(&self) -> u64 {
+        let block = match self.prf {
+            Prf::Sha1 => 20,
+            Prf::Sha256 => 32,
+            Prf::Sha512 => 64,
+        };
+        u64::from(self.iterations.get()) * self.hash.len().div_ceil(block) as u64
+    }
+
     /// Constant-time check (aws-lc-rs `pbkdf2::verify`).
     pub fn verify(&self, secret: &[u8]) -> bool {
         pbkdf2::verify(

@@ -144,9 +144,22 @@ pub async fn metric(admin: u16, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// What a source must do beyond the standard checks: the subject it gives a user (`sub` may
+/// differ from the username), and a user with an injection-looking name that exists with its
+/// own password (it must log in as itself, and only with that password).
+struct Expect<'a> {
+    sub_prefix: &'a str,
+    hostile_user: Option<(&'a str, &'a str)>,
+}
+
+const PLAIN: Expect = Expect {
+    sub_prefix: "",
+    hostile_user: None,
+};
+
 /// What every source must do. `alice` (admin, user) and `bob` (user) exist with passwords
 /// alice-pw / bob-pw.
-async fn standard_checks(w: &World, client: &str, source: &str) {
+async fn standard_checks(w: &World, client: &str, source: &str, e: Expect<'_>) {
     let p = w.gw.port;
     let cs = secret(client);
     let c = (client, cs.as_str());
@@ -156,7 +169,7 @@ async fn standard_checks(w: &World, client: &str, source: &str) {
     let at = t["access_token"].as_str().unwrap().to_string();
     let (st, h) = seen(p, "/adm/x", &at).await;
     assert_eq!(st, 200, "alice is admin");
-    assert_eq!(h["x-user"][0], "alice");
+    assert_eq!(h["x-user"][0], format!("{}alice", e.sub_prefix));
     let roles: Vec<&str> = h["x-roles"][0].as_str().unwrap().split(',').collect();
     assert!(
         roles.contains(&"admin") && roles.contains(&"user"),
@@ -193,7 +206,15 @@ async fn standard_checks(w: &World, client: &str, source: &str) {
             "invalid_grant",
         );
     }
-    // A refresh checks the user is still there.
+    if let Some((u, pw)) = e.hostile_user {
+        let r = password(p, c, u, pw, None).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let (st, h) = seen(p, "/api/x", r.json()["access_token"].as_str().unwrap()).await;
+        assert_eq!(st, 200);
+        assert_eq!(h["x-user"][0], format!("{}{u}", e.sub_prefix));
+        assert_eq!(h["x-roles"][0], "user", "its own roles, not alice's");
+    }
+    // A refresh checks the user is still there (looked up by username, whatever `sub` is).
     let rt = t["refresh_token"].as_str().unwrap();
     let r = refresh(p, c, rt, None).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -381,8 +402,8 @@ async fn ldap_bind_search_bind_with_groups_tls_and_failures() {
         &sources,
     )
     .await;
-    standard_checks(&w, "app", "corp").await;
-    standard_checks(&w, "app_tls", "corp_tls").await;
+    standard_checks(&w, "app", "corp", PLAIN).await;
+    standard_checks(&w, "app_tls", "corp_tls", PLAIN).await;
 
     let p = w.gw.port;
     // StartTLS, with the subject taken from the entry's mail attribute.
@@ -392,6 +413,20 @@ async fn ldap_bind_search_bind_with_groups_tls_and_failures() {
     let (st, h) = seen(p, "/adm/x", &at).await;
     assert_eq!(st, 200);
     assert_eq!(h["x-user"][0], "alice@example.org");
+    // Its refresh finds the user by name, not by that subject.
+    let rt = r.json()["refresh_token"].as_str().unwrap().to_string();
+    let r = refresh(p, ("app_st", "app_st-secret"), &rt, None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (st, h) = seen(p, "/adm/x", r.json()["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (st, h["x-user"][0].as_str()),
+        (200, Some("alice@example.org"))
+    );
+    // Another spelling of the name logs in to the same account and gets the entry's uid.
+    let r = password(p, ("app", "app-secret"), " ALICE", "alice-pw", None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (_, h) = seen(p, "/api/x", r.json()["access_token"].as_str().unwrap()).await;
+    assert_eq!(h["x-user"][0], "alice");
 
     // The user whose uid is literally `*)(uid=*` logs in as itself, and only with its own
     // password: the filter matched exactly one entry.
@@ -524,7 +559,16 @@ async fn postgres_source() {
         &sources,
     )
     .await;
-    standard_checks(&w, "app", "pg").await;
+    standard_checks(
+        &w,
+        "app",
+        "pg",
+        Expect {
+            sub_prefix: "",
+            hostile_user: Some(("' OR 1=1 --", "bob-pw")),
+        },
+    )
+    .await;
     // Disabling the user in the database ends its refreshes.
     let p = w.gw.port;
     let r = password(p, ("app", "app-secret"), "bob", "bob-pw", None)
@@ -536,6 +580,8 @@ async fn postgres_source() {
     .execute(&mut c)
     .await
     .unwrap();
+    let at = r["access_token"].as_str().unwrap();
+    assert_eq!(seen(p, "/api/x", at).await.0, 200);
     let rr = refresh(
         p,
         ("app", "app-secret"),
@@ -544,6 +590,15 @@ async fn postgres_source() {
     )
     .await;
     assert_error(&rr, 400, "invalid_grant");
+    // The whole grant is revoked, its access token too (a name re-created later inherits
+    // nothing).
+    let api_r = api(p, "GET", "/api/x", at).await;
+    assert_eq!(
+        api_r.status,
+        401,
+        "{}",
+        String::from_utf8_lossy(&api_r.body)
+    );
     unavailable_checks(&w, "d", "pg_dead", "error").await;
     unavailable_checks(&w, "h", "pg_hung", "timeout").await;
     unavailable_checks(&w, "s", "pg_slow", "timeout").await;
@@ -583,7 +638,12 @@ async fn mariadb_source_with_a_roles_query() {
             .await
             .unwrap();
     }
-    for (u, r) in [("alice", "admin"), ("alice", "user"), ("bob", "user")] {
+    for (u, r) in [
+        ("alice", "admin"),
+        ("alice", "user"),
+        ("bob", "user"),
+        ("' OR 1=1 --", "user"),
+    ] {
         sqlx::query(&format!("INSERT INTO {tr} VALUES (?, ?)"))
             .bind(u)
             .bind(r)
@@ -629,7 +689,16 @@ async fn mariadb_source_with_a_roles_query() {
         &sources,
     )
     .await;
-    standard_checks(&w, "app", "maria").await;
+    standard_checks(
+        &w,
+        "app",
+        "maria",
+        Expect {
+            sub_prefix: "",
+            hostile_user: Some(("' OR 1=1 --", "x")),
+        },
+    )
+    .await;
     unavailable_checks(&w, "d", "maria_dead", "error").await;
     unavailable_checks(&w, "h", "maria_hung", "timeout").await;
     unavailable_checks(&w, "s", "maria_slow", "timeout").await;
@@ -656,14 +725,15 @@ async fn sqlite_source() {
     let users = [
         ("alice", ALICE_BCRYPT_2Y.to_string(), "admin user"),
         ("bob", hash("bob-pw"), "user"),
-        ("' OR 1=1 --", hash("x"), "admin"),
+        ("' OR 1=1 --", hash("x"), "user"),
     ];
+    // `sub` differs from the username: refreshes must look users up by name.
     for (u, h, r) in users {
         sqlx::query("INSERT INTO users VALUES (?, ?, ?, ?)")
             .bind(u)
             .bind(h)
             .bind(r)
-            .bind(u)
+            .bind(format!("id-{u}"))
             .execute(&mut c)
             .await
             .unwrap();
@@ -687,7 +757,16 @@ async fn sqlite_source() {
         &sources,
     )
     .await;
-    standard_checks(&w, "app", "lite").await;
+    standard_checks(
+        &w,
+        "app",
+        "lite",
+        Expect {
+            sub_prefix: "id-",
+            hostile_user: Some(("' OR 1=1 --", "x")),
+        },
+    )
+    .await;
     unavailable_checks(&w, "m", "lite_missing", "error").await;
     // A writer holding an exclusive lock: readers wait, past the timeout.
     sqlx::query("PRAGMA journal_mode = DELETE")
@@ -1072,6 +1151,9 @@ async fn config_refuses_bad_sources_and_a_password_grant_without_one() {
         (gateway_config(dir.path(), up.addr, &[], "") + "\n[[token_service.clients]]\nclient_id = \"x\"\nsecret_hash = \"" + &hash("s") + "\"\ngrants = [\"password\"]\n",
          "token_service.clients[0].grants"),
         (gateway_config(dir.path(), up.addr, &[("app", "nope")], ""), "token_service.clients[0].identity_source"),
+        // A valid source in a refused config: built, never used, dropped at the next apply.
+        (gateway_config(dir.path(), up.addr, &[("app", "extra"), ("b", "nope")], &db_source("extra", "sqlite::memory:", "SELECT password_hash FROM u WHERE username = ?", "", "3s")),
+         "token_service.clients[1].identity_source"),
         (gateway_config(dir.path(), up.addr, &[("app", "pg")], &db_source("pg", "postgres://x@127.0.0.1/db", "SELECT password_hash FROM u WHERE username = ?", "", "1s")),
          "token_service.identity_sources[0].database.query"),
         (gateway_config(dir.path(), up.addr, &[("app", "l")], &ldap_source("l", "http://x", "")), "token_service.identity_sources[0].ldap.url"),
@@ -1089,6 +1171,8 @@ async fn config_refuses_bad_sources_and_a_password_grant_without_one() {
         // The old config keeps serving.
         assert_eq!(w.gw.generation(), gen);
     }
+    // Built while compiling the refused configs: the running one's and "extra".
+    assert_eq!(w.gw.state.shared.identity.len(), 2);
     // A password in a database URL never shows in the config export.
     let body = gateway_config(
         dir.path(),
@@ -1112,7 +1196,7 @@ async fn config_refuses_bad_sources_and_a_password_grant_without_one() {
         "{text}"
     );
     assert!(!text.contains("hunter2"));
-    // The first config's source was dropped with it (its pool closes); refused configs left
-    // nothing behind.
+    // The first config's source was dropped with it (its pool closes), and so was the one
+    // built for a refused config.
     assert_eq!(w.gw.state.shared.identity.len(), 1);
 }
