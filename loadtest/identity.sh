@@ -5,6 +5,9 @@
 #   sources : static ([[token_service.users]]), ldap (slapd from tests/fixtures/slapd.sh, group
 #             search), postgres and mariadb (the machine's, a table made here and dropped),
 #             sqlite (a file made here), http (a second tokengate answering the JSON verdict)
+#   users   : user0..user999 in every source (one password), logins rotate through them, so
+#             concurrent logins are distinct pairs (no single-flight sharing); cache-on cases
+#             are warmed first (every pair cached), cache-off cases look up every login
 #   hashes  : pbkdf2-sha256 with 1000 iterations everywhere, so the numbers show the source,
 #             not the hash (a 600 000-round hash costs ~0.3 s of CPU per uncached login)
 #   load    : wrk -t1 -c16, PASSES passes of DURATION per case; tokens/s printed per run
@@ -46,14 +49,30 @@ T
 bash "$ROOT/tests/fixtures/slapd.sh" "$DIR/ldap" "$LP" "$LS"
 H=$(echo alice-pw | "$BIN" hash-secret --iterations 1000)
 CH=$(echo bench-secret | "$BIN" hash-secret --iterations 1000)
+N=1000
 psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE TABLE $TABLE (username text PRIMARY KEY, password_hash text, roles text)" \
-  -c "INSERT INTO $TABLE VALUES ('alice', '$H', 'admin,user')" >/dev/null
-mariadb -h 127.0.0.1 -uroot test -e "CREATE TABLE $TABLE (username VARCHAR(255) PRIMARY KEY, password_hash VARCHAR(255), roles VARCHAR(255)); INSERT INTO $TABLE VALUES ('alice', '$H', 'admin,user')"
-python3 - "$DIR/users.db" "$H" <<'P'
+  -c "INSERT INTO $TABLE SELECT 'user' || i, '$H', 'admin,user' FROM generate_series(0, $((N - 1))) i" >/dev/null
+mariadb -h 127.0.0.1 -uroot test -e "CREATE TABLE $TABLE (username VARCHAR(255) PRIMARY KEY, password_hash VARCHAR(255), roles VARCHAR(255));
+  INSERT INTO $TABLE WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < $((N - 1))) SELECT CONCAT('user', i), '$H', 'admin,user' FROM s"
+python3 - "$DIR/users.db" "$H" "$N" <<'P'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1]); c.execute("CREATE TABLE users (username TEXT PRIMARY KEY, password_hash TEXT, roles TEXT)")
-c.execute("INSERT INTO users VALUES ('alice', ?, 'admin,user')", (sys.argv[2],)); c.commit()
+c.executemany("INSERT INTO users VALUES (?, ?, 'admin,user')", [(f"user{i}", sys.argv[2]) for i in range(int(sys.argv[3]))]); c.commit()
 P
+# The LDAP users, members of gw-users and gw-admins.
+LPW=$(/usr/sbin/slappasswd -s alice-pw)
+python3 - "$N" "$LPW" > "$DIR/users.ldif" <<'P'
+import sys
+n, pw = int(sys.argv[1]), sys.argv[2]
+for i in range(n):
+    print(f"dn: uid=user{i},ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: user{i}\ncn: U{i}\nsn: U\nuserPassword: {pw}\n")
+for g in ("gw-users", "gw-admins"):
+    print(f"dn: cn={g},ou=groups,dc=example,dc=org\nchangetype: modify\nadd: member")
+    for i in range(n):
+        print(f"member: uid=user{i},ou=people,dc=example,dc=org")
+    print()
+P
+ldapmodify -a -x -H "ldap://127.0.0.1:$LP/" -D cn=admin,dc=example,dc=org -w admin-pw -f "$DIR/users.ldif" >/dev/null
 
 # The identity API: a tokengate answering every POST with the verdict.
 { common idapi "$OA" "$OP"; cat <<'T'
@@ -97,10 +116,11 @@ key_dir = "$DIR/keys"
 backoff = { max_failures = 1000000 }
 [token_service.store]
 path = "$DIR/tokens.redb"
-[[token_service.users]]
-username = "alice"
-password_hash = "$H"
-roles = ["admin", "user"]
+T
+  for i in $(seq 0 $((N - 1))); do
+    printf '[[token_service.users]]\nusername = "user%s"\npassword_hash = "%s"\nroles = ["admin", "user"]\n' "$i" "$H"
+  done
+  cat <<T
 [[token_service.clients]]
 client_id = "cc"
 secret_hash = "$CH"
@@ -125,17 +145,19 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$GA/healthz" >/dev/null && 
 
 URL="http://127.0.0.1:$GP/oauth2/token"
 auth() { printf 'Basic %s' "$(printf '%s:bench-secret' "$1" | base64 -w0)"; }
-PW_BODY='grant_type=password&username=alice&password=alice-pw'
+PW_BODY='grant_type=password&username=user%d&password=alice-pw'
 for c in static "${SOURCES[@]}"; do for m in on off; do
   [ "$c" = static ] && [ "$m" = off ] && continue
-  code=$(curl -s -o "$DIR/out" -w '%{http_code}' -H "Authorization: $(auth "${c}_$m")" -d "$PW_BODY" "$URL")
+  code=$(curl -s -o "$DIR/out" -w '%{http_code}' -H "Authorization: $(auth "${c}_$m")" -d "${PW_BODY/\%d/7}" "$URL")
   [ "$code" = 200 ] || { echo "${c}_$m: HTTP $code $(cat "$DIR/out")" >&2; exit 1; }
 done; done
 
-run() { # client body
-  TG_AUTH=$(auth "$1") TG_BODY=$2 wrk -t1 -c16 -d"$DURATION" -s "$ROOT/loadtest/wrk/password.lua" "$URL" \
+run() { # client body [duration]
+  TG_AUTH=$(auth "$1") TG_BODY=$2 TG_USERS=$N wrk -t1 -c16 -d"${3:-$DURATION}" -s "$ROOT/loadtest/wrk/password.lua" "$URL" \
     | awk '/Requests\/sec/ {r=$2} /WRK_NON200/ {n=$2} END {printf "%s\t%s", r, n}'
 }
+# Warm the cache-on sources: every pair looked up once.
+for c in static "${SOURCES[@]}"; do run "${c}_on" "$PW_BODY" 3s >/dev/null; done
 printf 'pass\tcase\ttokens_per_s\tnon200\tvs_client_credentials\n'
 for i in $(seq 1 "$PASSES"); do
   base=$(run cc 'grant_type=client_credentials')
