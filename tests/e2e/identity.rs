@@ -1146,6 +1146,29 @@ async fn config_refuses_bad_sources_and_a_password_grant_without_one() {
         ),
     )
     .await;
+    // A reload that leaves the source alone keeps it (pool, cache, health): the same object.
+    let src = |w: &World| {
+        let snap = w.gw.state.current.load_full();
+        snap.token
+            .as_ref()
+            .unwrap()
+            .identity_source("static_ok")
+            .unwrap()
+    };
+    let before = src(&w);
+    let text = std::fs::read_to_string(&w.gw.config).unwrap();
+    let body = text.split_once("\n[upstreams.u]").unwrap().1;
+    w.gw.write_body(&format!(
+        "\n[upstreams.u]{body}\n[[routes]]\nname = \"extra\"\nrespond = {{ status = 204 }}\n"
+    ));
+    let r = request(w.gw.admin_port, "POST", "/admin/reload", &[], "").await;
+    assert_eq!(
+        r.json()["result"],
+        "applied",
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(Arc::ptr_eq(&before, &src(&w)));
     let cases = [
         // No source for a client with the password grant.
         (gateway_config(dir.path(), up.addr, &[], "") + "\n[[token_service.clients]]\nclient_id = \"x\"\nsecret_hash = \"" + &hash("s") + "\"\ngrants = [\"password\"]\n",
