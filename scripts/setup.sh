@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
-# Install what a fresh Debian machine lacks to build and test tokengate. Idempotent.
+# Install what a fresh Debian machine lacks to build and test tokengate, and start the services
+# the tests use. Idempotent. `setup.sh run`: only what building and running the gateway needs.
 set -euo pipefail
+MODE=${1:-test}
 
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)       # Pingora's zlib-ng (libz-ng-sys)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
-command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
-command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)     # test certificates
-command -v curl >/dev/null 2>&1 || need_apt+=(curl)           # independent HTTP/2 client in tests
-command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server) # token store tests
-# Throwaway OpenLDAP servers for the LDAP tests (tests/fixtures/slapd.sh). slapd lives in
-# /usr/sbin, which a non-root PATH may lack, so test for the file.
-[ -x /usr/sbin/slapd ] || need_apt+=(slapd ldap-utils)
-command -v ldapwhoami >/dev/null 2>&1 || need_apt+=(ldap-utils)
-# The database identity-source tests use the machine's PostgreSQL (127.0.0.1:5432, user
-# postgres, database test) and MariaDB (127.0.0.1:3306, root without password, database test).
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-if ! port_open 5432 && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-  need_apt+=(postgresql)
+if [ "$MODE" = test ]; then
+  command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+  command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)     # test certificates
+  command -v curl >/dev/null 2>&1 || need_apt+=(curl)           # independent HTTP/2 client in tests
+  command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server) # token store tests
+  # Throwaway OpenLDAP servers for the LDAP tests (tests/fixtures/slapd.sh). slapd lives in
+  # /usr/sbin, which a non-root PATH may lack, so test for the file.
+  [ -x /usr/sbin/slapd ] || need_apt+=(slapd ldap-utils)
+  command -v ldapwhoami >/dev/null 2>&1 || need_apt+=(ldap-utils)
+  # The database identity-source tests use the machine's PostgreSQL (127.0.0.1:5432, user
+  # postgres, database test) and MariaDB (127.0.0.1:3306, root without password, database test).
+  if ! port_open 5432 && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    need_apt+=(postgresql)
+  fi
+  if ! port_open 3306 && [ ! -x /usr/sbin/mariadbd ]; then need_apt+=(mariadb-server); fi
 fi
-if ! port_open 3306 && [ ! -x /usr/sbin/mariadbd ]; then need_apt+=(mariadb-server); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
@@ -30,6 +34,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust (https://rustup.rs) first" >&2
   exit 1
 fi
+[ "$MODE" = test ] || exit 0
 
 # The token store's Redis tests expect a Redis on 127.0.0.1:6379 (it keeps nothing on disk).
 if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
