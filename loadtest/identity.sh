@@ -29,22 +29,8 @@ cleanup() {
   rm -rf "$DIR"
 }
 trap cleanup EXIT
-free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$ROOT/loadtest/lib.sh"
 OP=$(free); OA=$(free); GP=$(free); GA=$(free); LP=$(free); LS=$(free)
-common() { cat <<T
-[server]
-threads = 1
-pid_file = "$DIR/$1.pid"
-upgrade_sock = "$DIR/$1.sock"
-reload_poll_interval = "0s"
-[admin]
-listen = "127.0.0.1:$2"
-[access_log]
-enabled = false
-[[listeners]]
-address = "127.0.0.1:$3"
-T
-}
 
 bash "$ROOT/tests/fixtures/slapd.sh" "$DIR/ldap" "$LP" "$LS"
 H=$(echo alice-pw | "$BIN" hash-secret --iterations 1000)

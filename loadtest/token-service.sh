@@ -14,22 +14,8 @@ DIR=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
 trap cleanup EXIT
-free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$ROOT/loadtest/lib.sh"
 OP=$(free); OA=$(free); GP=$(free); GA=$(free)
-common() { cat <<T
-[server]
-threads = 1
-pid_file = "$DIR/$1.pid"
-upgrade_sock = "$DIR/$1.sock"
-reload_poll_interval = "0s"
-[admin]
-listen = "127.0.0.1:$2"
-[access_log]
-enabled = false
-[[listeners]]
-address = "127.0.0.1:$3"
-T
-}
 { common origin "$OA" "$OP"; printf '[[routes]]\nname = "ok"\nrespond = { status = 200, body = "ok\\n" }\n'; } > "$DIR/origin.toml"
 HASH=$(echo bench-secret | "$BIN" hash-secret --iterations 1000)
 { common gw "$GA" "$GP"; cat <<T
