@@ -392,12 +392,29 @@ impl StaticUsers {
 }
 
 /// A hash check on the blocking pool (argon2 or 600 000 PBKDF2 rounds must not stall the
-/// proxy's worker threads).
+/// proxy's worker threads). At most two checks per CPU run at once, process-wide: the permit
+/// travels with the check, so a check whose lookup timed out (a blocking task cannot be
+/// aborted) still holds it, and an overloaded gateway queues checks instead of stacking
+/// threads.
 async fn verify_off_runtime(hash: PasswordHash, password: &str) -> Result<bool, IdentityError> {
-    let pw = zeroize::Zeroizing::new(password.as_bytes().to_vec());
-    tokio::task::spawn_blocking(move || hash.verify(&pw))
+    static PERMITS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    let permits = PERMITS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(tokio::sync::Semaphore::new(cpus * 2))
+    });
+    let permit = permits
+        .clone()
+        .acquire_owned()
         .await
-        .map_err(|_| IdentityError::Unavailable("password check failed".into()))
+        .map_err(|_| IdentityError::Unavailable("password check failed".into()))?;
+    let pw = zeroize::Zeroizing::new(password.as_bytes().to_vec());
+    tokio::task::spawn_blocking(move || {
+        let ok = hash.verify(&pw);
+        drop(permit);
+        ok
+    })
+    .await
+    .map_err(|_| IdentityError::Unavailable("password check failed".into()))
 }
 
 /// Per-source metrics, registered once per process.
@@ -625,7 +642,8 @@ pub fn compile_static(
     let fp = format!("static:{users:?}");
     let common = IdentitySourceConfig {
         name: "static".into(),
-        timeout: crate::units::HumanDuration(Duration::from_secs(5)),
+        // Generous: a 600 000-round PBKDF2 costs ~0.3 s of a core, and a burst queues.
+        timeout: crate::units::HumanDuration(Duration::from_secs(10)),
         cache_ttl: crate::units::HumanDuration(Duration::from_secs(30)),
         negative_cache_ttl: crate::units::HumanDuration(Duration::from_secs(2)),
         cache_capacity: 10_000,
