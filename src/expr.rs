@@ -383,6 +383,23 @@ impl Template {
         self.render_with(v, |s, out| out.push_str(s))
     }
 
+    /// The template with its `i`-th variable replaced by `marker(i)` and literals as written
+    /// (to check, at load, where variables stand in a structured body).
+    pub fn with_markers(&self, marker: impl Fn(usize) -> String) -> String {
+        let mut out = String::new();
+        let mut i = 0;
+        for p in &self.parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(_) => {
+                    out.push_str(&marker(i));
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
     /// Render with each value passed through `escape` (literals are written as they are):
     /// a JSON or form body made from request values stays well-formed whatever they hold.
     pub fn render_with(

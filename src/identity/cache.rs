@@ -85,7 +85,8 @@ impl CredCache {
             });
         }
         drop(e);
-        self.map.remove(k);
+        // Only if still expired: another login may have just put a fresh answer.
+        self.map.remove_if(k, |_, v| now >= v.0);
         None
     }
 
@@ -108,17 +109,15 @@ impl CredCache {
         self.map.insert(k, (now + ttl, id));
     }
 
-    /// The pair's lookup in flight, joined or started.
-    pub fn flight(&self, k: [u8; 32]) -> Flight {
-        self.inflight.entry(k).or_default().clone()
-    }
-
-    /// The lookup has answered, or this waiter gave up: once answered (or abandoned by all
-    /// but this waiter) later logins start afresh.
-    pub fn land(&self, k: &[u8; 32], f: &Flight) {
-        self.inflight.remove_if(k, |_, v| {
-            Arc::ptr_eq(v, f) && (v.initialized() || Arc::strong_count(v) <= 2)
-        });
+    /// The pair's lookup in flight, joined or started. Dropping the guard (answered, timed
+    /// out, or the request went away) lands it: once answered, or abandoned by every other
+    /// waiter, later logins start afresh.
+    pub fn flight(&self, k: [u8; 32]) -> FlightGuard<'_> {
+        FlightGuard {
+            flight: self.inflight.entry(k).or_default().clone(),
+            cache: self,
+            key: k,
+        }
     }
 
     /// Pairs in flight (tests).
@@ -137,6 +136,28 @@ impl CredCache {
 
 /// One lookup's answer, shared by every login of the pair that arrived while it ran.
 pub type Flight = Arc<tokio::sync::OnceCell<Result<Option<Arc<Identity>>, super::IdentityError>>>;
+
+/// A login's part in a flight; lands it when dropped.
+pub struct FlightGuard<'a> {
+    flight: Flight,
+    cache: &'a CredCache,
+    key: [u8; 32],
+}
+
+impl FlightGuard<'_> {
+    pub fn get(&self) -> &Flight {
+        &self.flight
+    }
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let f = &self.flight;
+        self.cache.inflight.remove_if(&self.key, |_, v| {
+            Arc::ptr_eq(v, f) && (v.initialized() || Arc::strong_count(v) <= 2)
+        });
+    }
+}
 
 #[cfg(test)]
 mod tests {

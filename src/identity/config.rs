@@ -129,9 +129,12 @@ pub struct HttpSourceConfig {
     #[serde(default = "d_reject_status")]
     pub reject_status: Vec<u16>,
     /// JSON pointer to a boolean in a 2xx answer: true accepts, anything else rejects.
-    /// Unset: any 2xx answer accepts.
     #[serde(default)]
     pub accept_pointer: Option<String>,
+    /// Without `accept_pointer`, any 2xx answer accepts: only for APIs that answer
+    /// wrong passwords with a status in `reject_status` (set it to say so).
+    #[serde(default)]
+    pub accept_any_success: bool,
     /// JSON pointer to the roles (an array of strings, or a space/comma-separated string).
     #[serde(default)]
     pub roles_pointer: Option<String>,

@@ -11,10 +11,10 @@
 //! unknown names from wrong passwords. A query that returns two rows rejects the login.
 
 use super::hash::PasswordHash;
-use super::{split_list, verify_off_runtime, Identity, IdentityError};
+use super::{split_list, verify_off_runtime, Answer, Identity, IdentityError};
 use crate::error::Errors;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Column, Row};
+use sqlx::{AnyPool, Column, Row as _};
 use std::str::FromStr as _;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -142,30 +142,27 @@ impl DbSource {
     }
 
     /// The user's row: `(hash, identity)`, None when no single row matches.
-    /// The user's row: `(hash, identity without the roles query)`, None when no single row
-    /// matches. A value the database refuses as data (SQLSTATE class 22, e.g. a NUL in a
-    /// PostgreSQL text parameter) is no such user, not a source failure.
-    async fn row(
-        &self,
-        username: &str,
-    ) -> Result<Option<(Option<String>, Identity)>, IdentityError> {
+    /// The user's row. A value the database refuses as data (PostgreSQL SQLSTATE class 22,
+    /// e.g. a NUL; MySQL's charset and collation errors 1267, 1271, 1366) cannot be a user:
+    /// `Unusable`, not a source failure anyone could trigger.
+    async fn row(&self, username: &str) -> Result<Row, IdentityError> {
         let rows = match sqlx::query(&self.query)
             .bind(username.to_string())
             .fetch_all(self.pool().await)
             .await
         {
             Ok(rows) => rows,
-            Err(sqlx::Error::Database(d)) if d.code().is_some_and(|c| c.starts_with("22")) => {
-                return Ok(None)
+            Err(sqlx::Error::Database(d)) if refused_as_data(d.as_ref()) => {
+                return Ok(Row::Unusable)
             }
             Err(e) => return Err(err("query", e)),
         };
         let row = match rows.as_slice() {
-            [] => return Ok(None),
+            [] => return Ok(Row::Missing),
             [row] => row,
             _ => {
                 log::warn!("database source: the query returned several rows; login refused");
-                return Ok(None);
+                return Ok(Row::Unusable);
             }
         };
         let hash = text(row, "password_hash")?;
@@ -176,14 +173,14 @@ impl DbSource {
             .map(|r| split_list(&r, &self.sep))
             .unwrap_or_default();
         let subject = text(row, "subject")?.unwrap_or_else(|| username.to_string());
-        Ok(Some((
+        Ok(Row::Found(
             hash,
             Identity {
                 subject,
                 roles,
                 scopes,
             },
-        )))
+        ))
     }
 
     /// Add the `roles_query` rows (run only for an authenticated or refreshed user, so it
@@ -214,46 +211,63 @@ impl DbSource {
         &self,
         username: &str,
         password: &str,
-    ) -> Result<Option<Identity>, IdentityError> {
-        let found = self.row(username).await?;
-        let parsed = found
-            .as_ref()
-            .map(|(h, _)| h.as_deref().map(PasswordHash::parse));
-        let hash = match parsed {
-            Some(Some(Ok(h))) => {
-                if let Ok(mut l) = self.last_hash.lock() {
-                    *l = h.clone();
+        deadline: tokio::time::Instant,
+    ) -> Result<Answer, IdentityError> {
+        let (hash, id) = match self.row(username).await? {
+            Row::Found(Some(h), id) => match PasswordHash::parse(&h) {
+                Ok(h) => {
+                    if let Ok(mut l) = self.last_hash.lock() {
+                        *l = h.clone();
+                    }
+                    (Some(h), Some(id))
                 }
-                Some(h)
-            }
-            Some(Some(Err(e))) => {
-                log::warn!("database source: a user's password_hash is unusable: {e}");
-                None
-            }
-            Some(None) | None => None,
+                Err(e) => {
+                    log::warn!("database source: a user's password_hash is unusable: {e}");
+                    (None, None)
+                }
+            },
+            Row::Found(None, _) | Row::Missing | Row::Unusable => (None, None),
         };
         let Some(hash) = hash else {
             // Unknown user or no usable hash: the same work as a real check, then reject.
             let dummy = self.last_hash.lock().ok().map(|l| l.clone());
             if let Some(d) = dummy {
-                verify_off_runtime(d, password).await?;
+                verify_off_runtime(d, password, deadline).await?;
             }
-            return Ok(None);
+            return Ok(Answer::Rejected);
         };
-        if !verify_off_runtime(hash, password).await? {
-            return Ok(None);
+        if !verify_off_runtime(hash, password, deadline).await? {
+            return Ok(Answer::Rejected);
         }
-        match found {
-            Some((_, id)) => Ok(Some(self.with_roles(username, id).await?)),
-            None => Ok(None),
+        match id {
+            Some(id) => Ok(Answer::Accepted(self.with_roles(username, id).await?)),
+            None => Ok(Answer::Rejected),
         }
     }
 
     /// A refresh: the row must still be there with a hash (a NULL hash disables the user).
-    pub async fn lookup(&self, username: &str) -> Result<Option<Identity>, IdentityError> {
-        match self.row(username).await? {
-            Some((Some(_), id)) => Ok(Some(self.with_roles(username, id).await?)),
-            _ => Ok(None),
-        }
+    pub async fn lookup(&self, username: &str) -> Result<Answer, IdentityError> {
+        Ok(match self.row(username).await? {
+            Row::Found(Some(_), id) => Answer::Accepted(self.with_roles(username, id).await?),
+            Row::Found(None, _) | Row::Missing => Answer::Gone,
+            Row::Unusable => Answer::Unsure,
+        })
     }
+}
+
+/// What the query found for a username.
+enum Row {
+    /// No row.
+    Missing,
+    /// Several rows, or a value the database refused as data.
+    Unusable,
+    /// One row: its `password_hash` (None: NULL) and the identity without `roles_query`.
+    Found(Option<String>, Identity),
+}
+
+fn refused_as_data(d: &dyn sqlx::error::DatabaseError) -> bool {
+    if let Some(m) = d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(m.number(), 1267 | 1271 | 1366);
+    }
+    d.code().is_some_and(|c| c.starts_with("22"))
 }

@@ -14,7 +14,7 @@
 //! to loopback hosts (the same rule as JWKS URLs).
 
 use super::config::HttpSourceConfig;
-use super::{split_list, Ctx, Identity, IdentityError};
+use super::{split_list, Answer, Ctx, Identity, IdentityError};
 use crate::error::Errors;
 use crate::expr::{RequestView, Template};
 use bytes::Bytes;
@@ -128,12 +128,33 @@ fn check_pointer(p: &Option<String>, path: &str, errs: &mut Errors) {
     }
 }
 
+/// Every variable of a JSON body must stand inside a string: values are escaped as string
+/// contents, so `{"id": ${var.username}}` would let a username write JSON.
+fn check_json_template(t: &Template, path: &str, errs: &mut Errors) {
+    let text = t.with_markers(|i| format!("TGVAR{i}X"));
+    if crate::jose::json::parse_strict(text.as_bytes()).is_err() {
+        errs.push(
+            path.to_string(),
+            "must be a JSON document with every ${...} inside a string, e.g. {\"u\":\"${var.username}\"}",
+        );
+    }
+}
+
 fn template(s: &str, path: &str, errs: &mut Errors) -> Option<Template> {
     match Template::parse(s) {
         Ok(t) if t.reads_body() => {
             errs.push(
                 path.to_string(),
                 "the token request's body cannot be read here",
+            );
+            None
+        }
+        // A value new on every call (uuid, now) would make every request a cache miss and
+        // defeat single flight.
+        Ok(t) if t.is_volatile() => {
+            errs.push(
+                path.to_string(),
+                "uuid and now change on every call: not allowed here",
             );
             None
         }
@@ -155,6 +176,7 @@ impl HttpSource {
             content_type,
             reject_status,
             accept_pointer,
+            accept_any_success,
             roles_pointer,
             scopes_pointer,
             subject_pointer,
@@ -211,6 +233,20 @@ impl HttpSource {
                 format!("{path}.content_type"),
                 "application/json (or +json) or application/x-www-form-urlencoded: values are escaped for it",
             );
+        }
+        if accept_pointer.is_none() && !*accept_any_success {
+            errs.push(
+                format!("{path}.accept_pointer"),
+                "say what accepts: a JSON pointer to a true member, or accept_any_success = true \
+                 (an API answering 200 {\"valid\":false} would otherwise accept every password)",
+            );
+        }
+        if json {
+            for (k, t) in [("body", &body_t), ("refresh_body", &refresh_t)] {
+                if let Some(t) = t {
+                    check_json_template(t, &format!("{path}.{k}"), errs);
+                }
+            }
         }
         for (k, p) in [
             ("accept_pointer", accept_pointer),
@@ -284,7 +320,8 @@ impl HttpSource {
         if let Some(p) = password {
             vars.insert("password".to_string(), p.to_string());
         }
-        let unresolved = || IdentityError::Unavailable("http: a template value is absent".into());
+        let unresolved =
+            || IdentityError::BadRequest("a value the identity source needs is missing");
         let json = self.json;
         let (body, headers) = {
             let mut view = RequestView::new(ctx.req, ctx.client_ip);
@@ -299,8 +336,9 @@ impl HttpSource {
             let mut headers = Vec::with_capacity(self.headers.len());
             for (n, t) in &self.headers {
                 let v = t.render(&view).ok_or_else(unresolved)?;
-                let v = HeaderValue::from_str(&v)
-                    .map_err(|_| IdentityError::Unavailable("http: bad header value".into()))?;
+                let v = HeaderValue::from_str(&v).map_err(|_| {
+                    IdentityError::BadRequest("a value the identity source needs is malformed")
+                })?;
                 headers.push((n.clone(), v));
             }
             (body, headers)
@@ -340,7 +378,7 @@ impl HttpSource {
         }
     }
 
-    pub async fn call(&self, r: Rendered) -> Result<Option<Identity>, IdentityError> {
+    pub async fn call(&self, r: Rendered) -> Result<Answer, IdentityError> {
         let mut b = Request::builder()
             .method(self.method.clone())
             .uri(r.uri)
@@ -359,7 +397,13 @@ impl HttpSource {
             .map_err(|e| IdentityError::Unavailable(format!("http: {}", short(&e))))?;
         let status = resp.status();
         if self.reject.contains(&status.as_u16()) {
-            return Ok(None);
+            // A refresh: only 404/410 say the user is gone; a 401/403 there is about this
+            // gateway's own credentials, and must not end every grant.
+            return Ok(match (r.refresh, status.as_u16()) {
+                (false, _) => Answer::Rejected,
+                (true, 404 | 410) => Answer::Gone,
+                (true, _) => Answer::Unsure,
+            });
         }
         if !status.is_success() {
             return Err(IdentityError::Unavailable(format!(
@@ -375,12 +419,7 @@ impl HttpSource {
         self.map(&body, r.username, r.refresh)
     }
 
-    fn map(
-        &self,
-        body: &[u8],
-        username: String,
-        refresh: bool,
-    ) -> Result<Option<Identity>, IdentityError> {
+    fn map(&self, body: &[u8], username: String, refresh: bool) -> Result<Answer, IdentityError> {
         let needs_json = self.accept.is_some()
             || self.roles.is_some()
             || self.scopes.is_some()
@@ -399,7 +438,11 @@ impl HttpSource {
         };
         if let Some(p) = &self.accept {
             if v.pointer(p) != Some(&Value::Bool(true)) {
-                return Ok(None);
+                return Ok(if refresh {
+                    Answer::Gone
+                } else {
+                    Answer::Rejected
+                });
             }
         }
         let list = |p: &Option<String>| -> Vec<String> {
@@ -413,9 +456,11 @@ impl HttpSource {
                 _ => Vec::new(),
             }
         };
-        let subject = match self.subject.as_ref().filter(|_| !refresh) {
+        let subject = match self.subject.as_ref() {
             Some(p) => match v.pointer(p) {
                 Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                // A regenerator need not name the subject: "" = not known here.
+                _ if refresh => String::new(),
                 _ => {
                     return Err(IdentityError::Unavailable(
                         "http: no subject in the answer".into(),
@@ -424,7 +469,7 @@ impl HttpSource {
             },
             None => username,
         };
-        Ok(Some(Identity {
+        Ok(Answer::Accepted(Identity {
             subject,
             roles: list(&self.roles),
             scopes: list(&self.scopes),

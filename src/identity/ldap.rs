@@ -14,14 +14,14 @@
 //! panics on some malformed server answers, and a hostile or broken server must cost one failed
 //! lookup (the task's JoinError), not the request task.
 
-use super::{split_list, Identity, IdentityError};
+use super::{split_list, Answer, Identity, IdentityError};
 use crate::error::Errors;
 use ldap3::{
     ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct LdapSource {
     inner: Arc<Inner>,
@@ -47,7 +47,11 @@ struct Conn {
     ldap: Ldap,
     /// Bound as the service account (false after a user bind).
     as_service: bool,
+    idle_since: Instant,
 }
+
+/// Pooled connections idle longer than this are closed rather than reused.
+const MAX_IDLE: Duration = Duration::from_secs(60);
 
 /// LDAP result codes we tell apart (RFC 4511 Appendix A).
 const RC_SUCCESS: u32 = 0;
@@ -152,14 +156,14 @@ impl LdapSource {
         &self,
         username: &str,
         password: &str,
-    ) -> Result<Option<Identity>, IdentityError> {
+    ) -> Result<Answer, IdentityError> {
         if password.is_empty() {
-            return Ok(None);
+            return Ok(Answer::Rejected);
         }
         self.inner.run(username, Some(password)).await
     }
 
-    pub async fn lookup(&self, username: &str) -> Result<Option<Identity>, IdentityError> {
+    pub async fn lookup(&self, username: &str) -> Result<Answer, IdentityError> {
         self.inner.run(username, None).await
     }
 }
@@ -173,17 +177,27 @@ impl Inner {
         Ok(Conn {
             ldap,
             as_service: false,
+            idle_since: Instant::now(),
         })
     }
 
+    /// A pooled connection: open, and idle for less than [`MAX_IDLE`] (servers and NATs
+    /// drop idle connections, often silently).
     fn take(&self) -> Option<Conn> {
-        self.pool.lock().ok().and_then(|mut p| p.pop())
+        let mut p = self.pool.lock().ok()?;
+        while let Some(mut c) = p.pop() {
+            if !c.ldap.is_closed() && c.idle_since.elapsed() < MAX_IDLE {
+                return Some(c);
+            }
+        }
+        None
     }
 
     fn give_back(&self, mut c: Conn) {
         if c.ldap.is_closed() {
             return;
         }
+        c.idle_since = Instant::now();
         if let Ok(mut p) = self.pool.lock() {
             if p.len() < self.pool_size {
                 p.push(c);
@@ -191,16 +205,16 @@ impl Inner {
         }
     }
 
-    /// The whole exchange; `password` None is a refresh lookup (search only).
-    async fn run(
-        &self,
-        username: &str,
-        password: Option<&str>,
-    ) -> Result<Option<Identity>, IdentityError> {
-        let mut c = match self.take() {
-            Some(c) => c,
-            None => self.connect().await?,
-        };
+    /// The whole exchange; `password` None is a refresh lookup (search only). A pooled
+    /// connection that fails is retried once on a new one (it may have died while idle).
+    async fn run(&self, username: &str, password: Option<&str>) -> Result<Answer, IdentityError> {
+        if let Some(mut c) = self.take() {
+            if let Ok(r) = self.exchange(&mut c, username, password).await {
+                self.give_back(c);
+                return Ok(r);
+            }
+        }
+        let mut c = self.connect().await?;
         let r = self.exchange(&mut c, username, password).await;
         if r.is_ok() {
             self.give_back(c);
@@ -252,7 +266,13 @@ impl Inner {
         c: &mut Conn,
         username: &str,
         password: Option<&str>,
-    ) -> Result<Option<Identity>, IdentityError> {
+    ) -> Result<Answer, IdentityError> {
+        // What a login refuses, a lookup cannot tell.
+        let refused = if password.is_some() {
+            Answer::Rejected
+        } else {
+            Answer::Unsure
+        };
         self.bind_service(c).await?;
         let filter = self
             .user_filter
@@ -273,34 +293,40 @@ impl Inner {
         let (entries, rc) = (res.0, res.1.rc);
         if rc == RC_SIZE_LIMIT || entries.len() > 1 {
             log::warn!("ldap: the user filter matched several entries; login refused");
-            return Ok(None);
+            return Ok(refused);
         }
         // 32 (noSuchObject) means user_base does not exist: a config problem to surface.
         if rc != RC_SUCCESS {
             return Err(err("user search", format!("result code {rc}")));
         }
         let Some(entry) = entries.into_iter().next() else {
-            if let Some(pw) = password {
-                // No such user: still one bind, so the round trips do not tell.
-                let dn = format!("cn=tokengate-no-such-user,{}", self.user_base);
-                let _ = self.bind_user(c, &dn, pw).await?;
-            }
-            return Ok(None);
+            let Some(pw) = password else {
+                return Ok(Answer::Gone);
+            };
+            // No such user: still one bind, so the round trips do not tell. Its result code
+            // means nothing; only a broken connection is an error.
+            c.as_service = false;
+            let dn = format!("cn=tokengate-no-such-user,{}", self.user_base);
+            c.ldap
+                .simple_bind(&dn, pw)
+                .await
+                .map_err(|e| err("user bind", e))?;
+            return Ok(Answer::Rejected);
         };
         let entry = SearchEntry::construct(entry);
-        let subject = match entry.attrs.get(subject_attr).and_then(|v| v.first()) {
+        let subject = match attr(&entry, subject_attr).and_then(|v| v.first()) {
             Some(s) => s.clone(),
             None if self.subject_attribute.is_none() => username.to_string(),
-            None => return Ok(None),
+            None => return Ok(refused),
         };
         if let Some(pw) = password {
             if !self.bind_user(c, &entry.dn, pw).await? {
-                return Ok(None);
+                return Ok(Answer::Rejected);
             }
         }
         // Groups only for an authenticated user, read as the service account.
         let groups = self.groups(c, &entry, username).await?;
-        Ok(Some(Identity {
+        Ok(Answer::Accepted(Identity {
             subject,
             roles: self.roles(groups),
             scopes: Vec::new(),
@@ -314,11 +340,15 @@ impl Inner {
         username: &str,
     ) -> Result<Vec<String>, IdentityError> {
         if let Some(a) = &self.member_of {
-            let dns = entry.attrs.get(a).cloned().unwrap_or_default();
-            let base = self.group_base.as_deref().map(normalize_dn);
+            let dns = attr(entry, a).cloned().unwrap_or_default();
+            let base = self.group_base.as_deref().and_then(parse_dn);
             return Ok(dns
                 .iter()
-                .filter(|dn| base.as_ref().is_none_or(|b| under(&normalize_dn(dn), b)))
+                .filter(|dn| match (&base, parse_dn(dn)) {
+                    (None, _) => true,
+                    (Some(b), Some(d)) => under(&d, b),
+                    (Some(_), None) => false,
+                })
                 .filter_map(|dn| rdn_value(dn, &self.group_name))
                 .collect());
         }
@@ -348,11 +378,7 @@ impl Inner {
             .0
             .into_iter()
             .map(SearchEntry::construct)
-            .filter_map(|e| {
-                e.attrs
-                    .get(&self.group_name)
-                    .and_then(|v| v.first().cloned())
-            })
+            .filter_map(|e| attr(&e, &self.group_name).and_then(|v| v.first().cloned()))
             .collect())
     }
 
@@ -372,69 +398,94 @@ impl Inner {
     }
 }
 
-/// A DN compared case-insensitively, without the spaces RFC 4514 allows around `,` `=` `+`.
-fn normalize_dn(dn: &str) -> String {
-    dn.split(',')
-        .map(|rdn| rdn.split('=').map(str::trim).collect::<Vec<_>>().join("="))
-        .collect::<Vec<_>>()
-        .join(",")
-        .to_lowercase()
+/// An attribute's values by name, case-insensitively (servers answer in their own spelling:
+/// `memberOf`, `sAMAccountName`).
+fn attr<'e>(entry: &'e SearchEntry, name: &str) -> Option<&'e Vec<String>> {
+    entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
 }
 
-/// `dn` is `base` or below it (both normalized).
-fn under(dn: &str, base: &str) -> bool {
-    dn == base || dn.ends_with(&format!(",{base}"))
+/// The text up to the first unescaped `sep` (RFC 4514 §2: `\,` and `\2C` belong to a value).
+fn split_unescaped(s: &str, sep: char) -> &str {
+    let mut escaped = false;
+    for (i, ch) in s.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if ch == '\\' {
+            escaped = true;
+        } else if ch == sep {
+            return s.get(..i).unwrap_or(s);
+        }
+    }
+    s
+}
+
+/// A DN's RDNs, split on unescaped `,` only, each as (attribute type, value) unescaped and
+/// lower-cased (multi-valued RDNs keep their first pair). None when the DN does not parse.
+fn parse_dn(dn: &str) -> Option<Vec<(String, String)>> {
+    let mut rdns = Vec::new();
+    let mut rest = dn;
+    loop {
+        let rdn = split_unescaped(rest, ',');
+        let pair = split_unescaped(rdn, '+');
+        let (k, v) = pair.split_once('=')?;
+        rdns.push((
+            k.trim().to_ascii_lowercase(),
+            unescape_dn_value(v.trim())?.to_lowercase(),
+        ));
+        match rest.get(rdn.len() + 1..) {
+            Some(r) => rest = r,
+            None => return Some(rdns),
+        }
+    }
+}
+
+/// `dn` is `base` or below it, RDN by RDN.
+fn under(dn: &[(String, String)], base: &[(String, String)]) -> bool {
+    dn.len() >= base.len() && dn.get(dn.len() - base.len()..) == Some(base)
 }
 
 /// The value of the first RDN of `dn` when its attribute is `attr` (case-insensitive):
-/// `cn=gw-admins,ou=groups,...` -> `gw-admins`. Escaped characters are unescaped.
+/// `cn=gw-admins,ou=groups,...` -> `gw-admins`, unescaped, in the DN's own case.
 fn rdn_value(dn: &str, attr: &str) -> Option<String> {
-    let mut rdn = String::new();
-    let mut chars = dn.chars();
-    while let Some(ch) = chars.next() {
-        match ch {
-            '\\' => {
-                rdn.push('\\');
-                rdn.extend(chars.next());
-            }
-            ',' | '+' => break,
-            _ => rdn.push(ch),
-        }
-    }
-    let (k, v) = rdn.split_once('=')?;
+    let pair = split_unescaped(split_unescaped(dn, ','), '+');
+    let (k, v) = pair.split_once('=')?;
     if !k.trim().eq_ignore_ascii_case(attr) {
         return None;
     }
-    Some(unescape_dn_value(v.trim()))
+    unescape_dn_value(v.trim())
 }
 
-/// RFC 4514 §3 value unescaping: `\,` and `\2C` both give `,`.
-fn unescape_dn_value(v: &str) -> String {
+/// RFC 4514 §3 value unescaping: `\,` and `\2C` both give `,`; a hex pair only when both
+/// characters are hex digits. None when the result is not UTF-8 or a `\` ends the value.
+fn unescape_dn_value(v: &str) -> Option<String> {
     let b = v.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match hex {
-                Some(x) => {
-                    out.push(x);
-                    i += 3;
-                }
-                None => {
-                    out.push(b[i + 1]);
-                    i += 2;
-                }
-            }
-        } else {
-            out.push(b[i]);
+    while let Some(&c) = b.get(i) {
+        if c != b'\\' {
+            out.push(c);
             i += 1;
+            continue;
+        }
+        let hi = *b.get(i + 1)?;
+        let lo = b.get(i + 2).copied();
+        match lo {
+            Some(lo) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
+                let hex = [hi, lo];
+                out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+                i += 3;
+            }
+            _ => {
+                out.push(hi);
+                i += 2;
+            }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -449,19 +500,23 @@ mod tests {
         let l = LdapSource::compile(&c, Duration::from_secs(1), "l", &mut errs).unwrap();
         assert!(errs.is_empty());
         // Nothing listens on port 1: any exchange would be an error, not a rejection.
-        assert_eq!(l.authenticate("alice", "").await, Ok(None));
+        assert!(matches!(
+            l.authenticate("alice", "").await,
+            Ok(Answer::Rejected)
+        ));
         assert!(l.authenticate("alice", "x").await.is_err());
     }
 
     #[test]
     fn group_dns_under_a_base() {
-        let b = normalize_dn("OU=Groups, DC=Example,DC=org");
-        assert!(under(&normalize_dn("cn=a,ou=groups,dc=example,dc=org"), &b));
-        assert!(!under(&normalize_dn("cn=a,ou=evil,dc=example,dc=org"), &b));
-        assert!(!under(
-            &normalize_dn("cn=a,ou=xgroups,dc=example,dc=org"),
-            &b
-        ));
+        let b = parse_dn("OU=Groups, DC=Example,DC=org").unwrap();
+        let is_under = |dn: &str| under(&parse_dn(dn).unwrap(), &b);
+        assert!(is_under("cn=a,ou=groups,dc=example,dc=org"));
+        assert!(!is_under("cn=a,ou=evil,dc=example,dc=org"));
+        assert!(!is_under("cn=a,ou=xgroups,dc=example,dc=org"));
+        // An OU named "x,ou=groups" directly under the suffix is not under ou=groups.
+        assert!(!is_under("cn=admins,ou=x\\,ou=groups,dc=example,dc=org"));
+        assert!(!is_under("cn=admins,ou=x\\2Cou=groups,dc=example,dc=org"));
     }
 
     #[test]
@@ -475,6 +530,11 @@ mod tests {
             Some("a,b+c")
         );
         assert_eq!(rdn_value("ou=x,dc=y", "cn"), None);
+        // `\+D` is an escaped '+' and a 'D', not the hex pair "+D".
+        assert_eq!(
+            rdn_value("cn=R\\+D team,ou=g", "cn").as_deref(),
+            Some("R+D team")
+        );
         assert_eq!(rdn_value("garbage", "cn"), None);
     }
 }

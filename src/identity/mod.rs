@@ -61,8 +61,15 @@ pub struct Identity {
 /// password, and never a username.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdentityError {
+    /// The source did not answer within `timeout`.
     Timeout,
+    /// The source failed (down, refused, TLS, a broken answer).
     Unavailable(String),
+    /// This gateway's own queue (the source's `max_concurrency`, or the hash checks) was
+    /// full until the deadline: 503, but the source is not marked degraded.
+    Overloaded,
+    /// The request lacks what the source needs (a value its template reads): 400.
+    BadRequest(&'static str),
 }
 
 impl std::fmt::Display for IdentityError {
@@ -70,8 +77,23 @@ impl std::fmt::Display for IdentityError {
         match self {
             IdentityError::Timeout => f.write_str("timed out"),
             IdentityError::Unavailable(m) => f.write_str(m),
+            IdentityError::Overloaded => f.write_str("local queue full until the deadline"),
+            IdentityError::BadRequest(m) => f.write_str(m),
         }
     }
+}
+
+/// What a backend answered.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// The password matched (a login), or the user is there (a refresh lookup).
+    Accepted(Identity),
+    /// A login refused: wrong password, unknown or ambiguous user.
+    Rejected,
+    /// A lookup's definite "no such user any more" (no entry, no row, a NULL hash, 404/410).
+    Gone,
+    /// A lookup that could not tell (two entries, no subject, an unexpected reject).
+    Unsure,
 }
 
 /// What a refresh learns about the user of a refresh token.
@@ -83,6 +105,8 @@ pub enum Lookup {
     Gone,
     /// This source cannot check (an API without a regenerator): the refresh goes on.
     Unchecked,
+    /// The source answered but could not tell: the refresh fails, the grant stays.
+    Unsure,
 }
 
 /// The request a lookup is made for (templates of the `http` source read it).
@@ -107,6 +131,8 @@ pub struct Source {
     cache: CredCache,
     permits: tokio::sync::Semaphore,
     healthy: AtomicBool,
+    /// Set when a reload dropped this source.
+    retired: AtomicBool,
     m: SourceMetrics,
     rt: Arc<IdentityRuntime>,
 }
@@ -124,6 +150,7 @@ struct SourceMetrics {
     rejected: IntCounter,
     error: IntCounter,
     timeout: IntCounter,
+    overloaded: IntCounter,
     cache_hits: IntCounter,
     duration: Histogram,
     /// The `tokengate_identity_up` family: the series is made when first set (see
@@ -153,8 +180,18 @@ impl Source {
         password: &str,
         ctx: Ctx<'_>,
     ) -> Result<Option<Arc<Identity>>, IdentityError> {
+        let r = self.authenticate_inner(username, password, ctx).await;
+        self.count(&r);
+        r
+    }
+
+    async fn authenticate_inner(
+        self: &Arc<Self>,
+        username: &str,
+        password: &str,
+        ctx: Ctx<'_>,
+    ) -> Result<Option<Arc<Identity>>, IdentityError> {
         if !plausible(username) || password.len() > MAX_PASSWORD {
-            self.m.rejected.inc();
             return Ok(None);
         }
         // The http source's request may read request values: they are part of the key.
@@ -179,10 +216,15 @@ impl Source {
             rendered,
         };
         let flight = self.cache.flight(key);
+        // The lookup ends by itself at the deadline (with its health and metrics); this wait
+        // only guards a waiter whose leader somehow does not.
         let shared = tokio::time::timeout_at(
-            deadline,
-            flight.get_or_init(|| async {
-                let r = self.bounded(call, deadline).await.map(|o| o.map(Arc::new));
+            deadline + Duration::from_millis(200),
+            flight.get().get_or_init(|| async {
+                let r = self.bounded(call, deadline).await.map(|a| match a {
+                    Answer::Accepted(id) => Some(Arc::new(id)),
+                    Answer::Rejected | Answer::Gone | Answer::Unsure => None,
+                });
                 if let Ok(id) = &r {
                     self.cache.put(key, id.clone(), Instant::now());
                 }
@@ -190,20 +232,21 @@ impl Source {
             }),
         )
         .await;
-        self.cache.land(&key, &flight);
-        let r = match shared {
-            Ok(r) => r.clone()?,
-            Err(_) => {
-                self.m.timeout.inc();
-                return Err(IdentityError::Timeout);
-            }
-        };
-        if r.is_some() {
-            self.m.accepted.inc();
-        } else {
-            self.m.rejected.inc();
+        match shared {
+            Ok(r) => r.clone(),
+            Err(_) => Err(IdentityError::Timeout),
         }
-        Ok(r)
+    }
+
+    /// One count per request: accepted, rejected, error, timeout or overloaded.
+    fn count(&self, r: &Result<Option<Arc<Identity>>, IdentityError>) {
+        match r {
+            Ok(Some(_)) => self.m.accepted.inc(),
+            Ok(None) => self.m.rejected.inc(),
+            Err(IdentityError::Timeout) => self.m.timeout.inc(),
+            Err(IdentityError::Overloaded) => self.m.overloaded.inc(),
+            Err(IdentityError::Unavailable(_) | IdentityError::BadRequest(_)) => self.m.error.inc(),
+        }
     }
 
     /// Is the user of a refresh token still there? (Not cached.)
@@ -213,7 +256,7 @@ impl Source {
         ctx: Ctx<'_>,
     ) -> Result<Lookup, IdentityError> {
         if !plausible(username) {
-            return Ok(Lookup::Gone);
+            return Ok(Lookup::Unsure);
         }
         let rendered = match &self.backend {
             Backend::Http(h) => match h.render_refresh(username, ctx)? {
@@ -228,32 +271,31 @@ impl Source {
         };
         let deadline = tokio::time::Instant::now() + self.timeout;
         Ok(match self.bounded(call, deadline).await? {
-            Some(id) => Lookup::Found(id),
-            None => Lookup::Gone,
+            Answer::Accepted(id) => Lookup::Found(id),
+            Answer::Gone => Lookup::Gone,
+            Answer::Rejected | Answer::Unsure => Lookup::Unsure,
         })
     }
 
-    /// A remembered answer, counted.
+    /// A remembered answer.
     fn remembered(&self, k: &[u8; 32]) -> Option<Option<Arc<Identity>>> {
         let c = self.cache.get(k, Instant::now())?;
         self.m.cache_hits.inc();
         Some(match c {
-            Cached::Accepted(id) => {
-                self.m.accepted.inc();
-                Some(id)
-            }
-            Cached::Rejected => {
-                self.m.rejected.inc();
-                None
-            }
+            Cached::Accepted(id) => Some(id),
+            Cached::Rejected => None,
         })
     }
 
-    async fn backend(&self, call: Call) -> Result<Option<Identity>, IdentityError> {
-        let _permit = self
-            .permits
-            .acquire()
+    async fn backend(
+        &self,
+        call: Call,
+        deadline: tokio::time::Instant,
+    ) -> Result<Answer, IdentityError> {
+        // Waiting here is this gateway's queue, not the source's slowness.
+        let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
             .await
+            .map_err(|_| IdentityError::Overloaded)?
             .map_err(|_| IdentityError::Unavailable("closed".into()))?;
         let missing = || IdentityError::Unavailable("request not rendered".into());
         match (&self.backend, call) {
@@ -262,7 +304,7 @@ impl Source {
                 Call::Login {
                     username, password, ..
                 },
-            ) => s.authenticate(&username, &password).await,
+            ) => s.authenticate(&username, &password, deadline).await,
             (Backend::Static(s), Call::Lookup { username, .. }) => Ok(s.lookup(&username)),
             (
                 Backend::Ldap(l),
@@ -276,7 +318,7 @@ impl Source {
                 Call::Login {
                     username, password, ..
                 },
-            ) => d.authenticate(&username, &password).await,
+            ) => d.authenticate(&username, &password, deadline).await,
             (Backend::Database(d), Call::Lookup { username, .. }) => d.lookup(&username).await,
             (Backend::Http(h), Call::Login { rendered, .. } | Call::Lookup { rendered, .. }) => {
                 h.call(rendered.ok_or_else(missing)?).await
@@ -285,25 +327,28 @@ impl Source {
     }
 
     /// One backend call as a task on the identity runtime, under the concurrency limit and
-    /// the timeout (the task is aborted past it), with metrics and health. Connection pools
-    /// live on that runtime, whichever of Pingora's runtimes serves the request.
+    /// the timeout, with the duration metric and health. Connection pools live on that
+    /// runtime, whichever of Pingora's runtimes serves the request.
     async fn bounded(
         self: &Arc<Self>,
         call: Call,
         deadline: tokio::time::Instant,
-    ) -> Result<Option<Identity>, IdentityError> {
+    ) -> Result<Answer, IdentityError> {
         let start = Instant::now();
         let r = match self.rt.handle() {
             Ok(h) => {
                 let this = self.clone();
-                // The task ends at the deadline on its own, and is aborted if this request
-                // goes away first: a hung server never holds a permit for long.
+                // The task ends at the deadline on its own (its queue waits first, so a full
+                // queue reads as Overloaded, not as the source's timeout), and is aborted if
+                // this request goes away first: a hung server never holds a permit for long.
                 let mut task = AbortOnDrop(h.spawn(async move {
-                    tokio::time::timeout_at(deadline, this.backend(call))
+                    tokio::time::timeout_at(deadline, this.backend(call, deadline))
                         .await
                         .unwrap_or(Err(IdentityError::Timeout))
                 }));
-                match tokio::time::timeout_at(deadline, &mut task.0).await {
+                // A little slack: the task's own deadline answers first.
+                let slack = deadline + Duration::from_millis(50);
+                match tokio::time::timeout_at(slack, &mut task.0).await {
                     Ok(Ok(r)) => r,
                     Ok(Err(_)) => Err(IdentityError::Unavailable("lookup task failed".into())),
                     Err(_) => Err(IdentityError::Timeout),
@@ -314,11 +359,8 @@ impl Source {
         self.m.duration.observe(start.elapsed().as_secs_f64());
         match &r {
             Ok(_) => self.set_healthy(true),
+            Err(IdentityError::Overloaded | IdentityError::BadRequest(_)) => {}
             Err(e) => {
-                match e {
-                    IdentityError::Timeout => self.m.timeout.inc(),
-                    IdentityError::Unavailable(_) => self.m.error.inc(),
-                }
                 if self.healthy.load(Ordering::Relaxed) {
                     log::warn!("identity source {:?}: {e}; marked degraded", self.name);
                 } else {
@@ -334,10 +376,14 @@ impl Source {
         if self.healthy.swap(ok, Ordering::Relaxed) != ok && ok {
             log::info!("identity source {:?}: answering again", self.name);
         }
-        self.m
-            .up
-            .with_label_values(&[&self.name])
-            .set(i64::from(ok));
+        // A source a reload retired (still finishing lookups) must not write its old name's
+        // series (gone, or the new same-named source's).
+        if !self.retired.load(Ordering::Relaxed) {
+            self.m
+                .up
+                .with_label_values(&[&self.name])
+                .set(i64::from(ok));
+        }
     }
 
     /// False from a failed lookup until the next successful one.
@@ -377,17 +423,24 @@ impl StaticUsers {
         &self,
         username: &str,
         password: &str,
-    ) -> Result<Option<Identity>, IdentityError> {
+        deadline: tokio::time::Instant,
+    ) -> Result<Answer, IdentityError> {
         let (hash, id) = match self.users.get(username) {
             Some((h, id)) => (h.clone(), Some(id.clone())),
             None => (self.dummy.clone(), None),
         };
-        let ok = verify_off_runtime(hash, password).await?;
-        Ok(id.filter(|_| ok))
+        let ok = verify_off_runtime(hash, password, deadline).await?;
+        Ok(match id.filter(|_| ok) {
+            Some(id) => Answer::Accepted(id),
+            None => Answer::Rejected,
+        })
     }
 
-    fn lookup(&self, username: &str) -> Option<Identity> {
-        self.users.get(username).map(|(_, id)| id.clone())
+    fn lookup(&self, username: &str) -> Answer {
+        match self.users.get(username) {
+            Some((_, id)) => Answer::Accepted(id.clone()),
+            None => Answer::Gone,
+        }
     }
 }
 
@@ -396,16 +449,19 @@ impl StaticUsers {
 /// travels with the check, so a check whose lookup timed out (a blocking task cannot be
 /// aborted) still holds it, and an overloaded gateway queues checks instead of stacking
 /// threads.
-async fn verify_off_runtime(hash: PasswordHash, password: &str) -> Result<bool, IdentityError> {
+async fn verify_off_runtime(
+    hash: PasswordHash,
+    password: &str,
+    deadline: tokio::time::Instant,
+) -> Result<bool, IdentityError> {
     static PERMITS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
     let permits = PERMITS.get_or_init(|| {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         Arc::new(tokio::sync::Semaphore::new(cpus * 2))
     });
-    let permit = permits
-        .clone()
-        .acquire_owned()
+    let permit = tokio::time::timeout_at(deadline, permits.clone().acquire_owned())
         .await
+        .map_err(|_| IdentityError::Overloaded)?
         .map_err(|_| IdentityError::Unavailable("password check failed".into()))?;
     let pw = zeroize::Zeroizing::new(password.as_bytes().to_vec());
     tokio::task::spawn_blocking(move || {
@@ -430,7 +486,7 @@ impl IdentityMetrics {
         let lookups = IntCounterVec::new(
             Opts::new(
                 "tokengate_identity_lookups_total",
-                "Identity source lookups by outcome (accepted, rejected, error, timeout)",
+                "Password checks by outcome (accepted, rejected, error, timeout, overloaded), one per request",
             ),
             &["source", "outcome"],
         )?;
@@ -478,6 +534,7 @@ impl IdentityMetrics {
             rejected: self.lookups.with_label_values(&[name, "rejected"]),
             error: self.lookups.with_label_values(&[name, "error"]),
             timeout: self.lookups.with_label_values(&[name, "timeout"]),
+            overloaded: self.lookups.with_label_values(&[name, "overloaded"]),
             cache_hits: self.cache_hits.with_label_values(&[name]),
             duration: self.duration.with_label_values(&[name]),
             up: self.up.clone(),
@@ -544,8 +601,11 @@ impl IdentityShared {
     pub fn retain(&self, used: &[Arc<Source>]) {
         self.sources.retain(|_, s| {
             let keep = used.iter().any(|u| Arc::ptr_eq(u, s));
-            if !keep && !used.iter().any(|u| u.name == s.name) {
-                let _ = self.metrics.up.remove_label_values(&[&s.name]);
+            if !keep {
+                s.retired.store(true, Ordering::Relaxed);
+                if !used.iter().any(|u| u.name == s.name) {
+                    let _ = self.metrics.up.remove_label_values(&[&s.name]);
+                }
             }
             keep
         });
@@ -676,6 +736,7 @@ fn source(
         cache,
         permits: tokio::sync::Semaphore::new(c.max_concurrency),
         healthy: AtomicBool::new(true),
+        retired: AtomicBool::new(false),
         m: m.source(&c.name),
         rt,
     })

@@ -11,7 +11,7 @@ use super::endpoint::{ok_json, Form, MAX_TOKEN};
 use super::oauth::{json_reply, OAuthError};
 use super::{Client, TokenService, VERIFIED_TTL};
 use crate::error::GatewayError;
-use crate::identity::{Ctx, Identity, Lookup};
+use crate::identity::{Ctx, Identity, IdentityError, Lookup};
 use crate::jose::{self, Limits};
 use crate::policy::jwt_verify::cache::{token_key, Entry};
 use crate::proxy::respond::Reply;
@@ -224,6 +224,7 @@ impl TokenService {
                     "invalid resource owner credentials",
                 ));
             }
+            Err(IdentityError::BadRequest(m)) => return Err(OAuthError::invalid_request(m)),
             // The source could not say: not the user's fault, not a failure to count.
             Err(_) => return Err(OAuthError::source_unavailable()),
         };
@@ -321,8 +322,19 @@ impl TokenService {
                 .unwrap_or(&rec.sub);
             let ctx = Ctx { req, client_ip: ip };
             match source.lookup(username, ctx).await {
+                // The same name now belongs to another account: nothing of this grant lives on.
+                Ok(Lookup::Found(id)) if !id.subject.is_empty() && id.subject != rec.sub => {
+                    self.checked(store.revoke_family(&rec.family_id, now).await)?;
+                    log::info!(
+                        "token service: refresh for a user whose account changed; grant revoked"
+                    );
+                    return Err(bad());
+                }
                 Ok(Lookup::Found(id)) => fresh = Some(id),
                 Ok(Lookup::Unchecked) => {}
+                // The source answered but could not tell: this refresh fails, the grant stays.
+                Ok(Lookup::Unsure) => return Err(bad()),
+                Err(IdentityError::BadRequest(m)) => return Err(OAuthError::invalid_request(m)),
                 Ok(Lookup::Gone) => {
                     // The account is gone or disabled: nothing of this grant lives on (a name
                     // re-created later must not inherit it).

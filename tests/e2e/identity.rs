@@ -767,6 +767,29 @@ async fn sqlite_source() {
         },
     )
     .await;
+    // The name now belongs to another account (another subject): the old grant ends.
+    let p = w.gw.port;
+    let t = password(p, ("app", "app-secret"), "bob", "bob-pw", None)
+        .await
+        .json();
+    let at = t["access_token"].as_str().unwrap();
+    sqlx::query("UPDATE users SET sub = 'id-bob-the-second' WHERE username = 'bob'")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let r = refresh(
+        p,
+        ("app", "app-secret"),
+        t["refresh_token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert_error(&r, 400, "invalid_grant");
+    assert_eq!(
+        api(p, "GET", "/api/x", at).await.status,
+        401,
+        "revoked with its grant"
+    );
     unavailable_checks(&w, "m", "lite_missing", "error").await;
     // A writer holding an exclusive lock: readers wait, past the timeout.
     sqlx::query("PRAGMA journal_mode = DELETE")
@@ -997,9 +1020,10 @@ async fn http_api_source() {
         .unwrap()
         .iter()
         .any(|b| b["username"] == evil));
-    // Without the request header the template cannot render: the source cannot answer.
+    // Without the request header the template cannot render: the client's request lacks
+    // something (400), the source is not asked and not marked degraded.
     let r = password(p, ("app", "app-secret"), "alice", "alice-pw", None).await;
-    assert_error(&r, 503, "temporarily_unavailable");
+    assert_error(&r, 400, "invalid_request");
     // The regenerator: refresh works for a known user (its answer carries no subject: the
     // token's stays).
     let rt = t["refresh_token"].as_str().unwrap();
@@ -1181,6 +1205,13 @@ async fn config_refuses_bad_sources_and_a_password_grant_without_one() {
          "token_service.identity_sources[0].database.query"),
         (gateway_config(dir.path(), up.addr, &[("app", "l")], &ldap_source("l", "http://x", "")), "token_service.identity_sources[0].ldap.url"),
         (gateway_config(dir.path(), up.addr, &[("app", "h")], &http_source("h", "10.0.0.1:80".parse().unwrap(), "/x", "", "1s")), "token_service.identity_sources[0].http.url"),
+        // No accept rule; a username that could write JSON; a volatile value.
+        (gateway_config(dir.path(), up.addr, &[("app", "h")], &http_source("h", "127.0.0.1:1".parse().unwrap(), "/x", "", "1s").replace("accept_pointer = \"/ok\"\n", "")),
+         "token_service.identity_sources[0].http.accept_pointer"),
+        (gateway_config(dir.path(), up.addr, &[("app", "h")], &http_source("h", "127.0.0.1:1".parse().unwrap(), "/x", "body = '{\"id\": ${var.username}}'", "1s")),
+         "token_service.identity_sources[0].http.body"),
+        (gateway_config(dir.path(), up.addr, &[("app", "h")], &http_source("h", "127.0.0.1:1".parse().unwrap(), "/x", "", "1s").replace("${header.x-tenant-in}", "${uuid}")),
+         "token_service.identity_sources[0].http.headers.x-tenant"),
         (gateway_config(dir.path(), up.addr, &[("app", "static")], &db_source("static", "sqlite::memory:", "SELECT 1 WHERE ? = 1", "", "1s")), "token_service.identity_sources[0].name"),
         (gateway_config(dir.path(), up.addr, &[("app", "n")], "[[token_service.identity_sources]]\nname = \"n\"\nnegative_cache_ttl = \"1m\"\n[token_service.identity_sources.database]\nurl = \"sqlite::memory:\"\nquery = \"SELECT 1 WHERE ? = 1\"\n"),
          "token_service.identity_sources[0].negative_cache_ttl"),
