@@ -614,7 +614,8 @@ async fn mariadb_source_with_a_roles_query() {
     let (t, tr) = (unique_table("tg_users"), unique_table("tg_roles"));
     let mut c = sqlx::MySqlConnection::connect(url).await.unwrap();
     sqlx::query(&format!(
-        "CREATE TABLE {t} (username VARCHAR(255) PRIMARY KEY, pw VARCHAR(255))"
+        // latin1, as many older schemas are: a username it cannot hold is an error there.
+        "CREATE TABLE {t} (username VARCHAR(255) PRIMARY KEY, pw VARCHAR(255)) CHARACTER SET latin1"
     ))
     .execute(&mut c)
     .await
@@ -699,6 +700,29 @@ async fn mariadb_source_with_a_roles_query() {
         },
     )
     .await;
+    // A username the table's charset cannot hold makes MariaDB fail the query (1267): a
+    // rejection, not an outage anyone could cause.
+    let r = password(
+        w.gw.port,
+        ("app", "app-secret"),
+        "alice\u{1F600}",
+        "alice-pw",
+        None,
+    )
+    .await;
+    assert_error(&r, 400, "invalid_grant");
+    let a = w.gw.admin_port;
+    let errors = metric(
+        a,
+        "tokengate_identity_lookups_total",
+        &[("source", "maria"), ("outcome", "error")],
+    )
+    .await;
+    assert_eq!(errors, 0.0);
+    assert_eq!(
+        metric(a, "tokengate_identity_up", &[("source", "maria")]).await,
+        1.0
+    );
     unavailable_checks(&w, "d", "maria_dead", "error").await;
     unavailable_checks(&w, "h", "maria_hung", "timeout").await;
     unavailable_checks(&w, "s", "maria_slow", "timeout").await;
