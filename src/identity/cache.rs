@@ -124,14 +124,6 @@ impl CredCache {
     pub fn in_flight(&self) -> usize {
         self.inflight.len()
     }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }
 
 /// One lookup's answer, shared by every login of the pair that arrived while it ran.

@@ -110,6 +110,17 @@ pub fn tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConfig>, St
     Ok(Arc::new(cfg))
 }
 
+/// [`tls_config`], its error pushed at `{path}.ca_file`.
+pub fn tls_config_at(
+    ca_file: Option<&str>,
+    path: &str,
+    errs: &mut Errors,
+) -> Option<Arc<rustls::ClientConfig>> {
+    tls_config(ca_file)
+        .map_err(|e| errs.push(format!("{path}.ca_file"), e))
+        .ok()
+}
+
 fn check_url(u: &str, path: &str, errs: &mut Errors) -> Option<Uri> {
     match crate::keys::http::parse_url(u) {
         Ok(_) => u.parse::<Uri>().ok(),
@@ -262,13 +273,7 @@ impl HttpSource {
         if *max_response == 0 || *max_response > 1 << 20 {
             errs.push(format!("{path}.max_response"), "1..=1048576 bytes");
         }
-        let tls = match tls_config(ca_file.as_deref()) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                errs.push(format!("{path}.ca_file"), e);
-                None
-            }
-        };
+        let tls = tls_config_at(ca_file.as_deref(), path, errs);
         if errs.0.len() > before {
             return None;
         }

@@ -117,13 +117,7 @@ impl LdapSource {
         if *pool_size == 0 {
             errs.push(format!("{path}.pool_size"), "must be at least 1");
         }
-        let tls = match super::http::tls_config(ca_file.as_deref()) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                errs.push(format!("{path}.ca_file"), e);
-                None
-            }
-        };
+        let tls = super::http::tls_config_at(ca_file.as_deref(), path, errs);
         if errs.0.len() > before {
             return None;
         }

@@ -28,6 +28,7 @@ mod ldap;
 pub use config::IdentitySourceConfig;
 
 use crate::error::Errors;
+use crate::keys::http::AbortOnDrop;
 use crate::token::config::UserConfig;
 use cache::{Cached, CredCache};
 use dashmap::DashMap;
@@ -391,23 +392,9 @@ impl Source {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// Remembered credential pairs (for tests and status).
-    pub fn cached(&self) -> usize {
-        self.cache.len()
-    }
-
     /// Credential pairs with a lookup in flight (for tests).
     pub fn in_flight(&self) -> usize {
         self.cache.in_flight()
-    }
-}
-
-/// A task aborted when its handle is dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -190,9 +190,9 @@ pub(crate) fn cache_max_age(value: &str) -> Option<Duration> {
 }
 
 /// Aborts the connection driver when the exchange ends or is cancelled.
-struct AbortOnDrop(JoinHandle<()>);
+pub(crate) struct AbortOnDrop<T>(pub JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

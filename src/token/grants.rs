@@ -321,30 +321,26 @@ impl TokenService {
                 .and_then(Value::as_str)
                 .unwrap_or(&rec.sub);
             let ctx = Ctx { req, client_ip: ip };
-            match source.lookup(username, ctx).await {
-                // The same name now belongs to another account: nothing of this grant lives on.
-                Ok(Lookup::Found(id)) if !id.subject.is_empty() && id.subject != rec.sub => {
-                    self.checked(store.revoke_family(&rec.family_id, now).await)?;
-                    log::info!(
-                        "token service: refresh for a user whose account changed; grant revoked"
-                    );
-                    return Err(bad());
+            let ended = match source.lookup(username, ctx).await {
+                // The same name now belongs to another account.
+                Ok(Lookup::Found(id)) if !id.subject.is_empty() && id.subject != rec.sub => true,
+                Ok(Lookup::Found(id)) => {
+                    fresh = Some(id);
+                    false
                 }
-                Ok(Lookup::Found(id)) => fresh = Some(id),
-                Ok(Lookup::Unchecked) => {}
+                Ok(Lookup::Unchecked) => false,
+                // Gone or disabled at the source.
+                Ok(Lookup::Gone) => true,
                 // The source answered but could not tell: this refresh fails, the grant stays.
                 Ok(Lookup::Unsure) => return Err(bad()),
                 Err(IdentityError::BadRequest(m)) => return Err(OAuthError::invalid_request(m)),
-                Ok(Lookup::Gone) => {
-                    // The account is gone or disabled: nothing of this grant lives on (a name
-                    // re-created later must not inherit it).
-                    self.checked(store.revoke_family(&rec.family_id, now).await)?;
-                    log::info!(
-                        "token service: refresh for a user gone at its source; grant revoked"
-                    );
-                    return Err(bad());
-                }
                 Err(_) => return Err(OAuthError::source_unavailable()),
+            };
+            if ended {
+                // Nothing of this grant lives on (a name re-created later must not inherit it).
+                self.checked(store.revoke_family(&rec.family_id, now).await)?;
+                log::info!("token service: refresh for a user gone or changed at its source; grant revoked");
+                return Err(bad());
             }
         }
         // The source may have narrowed what the user may delegate since the grant.

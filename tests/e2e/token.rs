@@ -662,6 +662,13 @@ async fn backoff_locks_out_with_429_and_retry_after() {
             .status,
         429
     );
+    // Another spelling of the name is the same name to the backoff.
+    assert_eq!(
+        password(p, ("app", "app-secret"), " BOB", "bob-pw", None)
+            .await
+            .status,
+        429
+    );
     assert_eq!(
         password(p, ("app", "app-secret"), "alice", "alice-pw", None)
             .await
