@@ -1,7 +1,7 @@
 //! RawConfig -> Snapshot. Every problem is collected with its TOML path; a config with any
 //! error produces no snapshot (and so never replaces a working one).
 
-use crate::config::{DirectResponseConfig, RawConfig, RouteConfig};
+use crate::config::{DirectResponseConfig, PolicyEntry, RawConfig, RouteConfig};
 use crate::error::{ConfigError, Errors};
 use crate::expr::parse_net;
 use crate::policy::{self, CompileCtx, Policy, MAX_POLICIES_PER_ROUTE};
@@ -25,6 +25,8 @@ pub struct Snapshot {
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub errors: Option<ErrorOverride>,
     pub trusted_proxies: Vec<IpNet>,
+    /// The canonical-request rules and head limits.
+    pub front: crate::front::FrontDoor,
     /// The shared caches this snapshot's policies use (others are dropped after the swap).
     pub used_caches: HashSet<String>,
     /// The OAuth2 token service, when `[token_service]` is configured.
@@ -52,6 +54,10 @@ pub struct Route {
     pub errors: Option<ErrorOverride>,
     /// A policy reads or rewrites the request body: it is buffered (up to 64 KiB) first.
     pub reads_body: bool,
+    /// Headers the route's policies may set upstream: removed from every client request.
+    pub owned_headers: crate::front::OwnedHeaders,
+    /// `Upgrade` requests are tunnelled (else the upgrade is removed from the request).
+    pub websocket: bool,
 }
 
 impl Snapshot {
@@ -118,6 +124,7 @@ fn compile_route(
         strip_prefix,
         rewrite_path,
         respond,
+        websocket,
         policies,
         errors,
     } = rc;
@@ -212,6 +219,7 @@ fn compile_route(
         return None;
     }
     let reads_body = chain.iter().any(|p| p.reads_body());
+    let owned_headers = owned_headers(raw.global_policies.iter().chain(policies), &raw.policies);
     Some(Route {
         name: name.clone(),
         matcher: m,
@@ -219,7 +227,37 @@ fn compile_route(
         policies: chain,
         errors,
         reads_body,
+        owned_headers,
+        websocket: *websocket,
     })
+}
+
+/// Every header any policy of the route may set upstream (disabled ones too: a policy turned
+/// off must not turn its header into a client-controlled one), less the headers a policy
+/// reads a token from.
+fn owned_headers<'a>(
+    entries: impl Iterator<Item = &'a PolicyEntry>,
+    named: &'a BTreeMap<String, PolicyEntry>,
+) -> crate::front::OwnedHeaders {
+    let mut sets = Vec::new();
+    let mut reads = Vec::new();
+    for e in entries {
+        let body = match e {
+            PolicyEntry::Inline(p) => &p.body,
+            PolicyEntry::Use(n) => match named.get(n) {
+                Some(PolicyEntry::Inline(p)) => &p.body,
+                _ => continue,
+            },
+        };
+        let (s, r) = body.upstream_headers();
+        sets.extend(s);
+        reads.extend(r);
+    }
+    let reads = crate::front::OwnedHeaders::new(reads);
+    crate::front::OwnedHeaders::new(sets.into_iter().filter(|s| {
+        let f = s.to_ascii_lowercase().replace('_', "-");
+        !reads.names().contains(&f)
+    }))
 }
 
 /// Compile a raw config. `prev` lets unchanged upstream pools keep their health state.
@@ -287,6 +325,7 @@ pub fn compile(
         .errors
         .as_ref()
         .and_then(|e| ErrorOverride::compile(e, "errors", &mut errs));
+    let front = crate::front::FrontDoor::compile(&raw.front_door, &mut errs);
 
     let mut trusted = Vec::new();
     for (i, t) in raw.server.trusted_proxies.iter().enumerate() {
@@ -307,6 +346,7 @@ pub fn compile(
         pools,
         errors,
         trusted_proxies: trusted,
+        front,
         used_caches: cx.used_caches,
         token,
     })

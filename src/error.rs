@@ -62,6 +62,19 @@ pub enum GatewayError {
     UpstreamProtocol,
     /// The client sent a request we cannot process.
     BadRequest,
+    /// The request target is not an origin-form path, or breaks the path rules (bad bytes or
+    /// escapes, an escaped slash or a `;` parameter where those are refused).
+    InvalidPath,
+    /// The method is not a token, or spells a standard method in another case (`post`).
+    InvalidMethod,
+    /// Host is missing (HTTP/1.1), repeated, malformed, or differs from `:authority`.
+    InvalidHost,
+    /// The request head is larger than `max_head_size` or has more than `max_headers` fields.
+    HeaderTooLarge,
+    /// The request line is longer than `max_request_line`.
+    UriTooLong,
+    /// The request head did not arrive within `header_timeout`.
+    RequestTimeout,
     /// No token where the policy looks for one.
     TokenMissing,
     /// Two different tokens in one request (never silently pick one).
@@ -113,6 +126,12 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamProtocol => "upstream_protocol_error",
             GatewayError::BadRequest => "bad_request",
+            GatewayError::InvalidPath => "invalid_path",
+            GatewayError::InvalidMethod => "invalid_method",
+            GatewayError::InvalidHost => "invalid_host",
+            GatewayError::HeaderTooLarge => "request_header_too_large",
+            GatewayError::UriTooLong => "uri_too_long",
+            GatewayError::RequestTimeout => "request_timeout",
             GatewayError::Internal => "internal_error",
             GatewayError::TokenMissing => "token_missing",
             GatewayError::TokenAmbiguous => "token_ambiguous",
@@ -188,7 +207,13 @@ impl GatewayError {
             GatewayError::UpstreamConnect => 502,
             GatewayError::UpstreamTimeout => 504,
             GatewayError::UpstreamProtocol => 502,
-            GatewayError::BadRequest => 400,
+            GatewayError::BadRequest
+            | GatewayError::InvalidPath
+            | GatewayError::InvalidMethod
+            | GatewayError::InvalidHost => 400,
+            GatewayError::HeaderTooLarge => 431,
+            GatewayError::UriTooLong => 414,
+            GatewayError::RequestTimeout => 408,
             GatewayError::Internal => 500,
             GatewayError::TokenAmbiguous => 400,
             GatewayError::JwksUnavailable => 503,
@@ -214,6 +239,12 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "upstream timed out",
             GatewayError::UpstreamProtocol => "invalid upstream response",
             GatewayError::BadRequest => "bad request",
+            GatewayError::InvalidPath => "the request path is not accepted",
+            GatewayError::InvalidMethod => "the request method is not accepted",
+            GatewayError::InvalidHost => "the Host header is missing or invalid",
+            GatewayError::HeaderTooLarge => "the request header is too large",
+            GatewayError::UriTooLong => "the request line is too long",
+            GatewayError::RequestTimeout => "the request header took too long",
             GatewayError::Internal => "internal error",
             GatewayError::TokenMissing => "a bearer token is required",
             GatewayError::TokenAmbiguous => "more than one token in the request",

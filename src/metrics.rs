@@ -15,6 +15,8 @@ pub struct Metrics {
     pub config_errors: IntCounter,
     pub access_log_dropped: IntCounter,
     pub policy_decisions: IntCounterVec,
+    /// Request heads refused before parsing (too large, too slow), by error code.
+    pub front_door_refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -61,6 +63,14 @@ impl Metrics {
             ),
             &["route", "policy", "outcome", "mode"],
         )?;
+        let front_door_refusals = IntCounterVec::new(
+            Opts::new(
+                "tokengate_front_door_refusals_total",
+                "Request heads refused before parsing (size, request line, time), by error code",
+            ),
+            &["code"],
+        )?;
+        registry.register(Box::new(front_door_refusals.clone()))?;
         registry.register(Box::new(policy_decisions.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
@@ -77,6 +87,7 @@ impl Metrics {
             config_errors,
             access_log_dropped,
             policy_decisions,
+            front_door_refusals,
         })
     }
 

@@ -51,19 +51,29 @@ pub fn build(config: PathBuf, opts: &RunOptions) -> Result<(Server, Arc<State>),
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
+    let mut proxy = pingora_proxy::HttpProxy::new(
         Gateway {
             state: state.clone(),
         },
-        "tokengate data plane",
+        server.configuration.clone(),
     );
+    proxy.handle_init_modules();
+    let fd = &raw.front_door;
+    let limits = state.current.load().front.limits;
+    proxy.h2_options = Some(crate::front::head::h2_options(
+        &limits,
+        fd.h2_max_concurrent_streams,
+    ));
+    let mut o = HttpServerOptions::default();
+    o.keepalive_request_limit = Some(fd.max_requests_per_connection);
+    o.h2_idle_timeout = Some(limits.idle_timeout);
     let mut errs = Vec::new();
     let mut h2c = false;
+    let mut listeners = pingora_core::listeners::Listeners::new();
     for (i, l) in raw.listeners.iter().enumerate() {
         match &l.tls {
             None => {
-                proxy.add_tcp(&l.address);
+                listeners.add_tcp(&l.address);
                 h2c |= l.http2;
             }
             Some(tls) => match TlsSettings::intermediate(&tls.cert, &tls.key) {
@@ -71,23 +81,26 @@ pub fn build(config: PathBuf, opts: &RunOptions) -> Result<(Server, Arc<State>),
                     if l.http2 {
                         settings.enable_h2();
                     }
-                    proxy.add_tls_with_settings(&l.address, None, settings);
+                    listeners.add_tls_with_settings(&l.address, None, settings);
                 }
                 Err(e) => errs.push(format!("listeners[{i}].tls: {e}")),
             },
         }
     }
-    if h2c {
-        if let Some(app) = proxy.app_logic_mut() {
-            let mut o = HttpServerOptions::default();
-            o.h2c = true;
-            app.server_options = Some(o);
-        }
-    }
+    o.h2c = h2c;
+    proxy.server_options = Some(o);
     if !errs.is_empty() {
         return Err(errs);
     }
-    server.add_service(proxy);
+    let app = crate::front::head::FrontDoorApp {
+        inner: Arc::new(proxy),
+        state: state.clone(),
+    };
+    server.add_service(Service::with_listeners(
+        "tokengate data plane".to_string(),
+        listeners,
+        app,
+    ));
 
     if raw.admin.enabled {
         let mut admin = Service::new(

@@ -273,3 +273,43 @@ impl Serialize for PolicyEntry {
         }
     }
 }
+
+impl PolicyBody {
+    /// Request headers this policy may set upstream, and the request headers it reads a
+    /// token from. The route's front door removes the first minus the second from every
+    /// client request, in every spelling, whatever the policy then does (skipped by `when`,
+    /// disabled, shadow, denied).
+    pub fn upstream_headers(&self) -> (Vec<String>, Vec<String>) {
+        let mut sets = Vec::new();
+        let mut reads = Vec::new();
+        match self {
+            PolicyBody::Headers(h) => sets.extend(h.request.set.keys().cloned()),
+            PolicyBody::Cors(_) => {}
+            PolicyBody::JwtVerify(v) => {
+                sets.extend(v.claims_to_headers.iter().map(|c| c.header.clone()));
+                sets.extend(v.payload_header.iter().cloned());
+                reads.extend(v.sources.iter().filter_map(|s| s.header.clone()));
+            }
+            PolicyBody::JwtGenerate(g) => {
+                let o = &g.output;
+                let elsewhere = o.query.is_some()
+                    || o.response_header.is_some()
+                    || o.variable.is_some()
+                    || o.request_body.is_some()
+                    || o.response_body;
+                match &o.header {
+                    Some(h) => sets.push(h.clone()),
+                    // The default output is `Authorization: Bearer`.
+                    None if !elsewhere => sets.push("authorization".into()),
+                    None => {}
+                }
+            }
+            PolicyBody::JwtAuth(a) => {
+                sets.extend([a.user_header.clone(), a.roles_header.clone()]);
+                reads.push("authorization".into());
+            }
+        }
+        sets.retain(|s| !s.is_empty());
+        (sets, reads)
+    }
+}

@@ -101,6 +101,22 @@ pub enum KeyAlg {
 }
 
 impl KeyAlg {
+    /// Whether the sender needs only a public key: such a JWE proves nothing about who made it.
+    pub fn is_public_key(&self) -> bool {
+        matches!(
+            self,
+            KeyAlg::RsaOaep
+                | KeyAlg::RsaOaep256
+                | KeyAlg::RsaOaep384
+                | KeyAlg::RsaOaep512
+                | KeyAlg::Rsa1_5
+                | KeyAlg::EcdhEs
+                | KeyAlg::EcdhEsA128KW
+                | KeyAlg::EcdhEsA192KW
+                | KeyAlg::EcdhEsA256KW
+        )
+    }
+
     /// Every supported key management algorithm.
     pub const ALL: [KeyAlg; 19] = [
         KeyAlg::RsaOaep,

@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use pingora_http::RequestHeader;
 use std::net::IpAddr;
 
-fn trusted(ip: &IpAddr, nets: &[IpNet]) -> bool {
+pub fn trusted(ip: &IpAddr, nets: &[IpNet]) -> bool {
     nets.iter().any(|n| n.contains(ip))
 }
 

@@ -46,6 +46,11 @@ pub struct Ctx {
     upstream: Option<pingora_core::protocols::l4::socket::SocketAddr>,
     error_code: Option<&'static str>,
     status: u16,
+    /// The socket peer, and whether it is a trusted proxy (its forwarding headers and
+    /// request id pass).
+    peer: Option<IpAddr>,
+    trusted_peer: bool,
+    tls: bool,
 }
 
 impl Ctx {
@@ -160,7 +165,8 @@ fn set_query(up: &mut RequestHeader, params: &[(String, String)]) {
     }
 }
 
-/// An incoming X-Request-Id is kept when it is short and printable; else a new one is made.
+/// An incoming X-Request-Id (only a trusted proxy's survives the front door) is kept when it
+/// is short and printable; else a new one is made.
 fn request_id(req: &RequestHeader) -> HeaderValue {
     match req.headers.get("x-request-id") {
         Some(v)
@@ -262,6 +268,9 @@ impl ProxyHttp for Gateway {
             upstream: None,
             error_code: None,
             status: 0,
+            peer: None,
+            trusted_peer: false,
+            tls: false,
         }
     }
 
@@ -273,6 +282,22 @@ impl ProxyHttp for Gateway {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        ctx.peer = peer;
+        ctx.trusted_peer = peer.is_some_and(|p| client_ip::trusted(&p, &snap.trusted_proxies));
+        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let conn = crate::front::Conn {
+            local_port: session
+                .server_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.port()),
+            tls: ctx.tls,
+            trusted_peer: ctx.trusted_peer,
+        };
+        if let Err(e) = crate::front::admit(session.req_header_mut(), conn, &snap.front.rules) {
+            ctx.request_id = new_request_id();
+            let reply = self.render(ctx, &e);
+            return self.send(session, ctx, reply).await;
+        }
         let req = session.req_header();
         ctx.client_ip = client_ip::client_ip(peer, req, &snap.trusted_proxies);
         ctx.request_id = request_id(req);
@@ -282,6 +307,10 @@ impl ProxyHttp for Gateway {
                 let reply = ts.serve(ep, session, ctx.client_ip).await;
                 return self.send(session, ctx, reply).await;
             }
+            if ts.lookalike(req.uri.path()) {
+                let reply = self.render(ctx, &GatewayError::NoRoute);
+                return self.send(session, ctx, reply).await;
+            }
         }
         let req = session.req_header();
         let Some((idx, route)) = snap.route_for(&RequestView::new(req, ctx.client_ip)) else {
@@ -289,6 +318,10 @@ impl ProxyHttp for Gateway {
             return self.send(session, ctx, reply).await;
         };
         ctx.route = Some(idx);
+        route.owned_headers.strip(session.req_header_mut());
+        if !route.websocket {
+            crate::front::refuse_upgrade(session.req_header_mut());
+        }
         if route.reads_body {
             if let Err(e) = read_body(session, ctx).await {
                 let reply = self.render(ctx, &e);
@@ -431,17 +464,22 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
-        if let Some(ip) = ctx.client_ip {
+        if let Some(peer) = ctx.peer {
             let xff = match up
                 .headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
             {
-                // Only a chain we trusted is passed on; otherwise the client's claim is dropped.
-                Some(prev) if !snap.trusted_proxies.is_empty() => format!("{prev}, {ip}"),
-                _ => ip.to_string(),
+                // A trusted proxy's chain is extended by the hop we saw; the front door removed
+                // any other peer's claim.
+                Some(prev) if ctx.trusted_peer => format!("{prev}, {peer}"),
+                _ => peer.to_string(),
             };
             let _ = up.insert_header("x-forwarded-for", xff);
+        }
+        if !ctx.trusted_peer || !up.headers.contains_key("x-forwarded-proto") {
+            let proto = if ctx.tls { "https" } else { "http" };
+            let _ = up.insert_header("x-forwarded-proto", proto);
         }
         let _ = up.insert_header("x-request-id", ctx.request_id.clone());
         // Claims to headers: names are cleared first so a client cannot forge them.

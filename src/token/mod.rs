@@ -476,6 +476,24 @@ impl TokenService {
         })
     }
 
+    /// A path that differs from an endpoint's only in case or a trailing slash
+    /// (`/OAUTH2/token/`): refused, so it never reaches a catch-all route with the client's
+    /// credentials. The path is already canonical (no `//`, no dot segments).
+    pub fn lookalike(&self, path: &str) -> bool {
+        let p = &self.paths;
+        let t = path.trim_end_matches('/');
+        [
+            &p.token,
+            &p.introspect,
+            &p.revoke,
+            &p.jwks,
+            &p.discovery,
+            &p.openid_configuration,
+        ]
+        .iter()
+        .any(|e| t.eq_ignore_ascii_case(e.trim_end_matches('/')))
+    }
+
     /// The store, marking readiness on failure.
     pub async fn store(&self) -> Result<Arc<dyn TokenStore>, OAuthError> {
         self.store

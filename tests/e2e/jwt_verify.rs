@@ -154,7 +154,7 @@ targets = ["{up}"]
 name = "jwe"
 match = {{ path_prefix = "/jwe" }}
 upstream = "pool"
-policies = [{{ type = "jwt_verify", forms = ["jwe"], key_algorithms = ["RSA-OAEP-256", "ECDH-ES+A256KW"], encryptions = ["A256GCM", "A128CBC-HS256"], decryption_keys = {{ jwks = '{dec_set}' }}, claims_to_headers = [{{ claim = "sub", header = "x-user" }}] }}]
+policies = [{{ type = "jwt_verify", forms = ["jwe"], allow_unsigned_jwe = true, key_algorithms = ["RSA-OAEP-256", "ECDH-ES+A256KW"], encryptions = ["A256GCM", "A128CBC-HS256"], decryption_keys = {{ jwks = '{dec_set}' }}, claims_to_headers = [{{ claim = "sub", header = "x-user" }}] }}]
 
 [[routes]]
 name = "nested"

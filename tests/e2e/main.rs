@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod errors;
+mod hostile;
 mod identity;
 mod jwks;
 mod jwt_generate;

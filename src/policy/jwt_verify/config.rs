@@ -225,6 +225,11 @@ pub struct JwtVerifyConfig {
     /// Accept `zip: DEF` in JWEs (decompressed size is capped).
     #[serde(default)]
     pub allow_zip: bool,
+    /// The `jwe` form with a public-key key management algorithm (RSA-OAEP*, RSA1_5,
+    /// ECDH-ES*) authenticates nobody: anyone holding the public key makes tokens it accepts.
+    /// Such a config is refused unless this acknowledgement is set.
+    #[serde(default)]
+    pub allow_unsigned_jwe: bool,
     #[serde(default = "d_max_token")]
     pub max_token_size: HumanSize,
     /// Signature verification keys.

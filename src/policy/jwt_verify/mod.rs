@@ -188,6 +188,7 @@ impl JwtVerify {
             key_algorithms,
             encryptions,
             allow_zip,
+            allow_unsigned_jwe,
             max_token_size,
             keys,
             decryption_keys,
@@ -290,6 +291,16 @@ impl JwtVerify {
                 errs.push(
                     format!("{path}.decryption_keys"),
                     "decryption keys are needed",
+                );
+            }
+        }
+        if jwe && !allow_unsigned_jwe {
+            if let Some(i) = key_algs.iter().position(|a| a.is_public_key()) {
+                errs.push(
+                    format!("{path}.key_algorithms[{i}]"),
+                    "the jwe form with a public-key key management algorithm accepts tokens \
+                     anyone holding the public key can make; use the nested form (signed, then \
+                     encrypted), a symmetric algorithm, or set allow_unsigned_jwe = true",
                 );
             }
         }

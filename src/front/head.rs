@@ -1,0 +1,313 @@
+//! Bounded HTTP/1 request heads: read before Pingora parses them, so that no head is larger,
+//! longer or slower than the limits allow, and memory per unfinished connection is bounded by
+//! `max_head_size` (Pingora alone accepts 1 MiB heads and waits 60 s per read, indefinitely in
+//! total).
+//!
+//! [`FrontDoorApp`] wraps the proxy's [`HttpServerApp`]. For each HTTP/1 request it takes the
+//! connection from the fresh session Pingora made, waits for the first byte up to
+//! `idle_timeout` (keep-alive idle: the connection is closed quietly), then reads until the
+//! blank line ending the head within `header_timeout`, checking the request-line length, the
+//! field count and the total size as bytes arrive. The bytes read are handed back to a new
+//! session as its pipelined prefix, so Pingora parses exactly what arrived. HTTP/2 sessions
+//! pass through; their limits are the h2 settings ([`h2_options`]).
+
+use crate::error::GatewayError;
+use crate::state::State;
+use async_trait::async_trait;
+use bytes::BytesMut;
+use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora_core::protocols::http::v2::server::H2Options;
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::Stream;
+use pingora_core::server::ShutdownWatch;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Limits on the request head and the connection, compiled from `[front_door]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    pub max_head_size: usize,
+    pub max_headers: usize,
+    pub max_request_line: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits {
+            max_head_size: 32 * 1024,
+            max_headers: 100,
+            max_request_line: 8 * 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// HTTP/2 settings from the same limits: header list size, concurrent streams.
+pub fn h2_options(l: &HeadLimits, max_streams: u32) -> H2Options {
+    let mut b = pingora_core::protocols::http::v2::server::default_h2_options();
+    b.max_header_list_size(l.max_head_size as u32)
+        .max_concurrent_streams(max_streams);
+    b
+}
+
+/// Why a head was not read.
+#[derive(Debug, PartialEq, Eq)]
+enum HeadError {
+    /// The peer closed or went idle before sending anything: close quietly.
+    Idle,
+    /// A rendered refusal, then close.
+    Refuse(GatewayError),
+}
+
+/// Where the head ends, scanning `buf` from `from`; also enforces the line limits.
+struct Scan {
+    /// Bytes examined so far.
+    pos: usize,
+    /// Leading empty lines (RFC 9112 §2.2 lets a server ignore them).
+    start: usize,
+    /// End of the request line, once seen.
+    line_end: Option<usize>,
+    fields: usize,
+}
+
+impl Scan {
+    fn new() -> Scan {
+        Scan {
+            pos: 0,
+            start: 0,
+            line_end: None,
+            fields: 0,
+        }
+    }
+
+    /// Ok(Some(end)) when the head is complete at `end`.
+    fn feed(&mut self, buf: &[u8], l: &HeadLimits) -> Result<Option<usize>, GatewayError> {
+        while self.pos < buf.len() {
+            let b = buf[self.pos];
+            self.pos += 1;
+            if self.line_end.is_none() && self.pos - 1 == self.start && (b == b'\r' || b == b'\n') {
+                self.start = self.pos;
+                continue;
+            }
+            if b != b'\n' {
+                continue;
+            }
+            match self.line_end {
+                None => {
+                    if self.pos - self.start > l.max_request_line {
+                        return Err(GatewayError::UriTooLong);
+                    }
+                    self.line_end = Some(self.pos);
+                }
+                Some(_) => {
+                    // A blank line (`\n` or `\r\n` right after the previous `\n`) ends the head.
+                    let prev = &buf[..self.pos - 1];
+                    if prev.ends_with(b"\n") || prev.ends_with(b"\n\r") {
+                        return Ok(Some(self.pos));
+                    }
+                    self.fields += 1;
+                    if self.fields > l.max_headers {
+                        return Err(GatewayError::HeaderTooLarge);
+                    }
+                }
+            }
+        }
+        if self.line_end.is_none() && self.pos - self.start > l.max_request_line {
+            return Err(GatewayError::UriTooLong);
+        }
+        if self.pos > l.max_head_size {
+            return Err(GatewayError::HeaderTooLarge);
+        }
+        Ok(None)
+    }
+}
+
+async fn read_head(stream: &mut Stream, l: &HeadLimits) -> Result<BytesMut, HeadError> {
+    let mut buf = BytesMut::with_capacity(4096);
+    match tokio::time::timeout(l.idle_timeout, stream.read_buf(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => return Err(HeadError::Idle),
+    }
+    let deadline = tokio::time::Instant::now() + l.header_timeout;
+    let mut scan = Scan::new();
+    loop {
+        match scan.feed(&buf, l) {
+            Ok(Some(end)) if end <= l.max_head_size => return Ok(buf),
+            Ok(Some(_)) => return Err(HeadError::Refuse(GatewayError::HeaderTooLarge)),
+            Ok(None) => {}
+            Err(e) => return Err(HeadError::Refuse(e)),
+        }
+        // Never hold more than the head limit (plus one read) for an unfinished head.
+        let room = (l.max_head_size + 1)
+            .saturating_sub(buf.len())
+            .clamp(1, 16 * 1024);
+        buf.reserve(room);
+        let mut chunk = buf.split_off(buf.len());
+        let read = tokio::time::timeout_at(deadline, stream.read_buf(&mut chunk)).await;
+        buf.unsplit(chunk);
+        match read {
+            Err(_) => return Err(HeadError::Refuse(GatewayError::RequestTimeout)),
+            // A peer that closes mid-head gets nothing back.
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadError::Idle),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Write a rendered refusal and close. Bounded in time: a peer that does not read is dropped.
+async fn refuse(stream: &mut Stream, state: &State, e: &GatewayError) {
+    let snap = state.current.load();
+    let reply = crate::proxy::respond::render_error(e, &[None, None, snap.errors.as_ref()]);
+    let reason = http::StatusCode::from_u16(reply.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let mut out = format!("HTTP/1.1 {} {reason}\r\n", reply.status).into_bytes();
+    for (n, v) in &reply.headers {
+        out.extend_from_slice(n.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(
+        format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            reply.body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&reply.body);
+    let write = async {
+        stream.write_all(&out).await?;
+        stream.flush().await
+    };
+    if tokio::time::timeout(Duration::from_secs(5), write)
+        .await
+        .is_err()
+    {
+        log::debug!("peer did not read the {} refusal", reply.status);
+    }
+    state
+        .metrics
+        .front_door_refusals
+        .with_label_values(&[e.code()])
+        .inc();
+}
+
+/// The proxy app behind the front door.
+pub struct FrontDoorApp<A> {
+    pub inner: Arc<A>,
+    pub state: Arc<State>,
+}
+
+#[async_trait]
+impl<A> HttpServerApp for FrontDoorApp<A>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    async fn process_new_http(
+        self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let ServerSession::H1(h1) = session else {
+            return self.inner.process_new_http(session, shutdown).await;
+        };
+        let limits = self.state.current.load().front.limits;
+        let keepalive = h1.get_keepalive_timeout();
+        let reuses = h1.get_keepalive_reuses_remaining();
+        let mut stream = h1.into_inner();
+        match read_head(&mut stream, &limits).await {
+            Ok(head) => {
+                let mut s = ServerSession::new_http1(stream);
+                s.set_keepalive(keepalive);
+                s.set_keepalive_reuses_remaining(reuses);
+                s.set_pipelined_prefix(head);
+                s.set_read_timeout(Some(limits.body_timeout));
+                self.inner.process_new_http(s, shutdown).await
+            }
+            Err(HeadError::Idle) => None,
+            Err(HeadError::Refuse(e)) => {
+                refuse(&mut stream, &self.state, &e).await;
+                None
+            }
+        }
+    }
+
+    fn h2_options(&self) -> Option<H2Options> {
+        self.inner.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.inner.server_options()
+    }
+
+    async fn http_cleanup(&self) {
+        self.inner.http_cleanup().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(head: &[u8], l: &HeadLimits) -> Result<Option<usize>, GatewayError> {
+        Scan::new().feed(head, l)
+    }
+
+    #[test]
+    fn a_complete_head_ends_at_the_blank_line() {
+        let l = HeadLimits::default();
+        let h = b"GET / HTTP/1.1\r\nhost: a\r\n\r\nBODY";
+        assert_eq!(scan(h, &l), Ok(Some(h.len() - 4)));
+        let h = b"\r\nGET / HTTP/1.1\nhost: a\n\n";
+        assert_eq!(scan(h, &l), Ok(Some(h.len())));
+        assert_eq!(scan(b"GET / HTTP/1.1\r\nhost: a\r\n", &l), Ok(None));
+    }
+
+    #[test]
+    fn heads_are_fed_in_pieces() {
+        let l = HeadLimits::default();
+        let h = b"GET / HTTP/1.1\r\nhost: a\r\nx: y\r\n\r\n";
+        for cut in 1..h.len() {
+            let mut s = Scan::new();
+            assert_eq!(s.feed(&h[..cut], &l), Ok(None), "cut {cut}");
+            assert_eq!(s.feed(h, &l), Ok(Some(h.len())), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let l = HeadLimits {
+            max_head_size: 64,
+            max_headers: 2,
+            max_request_line: 20,
+            ..HeadLimits::default()
+        };
+        assert_eq!(
+            scan(b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n", &l),
+            Err(GatewayError::UriTooLong)
+        );
+        assert_eq!(
+            scan(b"GET /aaaaaaaaaaaaaaaaaaaaaaa", &l),
+            Err(GatewayError::UriTooLong)
+        );
+        assert_eq!(
+            scan(b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n", &l),
+            Err(GatewayError::HeaderTooLarge)
+        );
+        assert_eq!(
+            scan(
+                &[b"GET / HTTP/1.1\r\nx: ".as_slice(), &[b'a'; 60]].concat(),
+                &l
+            ),
+            Err(GatewayError::HeaderTooLarge)
+        );
+    }
+}
