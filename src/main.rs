@@ -52,6 +52,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
+    /// Print a new random admin bearer token, then the `[admin]` config line with its hash.
+    AdminToken,
     /// Hash a client secret or password read from stdin (first line) for the config.
     HashSecret {
         #[arg(long, default_value_t = tokengate::token::secret::DEFAULT_ITERATIONS)]
@@ -98,6 +100,24 @@ fn keys_rotate(config: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn admin_token() -> ExitCode {
+    use base64::Engine;
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    if aws_lc_rs::rand::fill(&mut bytes[..]).is_err() {
+        eprintln!("no random bytes from the system");
+        return ExitCode::FAILURE;
+    }
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[..]);
+    let hash = tokengate::config::content_hash(token.as_bytes());
+    println!("{token}");
+    println!("tokens = [\"sha256:{hash}\"]");
+    eprintln!(
+        "first line: the token (send `Authorization: Bearer <token>`; it is not stored anywhere); \
+         second line: for the [admin] section"
+    );
+    ExitCode::SUCCESS
 }
 
 fn hash_secret(iterations: u32) -> ExitCode {
@@ -151,6 +171,7 @@ fn main() -> ExitCode {
         Cmd::Keys {
             cmd: KeysCmd::Rotate { config },
         } => keys_rotate(&config),
+        Cmd::AdminToken => admin_token(),
         Cmd::HashSecret { iterations } => hash_secret(iterations),
         Cmd::Jose { cmd } => {
             let code = tokengate::jose::cli::run(

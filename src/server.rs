@@ -103,10 +103,34 @@ pub fn build(config: PathBuf, opts: &RunOptions) -> Result<(Server, Arc<State>),
     ));
 
     if raw.admin.enabled {
+        let a = &raw.admin;
+        let mut errs = crate::error::Errors::default();
+        let Some(guard) = crate::admin::Guard::compile(a, &mut errs) else {
+            return Err(errs.0.iter().map(|e| e.to_string()).collect());
+        };
+        if a.tokens.is_empty() {
+            log::warn!(
+                "admin listener {}: the admin plane is unauthenticated (loopback only); set \
+                 [admin] tokens to require a bearer token",
+                a.listen
+            );
+        } else if a
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|s| !s.ip().is_loopback())
+        {
+            log::warn!(
+                "ADMIN LISTENER {} IS NOT ON LOOPBACK: reload, key rotation and the config are \
+                 reachable from the network behind bearer tokens sent in cleartext HTTP; keep it \
+                 on a private network",
+                a.listen
+            );
+        }
         let mut admin = Service::new(
             "tokengate admin".to_string(),
             Admin {
                 state: state.clone(),
+                guard,
             },
         );
         admin.add_tcp(&raw.admin.listen);

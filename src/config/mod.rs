@@ -159,6 +159,12 @@ pub struct AdminConfig {
     /// The private admin listener. Loopback by default; `enabled = false` turns it off.
     pub listen: String,
     pub enabled: bool,
+    /// Bearer tokens, as `"sha256:<64 hex>"` (`tokengate admin-token` makes one). Empty: no
+    /// authentication, allowed only on a loopback `listen`.
+    pub tokens: Vec<String>,
+    /// Host header values accepted (port ignored). Empty: `localhost`, `127.0.0.1`, `[::1]`,
+    /// `::1` and the host of `listen`.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for AdminConfig {
@@ -166,6 +172,8 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: "127.0.0.1:9180".into(),
             enabled: true,
+            tokens: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -185,3 +185,20 @@ fn jose_cli_keygen_sign_verify_encrypt_decrypt() {
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["plaintext"], "c2VjcmV0IGRhdGE");
 }
+
+#[test]
+fn admin_token_prints_a_random_token_and_its_config_hash() {
+    let run = || {
+        let out = tokengate().arg("admin-token").output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        lines
+    };
+    let (a, b) = (run(), run());
+    assert_ne!(a[0], b[0]);
+    assert_eq!(a[0].len(), 43, "32 bytes, base64url without padding");
+    let hash = tokengate::config::content_hash(a[0].as_bytes());
+    assert_eq!(a[1], format!("tokens = [\"sha256:{hash}\"]"));
+}

@@ -145,6 +145,8 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub state: Arc<tokengate::state::State>,
+    /// Extra `[admin]` keys, kept across `write_body`.
+    admin: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -178,9 +180,19 @@ address = "127.0.0.1:{port}"
     )
 }
 
+/// The preamble with `admin` added to its `[admin]` table.
+fn with_admin(preamble: String, admin: &str) -> String {
+    preamble.replacen("[admin]\n", &format!("[admin]\n{admin}\n"), 1)
+}
+
 impl Gateway {
     /// Start with `body` appended to the standard preamble.
     pub async fn start(body: &str) -> Gateway {
+        Gateway::start_admin("", body).await
+    }
+
+    /// Start with extra `[admin]` keys (e.g. `tokens = [...]`).
+    pub async fn start_admin(admin: &str, body: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut admin_port = free_port();
@@ -190,7 +202,11 @@ impl Gateway {
         let config = dir.path().join("tokengate.toml");
         std::fs::write(
             &config,
-            format!("{}{}", preamble(port, admin_port, dir.path()), body),
+            format!(
+                "{}{}",
+                with_admin(preamble(port, admin_port, dir.path()), admin),
+                body
+            ),
         )
         .unwrap();
         let (server, state) =
@@ -208,6 +224,7 @@ impl Gateway {
             dir,
             config,
             state,
+            admin: admin.to_string(),
             stop: Some(tx),
             thread: Some(thread),
         };
@@ -235,7 +252,10 @@ impl Gateway {
     pub fn write_body(&self, body: &str) {
         let text = format!(
             "{}{}",
-            preamble(self.port, self.admin_port, self.dir.path()),
+            with_admin(
+                preamble(self.port, self.admin_port, self.dir.path()),
+                &self.admin
+            ),
             body
         );
         let tmp = self.dir.path().join("next.toml");
@@ -324,6 +344,12 @@ pub async fn request(
 
 pub async fn get(port: u16, path: &str) -> Resp {
     request(port, "GET", path, &[], "").await
+}
+
+/// A state-changing admin request, as the admin listener requires: POST, JSON.
+pub async fn admin_post(port: u16, path: &str) -> Resp {
+    let json = [("content-type", "application/json")];
+    request(port, "POST", path, &json, "").await
 }
 
 /// Wait until `f` holds, polling; panics with `what` after 10 s.

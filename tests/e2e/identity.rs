@@ -1209,7 +1209,7 @@ async fn config_refuses_bad_sources_and_a_password_grant_without_one() {
     w.gw.write_body(&format!(
         "\n[upstreams.u]{body}\n[[routes]]\nname = \"extra\"\nrespond = {{ status = 204 }}\n"
     ));
-    let r = request(w.gw.admin_port, "POST", "/admin/reload", &[], "").await;
+    let r = admin_post(w.gw.admin_port, "/admin/reload").await;
     assert_eq!(
         r.json()["result"],
         "applied",
@@ -1243,7 +1243,7 @@ async fn config_refuses_bad_sources_and_a_password_grant_without_one() {
     let gen = w.gw.generation();
     for (body, path) in cases {
         w.gw.write_body(&body);
-        let r = request(w.gw.admin_port, "POST", "/admin/reload", &[], "").await;
+        let r = admin_post(w.gw.admin_port, "/admin/reload").await;
         let text = String::from_utf8_lossy(&r.body).to_string();
         assert!(text.contains(path), "{path}: {text}");
         // The old config keeps serving.
@@ -1265,7 +1265,7 @@ async fn config_refuses_bad_sources_and_a_password_grant_without_one() {
         ),
     );
     w.gw.write_body(&body);
-    let r = request(w.gw.admin_port, "POST", "/admin/reload", &[], "").await;
+    let r = admin_post(w.gw.admin_port, "/admin/reload").await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let cfg = get(w.gw.admin_port, "/admin/config").await;
     let text = String::from_utf8_lossy(&cfg.body);

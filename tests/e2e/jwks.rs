@@ -168,19 +168,12 @@ policies = [{{ type = "jwt_verify", algorithms = ["ES256"], keys = {{ jwks_url =
 
     // Stale-if-error: the provider fails, cached keys keep serving.
     idp.status.store(500, Ordering::SeqCst);
-    let r = request(
-        gw.admin_port,
-        "POST",
-        "/admin/jwks/flush?source=nope",
-        &[],
-        "",
-    )
-    .await;
+    let r = admin_post(gw.admin_port, "/admin/jwks/flush?source=nope").await;
     assert_eq!(r.status, 404);
     assert_eq!(call(gw.port, "/x", &tok_a).await.status, 200);
 
     // Flush: keys dropped; with the provider down that is now a 503; back up, a refetch.
-    let r = request(gw.admin_port, "POST", "/admin/jwks/flush", &[], "").await;
+    let r = admin_post(gw.admin_port, "/admin/jwks/flush").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["flushed"], 1);
     // Bypass the verified-token cache with a fresh token.

@@ -97,7 +97,7 @@ async fn admin_reload_endpoint_and_restart_required() {
         )
         .replace("body = \"v1\"", "body = \"v3\"");
     std::fs::write(&gw.config, text).unwrap();
-    let r = request(gw.admin_port, "POST", "/admin/reload", &[], "").await;
+    let r = admin_post(gw.admin_port, "/admin/reload").await;
     // The poller may have won the race; either way v3 is applied.
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(&get(gw.port, "/hello").await.body[..], b"v3");
@@ -105,7 +105,7 @@ async fn admin_reload_endpoint_and_restart_required() {
     assert_eq!(st["restart_required"], serde_json::json!(["server"]));
 
     std::fs::write(&gw.config, "not = [valid").unwrap();
-    let r = request(gw.admin_port, "POST", "/admin/reload", &[], "").await;
+    let r = admin_post(gw.admin_port, "/admin/reload").await;
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["result"], "refused");
     assert_eq!(&get(gw.port, "/hello").await.body[..], b"v3");

@@ -1131,7 +1131,7 @@ async fn key_rotation_keeps_old_tokens_valid() {
         .to_string();
     let before = get(p, "/.well-known/jwks.json").await.json();
     let next_kid = before["keys"][0]["kid"].clone();
-    let r = request(w.gw.admin_port, "POST", "/admin/keys/rotate", &[], "").await;
+    let r = admin_post(w.gw.admin_port, "/admin/keys/rotate").await;
     assert_eq!(r.status, 200);
     let after = get(p, "/.well-known/jwks.json").await.json();
     assert_eq!(
@@ -1167,7 +1167,7 @@ async fn key_rotation_keeps_old_tokens_valid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let r = request(w.gw.admin_port, "POST", "/admin/reload", &[], "").await;
+    let r = admin_post(w.gw.admin_port, "/admin/reload").await;
     assert_eq!(r.status, 200);
     let third = get(p, "/.well-known/jwks.json").await.json();
     assert_eq!(third["keys"][2]["kid"], after["keys"][1]["kid"]);
@@ -1367,14 +1367,9 @@ async fn gateway_processes_share_redis_and_keys() {
     assert_eq!(api(a.port, "GET", "/api/x", &at).await.status, 401);
     assert_oauth_error(&refresh(a.port, app, &rt, None).await, 400, "invalid_grant");
     // A key rotation on A is seen by B after its reload (shared key_dir).
-    let r = request(a.admin, "POST", "/admin/keys/rotate", &[], "").await;
+    let r = admin_post(a.admin, "/admin/keys/rotate").await;
     assert_eq!(r.status, 200);
-    assert_eq!(
-        request(b.admin, "POST", "/admin/reload", &[], "")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(admin_post(b.admin, "/admin/reload").await.status, 200);
     let new = cc(a.port, "svc", "svc-secret", None).await.json()["access_token"]
         .as_str()
         .unwrap()
@@ -1564,7 +1559,7 @@ async fn private_key_jwt_with_a_remote_jwks_fails_closed() {
     assert_eq!(send("r1").await.status, 200);
     // O25: the JWKS URI goes down and nothing is cached: fail closed for that client only.
     drop(srv);
-    let r = request(gw.admin_port, "POST", "/admin/jwks/flush", &[], "").await;
+    let r = admin_post(gw.admin_port, "/admin/jwks/flush").await;
     assert_eq!(r.status, 200);
     assert_oauth_error(&send("r2").await, 401, "invalid_client");
     assert_eq!(cc(p, "svc", "svc-secret", None).await.status, 200);
