@@ -607,6 +607,20 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// Whether Pingora's "Fail to proxy" error line is skipped. A client that goes away
+    /// (read, write or close on the downstream side) is routine at the edge: debug, not error.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        let client_gone = matches!(e.esource(), ErrorSource::Downstream)
+            && matches!(
+                e.etype(),
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
+            );
+        if client_gone {
+            log::debug!("client went away: {e}");
+        }
+        client_gone
+    }
+
     /// After the response is done (or failed): metrics and the access log.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         let status = session

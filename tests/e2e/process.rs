@@ -138,3 +138,57 @@ async fn sigterm_drains_and_exits_zero() {
     assert!(status.success(), "{status:?}");
     assert_eq!(get(port, "/").await.status, 0, "the listener is closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnects_write_no_error_line() {
+    use tokio::io::AsyncWriteExt;
+    let up = Upstream::start("up").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let cfg = dir.path().join("tg.toml");
+    let text = config(dir.path(), port, admin, "x").replace(
+        "[[routes]]\nname = \"hello\"",
+        &format!(
+            "[upstreams.up]\ntargets = [\"{}\"]\n[[routes]]\nname = \"slow\"\nmatch = {{ path_prefix = \"/slow\" }}\nupstream = \"up\"\n[[routes]]\nname = \"hello\"",
+            up.addr
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let err_path = dir.path().join("stderr.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_tokengate"))
+        .arg("run")
+        .arg("-c")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut gw = Reap(child);
+    eventually("up", || async { get(port, "/").await.status == 200 }).await;
+    // A client that goes away while its request is proxied, and one that leaves mid-head.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /slow?ms=300 HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    eventually("proxied", || async {
+        up.hits.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    drop(s);
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost:").await.unwrap();
+    drop(s);
+    eventually("the abandoned request is logged", || async {
+        let m = get(admin, "/metrics").await;
+        String::from_utf8_lossy(&m.body).contains("tokengate_requests_total{route=\"slow\"")
+    })
+    .await;
+    signal(&gw.0, "TERM");
+    let _ = gw.0.wait();
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    assert!(!err.contains("ERROR"), "{err}");
+}
