@@ -32,6 +32,7 @@ KEEP=0
 INSTALL=1
 VARIANTS=()
 PRELOADS=()
+OTHERS=()
 
 usage() {
   cat <<EOF
@@ -45,6 +46,8 @@ Usage: $0 [options]
   --variant NAME=TOML extra tokengate instance with these [server] lines (';' separates lines), e.g.
                       --variant 'nows=work_stealing = false'
                       --variant 'pool16=upstream_keepalive_pool_size = 16'   (repeatable)
+  --other NAME=BIN     extra tokengate instance run from another binary (before/after a change in the
+                      same run), e.g. --other base=/tmp/tokengate-main (repeatable)
   --preload NAME=LIB[:TOML]
                       extra tokengate instance run with LD_PRELOAD=LIB (allocator A/B without a rebuild),
                       optionally with [server] lines too, e.g. (repeatable)
@@ -70,6 +73,7 @@ while [ $# -gt 0 ]; do
     --bin) BIN=$2; shift 2 ;;
     --variant) VARIANTS+=("$2"); shift 2 ;;
     --preload) PRELOADS+=("$2"); shift 2 ;;
+    --other) OTHERS+=("$2"); shift 2 ;;
     --fixed-rate) FIXED=1; shift ;;
     --fixed-pct) FIXED_PCT=$2; shift 2 ;;
     --fixed-rps) FIXED_RPS=$2; FIXED=1; shift 2 ;;
@@ -209,8 +213,8 @@ start_nginx() { # name cpu cpumask port http-body -> sets NG_MASTER / NG_WORKER
 }
 
 # ---------------------------------------------------------------------------------------------- tokengate
-start_tokengate() { # name port admin_port extra-server-toml [LD_PRELOAD] -> sets TG_PID
-  local d=$WORK/$1
+start_tokengate() { # name port admin_port extra-server-toml [LD_PRELOAD] [binary] -> sets TG_PID
+  local d=$WORK/$1 bin=${6:-$TG_BIN}
   mkdir -p "$d"
   cat >"$d/tokengate.toml" <<EOF
 [server]
@@ -242,10 +246,10 @@ name = "proxy"
 match = { path_prefix = "/" }
 upstream = "origin"
 EOF
-  "$TG_BIN" check "$d/tokengate.toml" >"$d/check.log" 2>&1 || { cat "$d/check.log" >&2; die "tokengate config $1"; }
+  "$bin" check "$d/tokengate.toml" >"$d/check.log" 2>&1 || { cat "$d/check.log" >&2; die "tokengate config $1"; }
   local pre=()
   if [ -n "${5:-}" ]; then pre=("LD_PRELOAD=$5"); fi
-  taskset -c 1 env RUST_LOG=warn "${pre[@]}" "$TG_BIN" run -c "$d/tokengate.toml" >"$d/tokengate.log" 2>&1 &
+  taskset -c 1 env RUST_LOG=warn "${pre[@]}" "$bin" run -c "$d/tokengate.toml" >"$d/tokengate.log" 2>&1 &
   TG_PID=$!
   PIDS+=("$TG_PID")
   wait_port "$2" "$1"
@@ -287,6 +291,16 @@ for v in "${VARIANTS[@]}"; do
   start_tokengate "tokengate-$vname" "$vp" "$va" "${vtoml//;/$'\n'}"
   SERVERS+=("tokengate-$vname|$vp|$TG_PID")
   log "variant tokengate-$vname :$vp  [server] ${vtoml}"
+done
+for v in "${OTHERS[@]}"; do
+  vname=${v%%=*}
+  vbin=${v#*=}
+  if [ -z "$vname" ] || [ "$vname" = "$v" ] || [ ! -x "$vbin" ]; then die "--other wants NAME=/path/to/tokengate (executable), got: $v"; fi
+  cp "$vbin" "$WORK/bin/tokengate-$vname"
+  read -r vp va <<<"$(free_ports 2)"
+  start_tokengate "tokengate-$vname" "$vp" "$va" "" "" "$WORK/bin/tokengate-$vname"
+  SERVERS+=("tokengate-$vname|$vp|$TG_PID")
+  log "other tokengate-$vname :$vp  $vbin sha256=$(sha256sum "$vbin" | cut -c1-12)"
 done
 for v in "${PRELOADS[@]}"; do
   vname=${v%%=*}

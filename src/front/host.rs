@@ -15,6 +15,19 @@ pub struct Host {
 }
 
 impl Host {
+    /// Whether `v` is already exactly this host's header value (no rewrite needed).
+    pub fn is(&self, v: &[u8]) -> bool {
+        match self.port {
+            None => v == self.name.as_bytes(),
+            Some(p) => {
+                v.len() > self.name.len()
+                    && v.starts_with(self.name.as_bytes())
+                    && v[self.name.len()] == b':'
+                    && std::str::from_utf8(&v[self.name.len() + 1..]).ok() == Some(&p.to_string())
+            }
+        }
+    }
+
     /// The `Host` header value sent on: `name` or `name:port`.
     pub fn header_value(&self) -> String {
         match self.port {

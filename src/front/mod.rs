@@ -187,7 +187,10 @@ fn strip_prefix_ci<'a>(b: &'a [u8], pre: &[u8]) -> Option<&'a [u8]> {
 /// Canonicalise the request in place, or say why it is refused.
 pub fn admit(req: &mut RequestHeader, conn: Conn, rules: &PathRules) -> Result<(), GatewayError> {
     check_method(&req.method)?;
-    let (target, abs_authority) = split_target(req)?;
+    // Host first: rewriting the target below drops an HTTP/2 request's authority from the URI.
+    let abs_authority = split_target(req)?.1.map(<[u8]>::to_vec);
+    normalize_host(req, conn, abs_authority.as_deref())?;
+    let (target, _) = split_target(req)?;
     let (p, q) = match target.iter().position(|&b| b == b'?') {
         Some(i) => (&target[..i], Some(&target[i + 1..])),
         None => (target, None),
@@ -200,9 +203,7 @@ pub fn admit(req: &mut RequestHeader, conn: Conn, rules: &PathRules) -> Result<(
         log::debug!("refused path ({e:?})");
         GatewayError::InvalidPath
     })?;
-    let changed = matches!(canon, std::borrow::Cow::Owned(_)) || abs_authority.is_some();
-    let abs_authority = abs_authority.map(<[u8]>::to_vec);
-    if changed {
+    if matches!(canon, std::borrow::Cow::Owned(_)) || abs_authority.is_some() {
         let pq = match q {
             Some(q) => {
                 let q = std::str::from_utf8(q).map_err(|_| GatewayError::InvalidPath)?;
@@ -216,7 +217,6 @@ pub fn admit(req: &mut RequestHeader, conn: Conn, rules: &PathRules) -> Result<(
             .map_err(|_| GatewayError::InvalidPath)?;
         req.set_uri(uri);
     }
-    normalize_host(req, conn, abs_authority.as_deref())?;
     collapse_content_length(req)?;
     if !conn.trusted_peer {
         remove_spellings(req, |folded| FORWARDING.contains(&folded));
@@ -235,20 +235,21 @@ fn normalize_host(
     let default = if conn.tls { 443 } else { 80 };
     let ports: [u16; 2] = [default, conn.local_port.unwrap_or(default)];
     let mut hosts = req.headers.get_all(HOST).iter();
-    let header = hosts.next().map(|v| v.as_bytes().to_vec());
+    let header = hosts.next().cloned();
     if hosts.next().is_some() {
         return Err(GatewayError::InvalidHost);
     }
     let parse = |v: &[u8]| host::parse(v, &ports).ok_or(GatewayError::InvalidHost);
+    let header = header.as_ref().map(HeaderValue::as_bytes);
     let h = if let Some(a) = abs_authority {
         // The absolute-form authority wins over Host; it must still be a valid host.
-        if let Some(h) = &header {
+        if let Some(h) = header {
             parse(h)?;
         }
         parse(a)?
     } else if req.version == Version::HTTP_2 {
         let authority = req.uri.authority().map(|a| parse(a.as_str().as_bytes()));
-        match (authority, header.as_deref().map(parse)) {
+        match (authority, header.map(parse)) {
             (Some(a), Some(h)) => {
                 let (a, h) = (a?, h?);
                 if a != h {
@@ -261,19 +262,19 @@ fn normalize_host(
             (None, None) => return Err(GatewayError::InvalidHost),
         }
     } else {
-        match &header {
+        match header {
             Some(h) => parse(h)?,
             // HTTP/1.0 may omit Host; HTTP/1.1 must send it (RFC 9112 §3.2).
             None if req.version == Version::HTTP_10 => return Ok(()),
             None => return Err(GatewayError::InvalidHost),
         }
     };
-    let v = HeaderValue::from_str(&h.header_value()).map_err(|_| GatewayError::InvalidHost)?;
-    if header.as_deref() != Some(v.as_bytes()) {
-        req.insert_header(HOST, v)
-            .map_err(|_| GatewayError::InvalidHost)?;
+    if header.is_some_and(|v| h.is(v)) {
+        return Ok(());
     }
-    Ok(())
+    let v = HeaderValue::from_str(&h.header_value()).map_err(|_| GatewayError::InvalidHost)?;
+    req.insert_header(HOST, v)
+        .map_err(|_| GatewayError::InvalidHost)
 }
 
 /// RFC 9112 §6.3: identical Content-Length values (`5, 5`, or twice `5`) are one length; any
@@ -479,6 +480,24 @@ mod tests {
         );
         assert_eq!(
             admitted(req("GET", b"/", &[("host", "a:abc")])).err(),
+            Some(GatewayError::InvalidHost)
+        );
+    }
+
+    #[test]
+    fn http2_authority_and_host_must_agree() {
+        let h2 = |headers: &[(&str, &str)], target: &str| {
+            let mut r = req("GET", b"/", headers);
+            r.set_version(Version::HTTP_2);
+            r.set_uri(target.parse().unwrap());
+            admitted(r)
+        };
+        let r = h2(&[], "https://Internal.Example./a/../b").unwrap();
+        assert_eq!(r.headers.get(HOST).unwrap(), "internal.example");
+        assert_eq!(r.uri.path(), "/b");
+        assert!(h2(&[("host", "internal.example")], "https://internal.example/").is_ok());
+        assert_eq!(
+            h2(&[("host", "other.example")], "https://internal.example/").err(),
             Some(GatewayError::InvalidHost)
         );
     }
