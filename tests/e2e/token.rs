@@ -272,14 +272,23 @@ pub struct World {
 }
 
 pub async fn world(store: Option<String>, more: &str) -> World {
+    world_with(store, more, |c| c).await
+}
+
+/// [`world`] with `edit` applied to the whole config text.
+pub async fn world_with(
+    store: Option<String>,
+    more: &str,
+    edit: impl Fn(String) -> String,
+) -> World {
     let up = Upstream::start("u").await;
     let dir = tempfile::tempdir().unwrap();
     let ck = client_key();
     let store = store.unwrap_or_else(|| embedded(dir.path()));
-    let gw = Gateway::start(&format!(
-        "{SETUP}{}",
-        config(dir.path(), &store, more, up.addr, &ck)
-    ))
+    let gw = Gateway::start_with(
+        &format!("{SETUP}{}", config(dir.path(), &store, more, up.addr, &ck)),
+        edit,
+    )
     .await;
     World {
         gw,
@@ -675,6 +684,112 @@ async fn backoff_locks_out_with_429_and_retry_after() {
             .status,
         200
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_client_ids_are_backed_off_like_wrong_secrets() {
+    let w = world(None, "").await;
+    let p = w.gw.port;
+    for _ in 0..4 {
+        assert_oauth_error(&cc(p, "nobody", "guess", None).await, 401, "invalid_client");
+    }
+    let r = cc(p, "nobody", "guess", None).await;
+    assert_oauth_error(&r, 429, "temporarily_unavailable");
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    // The same id sent as client_secret_post is the same name to the backoff.
+    let r = post(
+        p,
+        "/oauth2/token",
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "nobody"),
+            ("client_secret", "guess"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    // Per source address: another one still gets its guesses, and real clients are unaffected.
+    let ct = ("content-type", "application/x-www-form-urlencoded");
+    let r = request_from(
+        "127.0.0.4",
+        p,
+        "POST",
+        "/oauth2/token",
+        &[ct, ("authorization", &basic("nobody", "guess"))],
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(cc(p, "svc", "svc-secret", None).await.status, 200);
+}
+
+/// One worker thread, secrets that take about a second of CPU to check: the plain route
+/// answers, and a locked-out (unknown client, address) gets its 429, while three checks are
+/// still running. Only the order of the answers is asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secret_checks_leave_the_worker_thread_free() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let t = std::time::Instant::now();
+    SecretHash::create(b"calibrate", 100_000).unwrap();
+    let per_iter = t.elapsed().as_secs_f64() / 100_000.0;
+    let iters = ((1.5 / per_iter) as u32).clamp(100_000, tokengate::token::secret::MAX_ITERATIONS);
+    let slow = SecretHash::create(b"slow-secret", iters).unwrap();
+    let more = format!(
+        r#"
+[[routes]]
+name = "hello"
+match = {{ path_exact = "/hello" }}
+respond = {{ status = 200, body = "hello" }}
+
+[[token_service.clients]]
+client_id = "slow"
+secret_hash = "{slow}"
+scopes = ["read"]
+audience = ["api"]
+"#
+    );
+    let backoff = "backoff = { max_failures = 2, base_delay = \"30s\" }";
+    let w = world_with(None, backoff, |c| {
+        assert!(c.contains("\nthreads = 2\n"));
+        format!("{}{more}", c.replace("\nthreads = 2\n", "\nthreads = 1\n"))
+    })
+    .await;
+    let p = w.gw.port;
+    assert_eq!(get(p, "/hello").await.status, 200);
+    // Lock an unknown id out from this address; its dummy check costs what slow's does.
+    let (a, b) = tokio::join!(cc(p, "ghost", "x", None), cc(p, "ghost", "y", None));
+    assert_eq!((a.status, b.status), (401, 401));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut checks = Vec::new();
+    for _ in 0..3 {
+        let done = done.clone();
+        checks.push(tokio::spawn(async move {
+            let r = cc(p, "slow", "slow-secret", None).await;
+            done.fetch_add(1, Ordering::SeqCst);
+            r.status
+        }));
+    }
+    // Only so that the checks have started when the next requests arrive.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let hello = get(p, "/hello").await;
+    assert_eq!(hello.status, 200);
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        0,
+        "the plain route waited for a secret check"
+    );
+    let r = cc(p, "ghost", "z", None).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        0,
+        "the backoff waited for a secret check"
+    );
+    for c in checks {
+        assert_eq!(c.await.unwrap(), 200);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
