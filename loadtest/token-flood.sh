@@ -51,7 +51,12 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$GA/healthz" >/dev/null && 
 [ "$(curl -s "http://127.0.0.1:$GP/hello")" = hello ]
 [ "$(curl -s -o /dev/null -w '%{http_code}' -u bench:bench-secret -d grant_type=client_credentials \
   "http://127.0.0.1:$GP/oauth2/token")" = 200 ]
-echo "binary: $BIN ($(sha256sum "$BIN" | cut -c1-16)), commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src || echo '+dirty')"
+if [ -z "${TOKENGATE_BIN:-}" ]; then
+  FROM="commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src || echo '+dirty')"
+else
+  FROM="TOKENGATE_BIN (commit not known here)"
+fi
+echo "binary: $BIN (sha256 $(sha256sum "$BIN" | cut -c1-16)), $FROM"
 echo "nproc: $(nproc); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 neighbour() {
   wrk -t1 -c2 -d"$NEIGHBOUR" --latency -s "$ROOT/loadtest/wrk/report.lua" "http://127.0.0.1:$GP/hello" \
