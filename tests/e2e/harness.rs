@@ -181,11 +181,6 @@ address = "127.0.0.1:{port}"
 impl Gateway {
     /// Start with `body` appended to the standard preamble.
     pub async fn start(body: &str) -> Gateway {
-        Gateway::start_with(body, |c| c).await
-    }
-
-    /// Start with `edit` applied to the whole config (preamble and body).
-    pub async fn start_with(body: &str, edit: impl Fn(String) -> String) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut admin_port = free_port();
@@ -195,11 +190,7 @@ impl Gateway {
         let config = dir.path().join("tokengate.toml");
         std::fs::write(
             &config,
-            edit(format!(
-                "{}{}",
-                preamble(port, admin_port, dir.path()),
-                body
-            )),
+            format!("{}{}", preamble(port, admin_port, dir.path()), body),
         )
         .unwrap();
         let (server, state) =

@@ -272,23 +272,14 @@ pub struct World {
 }
 
 pub async fn world(store: Option<String>, more: &str) -> World {
-    world_with(store, more, |c| c).await
-}
-
-/// [`world`] with `edit` applied to the whole config text.
-pub async fn world_with(
-    store: Option<String>,
-    more: &str,
-    edit: impl Fn(String) -> String,
-) -> World {
     let up = Upstream::start("u").await;
     let dir = tempfile::tempdir().unwrap();
     let ck = client_key();
     let store = store.unwrap_or_else(|| embedded(dir.path()));
-    let gw = Gateway::start_with(
-        &format!("{SETUP}{}", config(dir.path(), &store, more, up.addr, &ck)),
-        edit,
-    )
+    let gw = Gateway::start(&format!(
+        "{SETUP}{}",
+        config(dir.path(), &store, more, up.addr, &ck)
+    ))
     .await;
     World {
         gw,
@@ -724,20 +715,28 @@ async fn unknown_client_ids_are_backed_off_like_wrong_secrets() {
     assert_eq!(cc(p, "svc", "svc-secret", None).await.status, 200);
 }
 
-/// One worker thread, secrets that take about a second of CPU to check: the plain route
-/// answers, and a locked-out (unknown client, address) gets its 429, while three checks are
-/// still running. Only the order of the answers is asserted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn secret_checks_leave_the_worker_thread_free() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+/// A gateway process (its own hash-check pool) on one worker thread of the default runtime,
+/// with a client "slow" whose secret takes about `cpu_secs` of CPU to check (measured here, not
+/// assumed), a direct-response route /hello, and a backoff after two failures.
+async fn slow_gateway(cpu_secs: f64) -> (Proc, Upstream, tempfile::TempDir) {
     let t = std::time::Instant::now();
     SecretHash::create(b"calibrate", 100_000).unwrap();
     let per_iter = t.elapsed().as_secs_f64() / 100_000.0;
-    let iters = ((1.5 / per_iter) as u32).clamp(100_000, tokengate::token::secret::MAX_ITERATIONS);
+    let iters =
+        ((cpu_secs / per_iter) as u32).clamp(100_000, tokengate::token::secret::MAX_ITERATIONS);
     let slow = SecretHash::create(b"slow-secret", iters).unwrap();
-    let more = format!(
-        r#"
+    let up = Upstream::start("u").await;
+    let dir = tempfile::tempdir().unwrap();
+    let backoff = "backoff = { max_failures = 2, base_delay = \"30s\" }";
+    let body = config(
+        dir.path(),
+        &embedded(dir.path()),
+        backoff,
+        up.addr,
+        &client_key(),
+    );
+    let body = format!(
+        r#"{body}
 [[routes]]
 name = "hello"
 match = {{ path_exact = "/hello" }}
@@ -750,13 +749,24 @@ scopes = ["read"]
 audience = ["api"]
 "#
     );
-    let backoff = "backoff = { max_failures = 2, base_delay = \"30s\" }";
-    let w = world_with(None, backoff, |c| {
-        assert!(c.contains("\nthreads = 2\n"));
-        format!("{}{more}", c.replace("\nthreads = 2\n", "\nthreads = 1\n"))
+    let gw = Proc::start_with(&body, |p| {
+        assert!(p.contains("\nthreads = 2\n") && p.contains("work_stealing = true"));
+        p.replace("\nthreads = 2\n", "\nthreads = 1\n")
+            .replace("work_stealing = true", "work_stealing = false")
     })
     .await;
-    let p = w.gw.port;
+    (gw, up, dir)
+}
+
+/// One worker thread, secrets that take about a second of CPU to check: the plain route
+/// answers, and a locked-out (unknown client, address) gets its 429, while three checks are
+/// still running. Only the order of the answers is asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secret_checks_leave_the_worker_thread_free() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (gw, _up, _dir) = slow_gateway(1.5).await;
+    let p = gw.port;
     assert_eq!(get(p, "/hello").await.status, 200);
     // Lock an unknown id out from this address; its dummy check costs what slow's does.
     let (a, b) = tokio::join!(cc(p, "ghost", "x", None), cc(p, "ghost", "y", None));
@@ -790,6 +800,31 @@ audience = ["api"]
     for c in checks {
         assert_eq!(c.await.unwrap(), 200);
     }
+}
+
+/// Three times as many right-secret requests as the pool checks at once (two per CPU, so each
+/// wave takes at least twice a check's CPU time): the first wave is answered 200, and the
+/// requests that get no turn within the 2 s wait 503 `temporarily_unavailable`, never 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_secret_queue_is_503_not_a_wrong_secret() {
+    let (gw, _up, _dir) = slow_gateway(1.5).await;
+    let p = gw.port;
+    let pool = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
+    let reqs: Vec<_> = (0..3 * pool)
+        .map(|_| tokio::spawn(async move { cc(p, "slow", "slow-secret", None).await }))
+        .collect();
+    let (mut ok, mut busy) = (0, 0);
+    for r in reqs {
+        let r = r.await.unwrap();
+        if r.status == 200 {
+            ok += 1;
+        } else {
+            assert_oauth_error(&r, 503, "temporarily_unavailable");
+            assert_eq!(r.header("retry-after"), Some("1"));
+            busy += 1;
+        }
+    }
+    assert!(ok >= 1 && busy >= 1, "{ok} answered, {busy} busy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
