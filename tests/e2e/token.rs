@@ -758,7 +758,7 @@ audience = ["api"]
     (gw, up, dir)
 }
 
-/// One worker thread, secrets that take about a second of CPU to check: the plain route
+/// One worker thread, secrets that take about 1.5 s of CPU to check: the plain route
 /// answers, and a locked-out (unknown client, address) gets its 429, while three checks are
 /// still running. Only the order of the answers is asserted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
