@@ -4,7 +4,8 @@
 #   gateway : one worker thread; /hello a direct response; the token service with one client
 #             whose secret is pbkdf2-sha256 at 600 000 iterations (the default), so an unknown
 #             client id costs the same through the dummy hash
-#   neighbour: wrk -t1 -c2 --latency GET /hello for NEIGHBOUR (report.lua: p50/p99 in µs)
+#   neighbour: wrk -t1 -c2 --timeout 30s --latency GET /hello for NEIGHBOUR (report.lua: p50/p99
+#             in µs; a stalled worker shows as latency, not as wrk timeouts)
 #   flood   : wrk -t1 -c FLOOD_CONNS (default 32) for FLOOD, POST /oauth2/token with bad
 #             credentials (wrk/flood.lua): `distinct` = a new unknown client id per request (a
 #             hash each, the backoff never locks), `same` = one unknown client id (backoff 429
@@ -59,7 +60,7 @@ fi
 echo "binary: $BIN (sha256 $(sha256sum "$BIN" | cut -c1-16)), $FROM"
 echo "nproc: $(nproc); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 neighbour() {
-  wrk -t1 -c2 -d"$NEIGHBOUR" --latency -s "$ROOT/loadtest/wrk/report.lua" "http://127.0.0.1:$GP/hello" \
+  wrk -t1 -c2 -d"$NEIGHBOUR" --timeout 30s --latency -s "$ROOT/loadtest/wrk/report.lua" "http://127.0.0.1:$GP/hello" \
     | tee "$DIR/hello-$1.txt"
 }
 wrk -t1 -c2 -d1s "http://127.0.0.1:$GP/hello" >/dev/null
