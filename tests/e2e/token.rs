@@ -1471,8 +1471,12 @@ impl Proc {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        // The admin listener can answer before the data listener is bound.
         eventually("gateway process up", || async move {
             get(admin, "/healthz").await.status == 200
+                && tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
         })
         .await;
         Proc {
