@@ -432,11 +432,12 @@ impl StaticUsers {
 }
 
 /// A hash check on the blocking pool (argon2 or 600 000 PBKDF2 rounds must not stall the
-/// proxy's worker threads). At most two checks per CPU run at once, process-wide: the permit
-/// travels with the check, so a check whose lookup timed out (a blocking task cannot be
-/// aborted) still holds it, and an overloaded gateway queues checks instead of stacking
-/// threads.
-async fn verify_off_runtime(
+/// proxy's worker threads): users' passwords here, clients' secrets at the token endpoint.
+/// At most two checks per CPU run at once, process-wide: the permit travels with the check,
+/// so a check whose lookup timed out (a blocking task cannot be aborted) still holds it, and
+/// an overloaded gateway queues checks instead of stacking threads. `Overloaded` when no
+/// permit came by `deadline`.
+pub(crate) async fn verify_off_runtime(
     hash: PasswordHash,
     password: &str,
     deadline: tokio::time::Instant,

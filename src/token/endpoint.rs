@@ -5,6 +5,8 @@
 use super::config::AuthMethod;
 use super::oauth::{json_reply, OAuthError};
 use super::{Client, ClientKeys, TokenService, SIGNING_ALGS};
+use crate::identity::hash::PasswordHash;
+use crate::identity::verify_off_runtime;
 use crate::jose::{self, Alg, Limits};
 use crate::proxy::respond::Reply;
 use crate::store::{now_unix, TokenHash};
@@ -22,6 +24,9 @@ pub const MAX_TOKEN: usize = 8 * 1024;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Clock skew tolerated on assertion `nbf`/`iat`.
 const LEEWAY: u64 = 30;
+/// Longest wait for a free hash check before answering 503: enough for a burst of ordinary
+/// requests, short enough that a flood's queue does not hold a real client for long.
+const SECRET_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -221,7 +226,9 @@ impl TokenService {
     }
 
     /// Authenticate the client with exactly one method. Every failure is the same
-    /// `invalid_client`; repeated failures from one address lock that (client, address) out.
+    /// `invalid_client`; repeated failures from one address lock that (client, address) out,
+    /// known client or not, before any hash is computed. Secrets are checked on the bounded
+    /// blocking pool of the identity sources; when it stays full, 503 and nothing counted.
     pub(crate) async fn authenticate(
         &self,
         form: &Form,
@@ -277,14 +284,17 @@ impl TokenService {
                 (Some(c), Some(a)) => self.verify_assertion(c, a).await?,
                 _ => false,
             },
-            (_, Some(s)) => match client.and_then(|c| c.secret.as_ref()) {
-                Some(h) => h.verify(s.as_bytes()),
-                None => {
-                    // Same work for an unknown client as for a wrong secret.
-                    let _ = self.dummy.verify(s.as_bytes());
-                    false
-                }
-            },
+            (_, Some(s)) => {
+                let known = client.and_then(|c| c.secret.as_ref());
+                // Same work for an unknown client as for a wrong secret.
+                let hash = PasswordHash::Pbkdf2(known.unwrap_or(&self.dummy).clone());
+                let deadline = tokio::time::Instant::now() + SECRET_QUEUE_WAIT;
+                // A full queue says nothing about the credentials: no failure is counted.
+                let matched = verify_off_runtime(hash, s, deadline)
+                    .await
+                    .map_err(|_| OAuthError::busy())?;
+                matched && known.is_some()
+            }
             _ => false,
         };
         let client = match (ok, client) {

@@ -72,6 +72,17 @@ impl OAuthError {
             Some("the token store is unavailable"),
         )
     }
+    /// The gateway's hash checks were all taken until the wait ran out.
+    pub fn busy() -> Self {
+        OAuthError {
+            retry_after: Some(1),
+            ..Self::new(
+                503,
+                "temporarily_unavailable",
+                Some("too many credential checks in progress"),
+            )
+        }
+    }
     pub fn too_many(secs: u64) -> Self {
         OAuthError {
             retry_after: Some(secs),

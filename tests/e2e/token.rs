@@ -678,6 +678,156 @@ async fn backoff_locks_out_with_429_and_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_client_ids_are_backed_off_like_wrong_secrets() {
+    let w = world(None, "").await;
+    let p = w.gw.port;
+    for _ in 0..4 {
+        assert_oauth_error(&cc(p, "nobody", "guess", None).await, 401, "invalid_client");
+    }
+    let r = cc(p, "nobody", "guess", None).await;
+    assert_oauth_error(&r, 429, "temporarily_unavailable");
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    // The same id sent as client_secret_post is the same name to the backoff.
+    let r = post(
+        p,
+        "/oauth2/token",
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "nobody"),
+            ("client_secret", "guess"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    // Per source address: another one still gets its guesses, and real clients are unaffected.
+    let ct = ("content-type", "application/x-www-form-urlencoded");
+    let r = request_from(
+        "127.0.0.4",
+        p,
+        "POST",
+        "/oauth2/token",
+        &[ct, ("authorization", &basic("nobody", "guess"))],
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(cc(p, "svc", "svc-secret", None).await.status, 200);
+}
+
+/// A gateway process (its own hash-check pool) on one worker thread of the default runtime,
+/// with a client "slow" whose secret takes about `cpu_secs` of CPU to check (measured here, not
+/// assumed), a direct-response route /hello, and a backoff after two failures.
+async fn slow_gateway(cpu_secs: f64) -> (Proc, Upstream, tempfile::TempDir) {
+    let t = std::time::Instant::now();
+    SecretHash::create(b"calibrate", 100_000).unwrap();
+    let per_iter = t.elapsed().as_secs_f64() / 100_000.0;
+    let iters =
+        ((cpu_secs / per_iter) as u32).clamp(100_000, tokengate::token::secret::MAX_ITERATIONS);
+    let slow = SecretHash::create(b"slow-secret", iters).unwrap();
+    let up = Upstream::start("u").await;
+    let dir = tempfile::tempdir().unwrap();
+    let backoff = "backoff = { max_failures = 2, base_delay = \"30s\" }";
+    let body = config(
+        dir.path(),
+        &embedded(dir.path()),
+        backoff,
+        up.addr,
+        &client_key(),
+    );
+    let body = format!(
+        r#"{body}
+[[routes]]
+name = "hello"
+match = {{ path_exact = "/hello" }}
+respond = {{ status = 200, body = "hello" }}
+
+[[token_service.clients]]
+client_id = "slow"
+secret_hash = "{slow}"
+scopes = ["read"]
+audience = ["api"]
+"#
+    );
+    let gw = Proc::start_with(&body, |p| {
+        assert!(p.contains("\nthreads = 2\n") && p.contains("work_stealing = true"));
+        p.replace("\nthreads = 2\n", "\nthreads = 1\n")
+            .replace("work_stealing = true", "work_stealing = false")
+    })
+    .await;
+    (gw, up, dir)
+}
+
+/// One worker thread, secrets that take about 1.5 s of CPU to check: the plain route
+/// answers, and a locked-out (unknown client, address) gets its 429, while three checks are
+/// still running. Only the order of the answers is asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secret_checks_leave_the_worker_thread_free() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (gw, _up, _dir) = slow_gateway(1.5).await;
+    let p = gw.port;
+    assert_eq!(get(p, "/hello").await.status, 200);
+    // Lock an unknown id out from this address; its dummy check costs what slow's does.
+    let (a, b) = tokio::join!(cc(p, "ghost", "x", None), cc(p, "ghost", "y", None));
+    assert_eq!((a.status, b.status), (401, 401));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut checks = Vec::new();
+    for _ in 0..3 {
+        let done = done.clone();
+        checks.push(tokio::spawn(async move {
+            let r = cc(p, "slow", "slow-secret", None).await;
+            done.fetch_add(1, Ordering::SeqCst);
+            r.status
+        }));
+    }
+    // Only so that the checks have started when the next requests arrive.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let hello = get(p, "/hello").await;
+    assert_eq!(hello.status, 200);
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        0,
+        "the plain route waited for a secret check"
+    );
+    let r = cc(p, "ghost", "z", None).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        0,
+        "the backoff waited for a secret check"
+    );
+    for c in checks {
+        assert_eq!(c.await.unwrap(), 200);
+    }
+}
+
+/// Three times as many right-secret requests as the pool checks at once (two per CPU, so each
+/// wave takes at least twice a check's CPU time): the first wave is answered 200, and the
+/// requests that get no turn within the 2 s wait 503 `temporarily_unavailable`, never 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_secret_queue_is_503_not_a_wrong_secret() {
+    let (gw, _up, _dir) = slow_gateway(1.5).await;
+    let p = gw.port;
+    let pool = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
+    let reqs: Vec<_> = (0..3 * pool)
+        .map(|_| tokio::spawn(async move { cc(p, "slow", "slow-secret", None).await }))
+        .collect();
+    let (mut ok, mut busy) = (0, 0);
+    for r in reqs {
+        let r = r.await.unwrap();
+        if r.status == 200 {
+            ok += 1;
+        } else {
+            assert_oauth_error(&r, 503, "temporarily_unavailable");
+            assert_eq!(r.header("retry-after"), Some("1"));
+            busy += 1;
+        }
+    }
+    assert!(ok >= 1 && busy >= 1, "{ok} answered, {busy} busy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_rotation_reuse_limits_and_scope() {
     let w = world(None, "").await;
     let p = w.gw.port;
@@ -1321,8 +1471,12 @@ impl Proc {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        // The admin listener can answer before the data listener is bound.
         eventually("gateway process up", || async move {
             get(admin, "/healthz").await.status == 200
+                && tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
         })
         .await;
         Proc {
