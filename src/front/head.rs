@@ -130,11 +130,12 @@ impl Scan {
 
 async fn read_head(stream: &mut Stream, l: &HeadLimits) -> Result<BytesMut, HeadError> {
     let mut buf = BytesMut::with_capacity(4096);
-    match tokio::time::timeout(l.idle_timeout, stream.read_buf(&mut buf)).await {
+    // Pingora's timer wheel: a timeout that never fires costs next to nothing per request.
+    match pingora_timeout::timeout(l.idle_timeout, stream.read_buf(&mut buf)).await {
         Ok(Ok(n)) if n > 0 => {}
         _ => return Err(HeadError::Idle),
     }
-    let deadline = tokio::time::Instant::now() + l.header_timeout;
+    let deadline = std::time::Instant::now() + l.header_timeout;
     let mut scan = Scan::new();
     loop {
         match scan.feed(&buf, l) {
@@ -149,7 +150,8 @@ async fn read_head(stream: &mut Stream, l: &HeadLimits) -> Result<BytesMut, Head
             .clamp(1, 16 * 1024);
         buf.reserve(room);
         let mut chunk = buf.split_off(buf.len());
-        let read = tokio::time::timeout_at(deadline, stream.read_buf(&mut chunk)).await;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let read = pingora_timeout::timeout(left, stream.read_buf(&mut chunk)).await;
         buf.unsplit(chunk);
         match read {
             Err(_) => return Err(HeadError::Refuse(GatewayError::RequestTimeout)),

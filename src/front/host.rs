@@ -7,14 +7,15 @@
 //! IPv4 address or bracketed IPv6 literal (a comma list, userinfo, spaces, an empty name) is
 //! refused.
 
-/// A parsed Host: the normalized name and the port the client named, if any.
+/// A parsed Host: the normalized name (borrowed when the client already sent it so) and the
+/// port the client named, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Host {
-    pub name: String,
+pub struct Host<'a> {
+    pub name: std::borrow::Cow<'a, str>,
     pub port: Option<u16>,
 }
 
-impl Host {
+impl Host<'_> {
     /// Whether `v` is already exactly this host's header value (no rewrite needed).
     pub fn is(&self, v: &[u8]) -> bool {
         match self.port {
@@ -32,7 +33,7 @@ impl Host {
     pub fn header_value(&self) -> String {
         match self.port {
             Some(p) => format!("{}:{p}", self.name),
-            None => self.name.clone(),
+            None => self.name.to_string(),
         }
     }
 }
@@ -57,7 +58,7 @@ const fn is_reg_name(b: u8) -> bool {
 }
 
 /// Parse a Host value. `default_ports` are stripped (the listener's port and 80 or 443).
-pub fn parse(v: &[u8], default_ports: &[u16]) -> Option<Host> {
+pub fn parse<'a>(v: &'a [u8], default_ports: &[u16]) -> Option<Host<'a>> {
     if v.is_empty() || v.len() > 255 + 7 {
         return None;
     }
@@ -71,7 +72,7 @@ pub fn parse(v: &[u8], default_ports: &[u16]) -> Option<Host> {
             [b':', p @ ..] => Some(p),
             _ => return None,
         };
-        (format!("[{ip}]"), port)
+        (std::borrow::Cow::Owned(format!("[{ip}]")), port)
     } else {
         let (n, p) = match v.iter().rposition(|&b| b == b':') {
             Some(i) => (&v[..i], Some(&v[i + 1..])),
@@ -89,7 +90,14 @@ pub fn parse(v: &[u8], default_ports: &[u16]) -> Option<Host> {
         if n.first() == Some(&b'.') || n.windows(2).any(|w| w == b"..") {
             return None;
         }
-        (String::from_utf8_lossy(n).to_ascii_lowercase(), p)
+        // reg-name bytes are ASCII.
+        let n = std::str::from_utf8(n).ok()?;
+        let name = if n.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(n.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(n)
+        };
+        (name, p)
     };
     let port = match port {
         None => None,

@@ -239,17 +239,22 @@ fn normalize_host(
     if hosts.next().is_some() {
         return Err(GatewayError::InvalidHost);
     }
-    let parse = |v: &[u8]| host::parse(v, &ports).ok_or(GatewayError::InvalidHost);
+    fn parse<'a>(v: &'a [u8], ports: &[u16]) -> Result<host::Host<'a>, GatewayError> {
+        host::parse(v, ports).ok_or(GatewayError::InvalidHost)
+    }
     let header = header.as_ref().map(HeaderValue::as_bytes);
     let h = if let Some(a) = abs_authority {
         // The absolute-form authority wins over Host; it must still be a valid host.
         if let Some(h) = header {
-            parse(h)?;
+            parse(h, &ports)?;
         }
-        parse(a)?
+        parse(a, &ports)?
     } else if req.version == Version::HTTP_2 {
-        let authority = req.uri.authority().map(|a| parse(a.as_str().as_bytes()));
-        match (authority, header.map(parse)) {
+        let authority = req
+            .uri
+            .authority()
+            .map(|a| parse(a.as_str().as_bytes(), &ports));
+        match (authority, header.map(|h| parse(h, &ports))) {
             (Some(a), Some(h)) => {
                 let (a, h) = (a?, h?);
                 if a != h {
@@ -263,7 +268,7 @@ fn normalize_host(
         }
     } else {
         match header {
-            Some(h) => parse(h)?,
+            Some(h) => parse(h, &ports)?,
             // HTTP/1.0 may omit Host; HTTP/1.1 must send it (RFC 9112 §3.2).
             None if req.version == Version::HTTP_10 => return Ok(()),
             None => return Err(GatewayError::InvalidHost),
