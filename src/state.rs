@@ -201,6 +201,14 @@ impl State {
         if b.access_log != new.access_log {
             out.push("access_log".into());
         }
+        // The path rules and head limits apply live; these are fixed when a connection starts.
+        let (bf, nf) = (&b.front_door, &new.front_door);
+        if bf.h2_max_concurrent_streams != nf.h2_max_concurrent_streams
+            || bf.max_requests_per_connection != nf.max_requests_per_connection
+            || (bf.max_head_size != nf.max_head_size && b.listeners.iter().any(|l| l.http2))
+        {
+            out.push("front_door".into());
+        }
         out
     }
 }
