@@ -990,6 +990,54 @@ fn fuzz_form_bodies() {
     );
 }
 
+#[test]
+fn fuzz_request_head_readers() {
+    fuzz(
+        "request_head_readers",
+        3_000,
+        (
+            form_bytes(),
+            prop::collection::vec(("[a-z]{1,3}", "[a-zA-Z0-9\"]{0,6}"), 0..4),
+            "[ -~]{0,30}",
+            "[ -~]{0,30}",
+            "[ab=+%&]{1,4}|[a-z]{1,3}|\\PC{1,6}",
+        ),
+        |(query, jar, junk_cookie, host, name)| {
+            let mut path = b"/p?".to_vec();
+            path.extend_from_slice(&query);
+            let Ok(mut req) = RequestHeader::build("GET", &path, None) else {
+                return Ok(());
+            };
+            let cookie: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            req.insert_header("cookie", cookie.join("; ")).unwrap();
+            let _ = req.append_header("cookie", junk_cookie.as_str());
+            let host_ok = req.insert_header("host", host.as_str()).is_ok();
+            let v = RequestView::new(&req, None);
+            // The query is read as a form body is: first value of the name, same decoding.
+            let expected = req.uri.query().and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.into_owned())
+            });
+            prop_assert_eq!(v.query(&name).map(|c| c.into_owned()), expected);
+            // A cookie reads back the first value set under its name, quotes removed.
+            if let Some((k, val)) = jar.first() {
+                prop_assert_eq!(v.cookie(k), Some(val.trim_matches('"')));
+            }
+            let _ = v.cookie(&name);
+            // The host is the Host header without its port.
+            if let (true, Some(h)) = (host_ok, v.host()) {
+                let sent = req.headers.get("host").unwrap().to_str().unwrap();
+                prop_assert!(sent.starts_with(h), "{h:?} is not a prefix of {sent:?}");
+                if !sent.contains(':') && !sent.starts_with('[') {
+                    prop_assert_eq!(h, sent);
+                }
+            }
+            Ok(())
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The value language: variables, templates, conditions
 // ---------------------------------------------------------------------------------------------
