@@ -1,6 +1,6 @@
 //! Property-based fuzz targets for every parser that reads hostile input: JOSE compact
-//! tokens, the strict JSON parser, JWK/JWKS, PEM/DER key import, form bodies and the value
-//! language (variables, templates, conditions).
+//! tokens, the strict JSON parser, JWK/JWKS, PEM/DER key import, form bodies, the value
+//! language (variables, templates, conditions), and the front door's canonical path and Host.
 //!
 //! Stable Rust has no libFuzzer, so each target is a proptest property run by [`fuzz`] for
 //! `FUZZ_CASES` cases (default: a count that keeps the whole binary well under a minute in a
@@ -25,6 +25,8 @@ use serde_json::{json, Map, Number, Value};
 use tokengate::config::ConditionConfig;
 use tokengate::error::Errors;
 use tokengate::expr::{Condition, RequestView, Template, Var};
+use tokengate::front::host;
+use tokengate::front::path::{canonicalize, EscapedSlash, PathParams, PathRules};
 use tokengate::jose::{
     self, decrypt, encrypt, sign, verify, Alg, DecryptPolicy, Enc, EncryptOptions, Header,
     JoseError, Jwk, JwkSet, KeyAlg, Limits, Verified,
@@ -1303,6 +1305,167 @@ fn fuzz_conditions() {
             };
             prop_assert_eq!(wrap(any, &mut errs), got);
             prop_assert!(errs.is_empty());
+            Ok(())
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Front door: the canonical path and Host
+// ---------------------------------------------------------------------------------------------
+
+/// Pieces that make the spellings proxies disagree on: dot segments, escapes of dots and
+/// slashes, `;` parameters, backslashes, control escapes, bad escapes.
+fn path_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "/", "//", ".", "..", "%2e", "%2E", "%2f", "%2F", "%5c", "%5C", ";", ";x=1", "a",
+            "%61", "%41", "%", "%4", "%zz", "\\", "%00", "%0a", "~", "%7e", "%7E", "%3a", "%25",
+            "%252e", "admin", "é", " ", "#", "?", ":", "@", "!", "*",
+        ])
+        .prop_map(str::to_string),
+        "[ -~]{0,3}",
+    ]
+}
+
+fn rules() -> impl Strategy<Value = PathRules> {
+    (
+        any::<bool>(),
+        prop::sample::select(vec![
+            EscapedSlash::Reject,
+            EscapedSlash::Keep,
+            EscapedSlash::Decode,
+        ]),
+        prop::sample::select(vec![
+            PathParams::Reject,
+            PathParams::Keep,
+            PathParams::Strip,
+        ]),
+    )
+        .prop_map(|(merge_slashes, escaped_slash, path_params)| PathRules {
+            merge_slashes,
+            escaped_slash,
+            path_params,
+        })
+}
+
+const UNRESERVED: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
+
+#[test]
+fn fuzz_canonical_path() {
+    fuzz(
+        "canonical_path",
+        20_000,
+        (prop::collection::vec(path_piece(), 0..12), rules()),
+        |(pieces, r)| {
+            let p = format!("/{}", pieces.concat());
+            let Ok(c) = canonicalize(&p, &r) else {
+                return Ok(());
+            };
+            let b = c.as_bytes();
+            prop_assert_eq!(b.first(), Some(&b'/'));
+            if r.merge_slashes {
+                prop_assert!(!c.contains("//"), "{p:?} -> {c:?}");
+            }
+            for seg in c.split('/') {
+                prop_assert!(seg != "." && seg != "..", "{p:?} -> {c:?}");
+            }
+            let mut i = 0;
+            while i < b.len() {
+                let x = b[i];
+                prop_assert!(x.is_ascii_graphic() && x != b'\\' && x != b'#' && x != b'?');
+                if x == b'%' {
+                    let hex = &c[i + 1..i + 3];
+                    prop_assert_eq!(hex, hex.to_ascii_uppercase());
+                    let v = u8::from_str_radix(hex, 16).unwrap();
+                    prop_assert!(!UNRESERVED.contains(&v) && v >= 0x20, "{p:?} -> {c:?}");
+                    if r.escaped_slash == EscapedSlash::Decode {
+                        prop_assert!(v != b'/' && v != b'\\');
+                    }
+                    i += 3;
+                    continue;
+                }
+                if r.path_params == PathParams::Strip {
+                    prop_assert!(x != b';');
+                }
+                i += 1;
+            }
+            // A fixed point: the canonical path is its own canonical form, and one without
+            // escapes or parameters is recognised without a copy.
+            let again = canonicalize(&c, &r).unwrap();
+            prop_assert_eq!(&again, &c);
+            if !c.contains(['%', ';']) {
+                prop_assert!(matches!(again, std::borrow::Cow::Borrowed(_)), "{c:?}");
+            }
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn fuzz_canonical_path_arbitrary_bytes() {
+    fuzz(
+        "canonical_path_bytes",
+        20_000,
+        (any::<String>(), rules()),
+        |(s, r)| {
+            let _ = canonicalize(&s, &r);
+            let _ = canonicalize(&format!("/{s}"), &r);
+            Ok(())
+        },
+    );
+}
+
+fn host_piece() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "a",
+            "Example",
+            ".",
+            "..",
+            ":",
+            ":80",
+            ":8080",
+            ":0",
+            ":65536",
+            ":abc",
+            "[",
+            "]",
+            "[::1]",
+            "[::ffff:1.2.3.4]",
+            "@",
+            ",",
+            " ",
+            "%2e",
+            "-",
+            "_",
+            "1.2.3.4",
+            "xn--d",
+        ])
+        .prop_map(|s| s.as_bytes().to_vec()),
+        prop::collection::vec(any::<u8>(), 0..4),
+    ]
+}
+
+#[test]
+fn fuzz_host() {
+    fuzz(
+        "host",
+        20_000,
+        prop::collection::vec(host_piece(), 0..8),
+        |pieces| {
+            let v = pieces.concat();
+            let Some(h) = host::parse(&v, &[80, 8080]) else {
+                return Ok(());
+            };
+            prop_assert!(!h.name.is_empty() && !h.name.ends_with('.'));
+            prop_assert_eq!(h.name.to_string(), h.name.to_ascii_lowercase());
+            prop_assert!(!h.name.contains([',', '@', ' ', '%', '/', '\\']));
+            prop_assert!(h.port.is_none_or(|p| p != 80 && p != 8080 && p != 0));
+            let value = h.header_value();
+            prop_assert!(h.is(value.as_bytes()));
+            // Normalizing twice changes nothing.
+            prop_assert_eq!(host::parse(value.as_bytes(), &[80, 8080]), Some(h));
             Ok(())
         },
     );
