@@ -120,7 +120,7 @@ pub fn parse<'a>(v: &'a [u8], default_ports: &[u16]) -> Option<Host<'a>> {
 mod tests {
     use super::*;
 
-    fn p(v: &str) -> Option<Host> {
+    fn p(v: &str) -> Option<Host<'_>> {
         parse(v.as_bytes(), &[8080, 80])
     }
 
