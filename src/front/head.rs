@@ -88,16 +88,16 @@ impl Scan {
 
     /// Ok(Some(end)) when the head is complete at `end`.
     fn feed(&mut self, buf: &[u8], l: &HeadLimits) -> Result<Option<usize>, GatewayError> {
-        while self.pos < buf.len() {
-            let b = buf[self.pos];
-            self.pos += 1;
-            if self.line_end.is_none() && self.pos - 1 == self.start && (b == b'\r' || b == b'\n') {
+        if self.line_end.is_none() {
+            while self.pos == self.start && matches!(buf.get(self.pos), Some(b'\r' | b'\n')) {
+                self.pos += 1;
                 self.start = self.pos;
-                continue;
             }
-            if b != b'\n' {
-                continue;
-            }
+        }
+        // Line ends only: the bytes between them are Pingora's parser's business.
+        while let Some(i) = memchr::memchr(b'\n', buf.get(self.pos..).unwrap_or_default()) {
+            let nl = self.pos + i;
+            self.pos = nl + 1;
             match self.line_end {
                 None => {
                     if self.pos - self.start > l.max_request_line {
@@ -107,7 +107,7 @@ impl Scan {
                 }
                 Some(_) => {
                     // A blank line (`\n` or `\r\n` right after the previous `\n`) ends the head.
-                    let prev = &buf[..self.pos - 1];
+                    let prev = &buf[..nl];
                     if prev.ends_with(b"\n") || prev.ends_with(b"\n\r") {
                         return Ok(Some(self.pos));
                     }
@@ -118,6 +118,7 @@ impl Scan {
                 }
             }
         }
+        self.pos = self.pos.max(buf.len());
         if self.line_end.is_none() && self.pos - self.start > l.max_request_line {
             return Err(GatewayError::UriTooLong);
         }
