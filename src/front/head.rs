@@ -3,22 +3,23 @@
 //! `max_head_size` (Pingora alone accepts 1 MiB heads and waits 60 s per read, indefinitely in
 //! total).
 //!
-//! [`FrontDoorApp`] wraps the proxy's [`HttpServerApp`]. For each HTTP/1 request it takes the
-//! connection from the fresh session Pingora made, waits for the first byte up to
+//! [`FrontDoorApp`] is the listening service's app in front of the proxy's [`HttpServerApp`].
+//! For each HTTP/1 request on a connection it waits for the first byte up to
 //! `idle_timeout` (keep-alive idle: the connection is closed quietly), then reads until the
 //! blank line ending the head within `header_timeout`, checking the request-line length, the
-//! field count and the total size as bytes arrive. The bytes read are handed back to a new
-//! session as its pipelined prefix, so Pingora parses exactly what arrived. HTTP/2 sessions
-//! pass through; their limits are the h2 settings ([`h2_options`]).
+//! field count and the total size as bytes arrive. The bytes read become the new session's
+//! pipelined prefix, so Pingora parses exactly what arrived. HTTP/2 connections go to the
+//! proxy's own handling; their limits are the h2 settings ([`h2_options`]).
 
 use crate::error::GatewayError;
 use crate::state::State;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora_core::protocols::http::v2::server::H2Options;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::Stream;
+use pingora_core::protocols::ALPN;
 use pingora_core::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,55 +204,76 @@ async fn refuse(stream: &mut Stream, state: &State, e: &GatewayError) {
         .inc();
 }
 
+/// The HTTP/2 connection preface (RFC 9113 §3.4): a cleartext connection that starts with it
+/// is h2c with prior knowledge.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 /// The proxy app behind the front door.
 pub struct FrontDoorApp<A> {
     pub inner: Arc<A>,
     pub state: Arc<State>,
 }
 
+/// HTTP/2 (ALPN `h2`, or the cleartext preface when h2c is on) goes to the proxy's own
+/// connection handling; HTTP/1 connections are driven here, one bounded head per request, so that
+/// each request gets exactly one Pingora session.
 #[async_trait]
-impl<A> HttpServerApp for FrontDoorApp<A>
+impl<A> ServerApp for FrontDoorApp<A>
 where
     A: HttpServerApp + Send + Sync + 'static,
 {
-    async fn process_new_http(
+    async fn process_new(
         self: &Arc<Self>,
-        session: ServerSession,
+        mut stream: Stream,
         shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        let ServerSession::H1(h1) = session else {
-            return self.inner.process_new_http(session, shutdown).await;
+    ) -> Option<Stream> {
+        let opts = self.inner.server_options();
+        let h2c = opts.is_some_and(|o| o.h2c) && stream.get_ssl_digest().is_none();
+        let h2 = match stream.selected_alpn_proto() {
+            Some(ALPN::H1) => false,
+            Some(_) => true,
+            None if h2c => {
+                let mut buf = [0u8; H2_PREFACE.len()];
+                // A peer that goes away before sending anything ends here.
+                let peeked = stream.try_peek(&mut buf).await.ok()?;
+                peeked && buf == *H2_PREFACE
+            }
+            None => false,
         };
-        let limits = self.state.current.load().front.limits;
-        let keepalive = h1.get_keepalive_timeout();
-        let reuses = h1.get_keepalive_reuses_remaining();
-        let mut stream = h1.into_inner();
-        match read_head(&mut stream, &limits).await {
-            Ok(head) => {
-                let mut s = ServerSession::new_http1(stream);
-                s.set_keepalive(keepalive);
-                s.set_keepalive_reuses_remaining(reuses);
-                s.set_pipelined_prefix(head);
-                s.set_read_timeout(Some(limits.body_timeout));
-                self.inner.process_new_http(s, shutdown).await
+        if h2 {
+            return self.inner.process_new(stream, shutdown).await;
+        }
+        // Settings carried from one request to the next (keep-alive, reuses left), as Pingora's
+        // own HTTP/1 loop carries them.
+        let mut persistent: Option<Option<HttpPersistentSettings>> = None;
+        loop {
+            let limits = self.state.current.load().front.limits;
+            let head = match read_head(&mut stream, &limits).await {
+                Ok(head) => head,
+                Err(HeadError::Idle) => return None,
+                Err(HeadError::Refuse(e)) => {
+                    refuse(&mut stream, &self.state, &e).await;
+                    return None;
+                }
+            };
+            let mut s = ServerSession::new_http1(stream);
+            match persistent.take() {
+                Some(Some(p)) => p.apply_to_session(&mut s),
+                Some(None) => {}
+                None => {
+                    s.set_keepalive((!*shutdown.borrow()).then_some(60));
+                    s.set_keepalive_reuses_remaining(opts.and_then(|o| o.keepalive_request_limit));
+                }
             }
-            Err(HeadError::Idle) => None,
-            Err(HeadError::Refuse(e)) => {
-                refuse(&mut stream, &self.state, &e).await;
-                None
-            }
+            s.set_pipelined_prefix(head);
+            s.set_read_timeout(Some(limits.body_timeout));
+            let (next, settings) = self.inner.process_new_http(s, shutdown).await?.consume();
+            stream = next;
+            persistent = Some(settings);
         }
     }
 
-    fn h2_options(&self) -> Option<H2Options> {
-        self.inner.h2_options()
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        self.inner.server_options()
-    }
-
-    async fn http_cleanup(&self) {
+    async fn cleanup(&self) {
         self.inner.http_cleanup().await
     }
 }
