@@ -4,8 +4,11 @@
 //!
 //! Phase chart (Pingora hook -> what tokengate does there):
 //! 1. `new_ctx`: load the current snapshot ONCE; every later phase sees this generation.
-//! 2. `request_filter`: client IP, request id, route match, request-phase policies, direct
-//!    responses. Returns true when the gateway answered (no upstream is contacted).
+//! 2. `request_filter`: the front door's canonical request (`front::admit`: method, path,
+//!    Host, forwarding headers), client IP, request id, route match, the route's gateway-owned
+//!    headers removed, request-phase policies, direct responses. Returns true when the gateway
+//!    answered (no upstream is contacted). The HTTP/1 head was bounded before this
+//!    (`front::head`).
 //! 3. `upstream_peer`: pick a healthy target of the route's pool.
 //! 4. `upstream_request_filter`: path rewrite, X-Forwarded-For, X-Request-Id, header policies.
 //! 5. `response_filter`: response-phase policies (headers, CORS), X-Request-Id.
