@@ -11,9 +11,9 @@ use criterion::Criterion;
 use pingora_http::RequestHeader;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use tokengate::expr::RequestView;
 use tokengate::jose::{Alg, Jwk};
 use tokengate::policy::PolicyState;
+use tokengate::request::RequestView;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

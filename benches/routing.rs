@@ -5,7 +5,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use pingora_http::RequestHeader;
 use std::hint::black_box;
-use tokengate::expr::RequestView;
+use tokengate::request::RequestView;
 
 fn snapshot(routes: usize) -> tokengate::Snapshot {
     let mut text =

@@ -5,7 +5,7 @@ use crate::config::{DirectResponseConfig, PolicyEntry, RawConfig, RouteConfig};
 use crate::error::{ConfigError, Errors};
 use crate::expr::parse_net;
 use crate::policy::{self, CompileCtx, Policy, MAX_POLICIES_PER_ROUTE};
-use crate::proxy::respond::{ErrorOverride, Reply};
+use crate::reply::{ErrorOverride, Reply};
 use crate::router::{Matcher, PathMatch};
 use crate::shared::Shared;
 use crate::upstream::{self, Pool};
@@ -62,7 +62,7 @@ pub struct Route {
 
 impl Snapshot {
     /// The first route whose matcher accepts the request.
-    pub fn route_for(&self, v: &crate::expr::RequestView<'_>) -> Option<(usize, &Route)> {
+    pub fn route_for(&self, v: &crate::request::RequestView<'_>) -> Option<(usize, &Route)> {
         self.routes
             .iter()
             .enumerate()

@@ -19,6 +19,8 @@ pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
+pub mod reply;
+pub mod request;
 pub mod router;
 pub mod server;
 pub mod shared;

@@ -4,7 +4,7 @@
 
 use crate::config::MatchConfig;
 use crate::error::Errors;
-use crate::expr::RequestView;
+use crate::request::RequestView;
 use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 

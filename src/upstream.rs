@@ -8,7 +8,8 @@
 
 use crate::config::{HealthCheckKind, SelectionConfig, TargetConfig, UpstreamConfig};
 use crate::error::Errors;
-use crate::expr::{RequestView, Var};
+use crate::expr::Var;
+use crate::request::RequestView;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_load_balancing::discovery::Static;
 use pingora_load_balancing::health_check::{HttpHealthCheck, TcpHealthCheck};

@@ -24,13 +24,14 @@ use serde_json::{json, Map, Number, Value};
 
 use tokengate::config::ConditionConfig;
 use tokengate::error::Errors;
-use tokengate::expr::{Condition, RequestView, Template, Var};
+use tokengate::expr::{Condition, Template, Var};
 use tokengate::front::host;
 use tokengate::front::path::{canonicalize, EscapedSlash, PathParams, PathRules};
 use tokengate::jose::{
     self, decrypt, encrypt, sign, verify, Alg, DecryptPolicy, Enc, EncryptOptions, Header,
     JoseError, Jwk, JwkSet, KeyAlg, Limits, Verified,
 };
+use tokengate::request::RequestView;
 
 // ---------------------------------------------------------------------------------------------
 // Runner

@@ -16,7 +16,8 @@
 use super::config::HttpSourceConfig;
 use super::{split_list, Answer, Ctx, Identity, IdentityError};
 use crate::error::Errors;
-use crate::expr::{RequestView, Template};
+use crate::expr::Template;
+use crate::request::RequestView;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};

@@ -6,8 +6,8 @@
 use super::{Flow, PolicyState};
 use crate::config::CorsConfig;
 use crate::error::{Errors, GatewayError};
-use crate::expr::RequestView;
-use crate::proxy::respond::Reply;
+use crate::reply::Reply;
+use crate::request::RequestView;
 use http::{HeaderName, HeaderValue, Method};
 use pingora_http::ResponseHeader;
 

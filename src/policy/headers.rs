@@ -6,7 +6,8 @@
 
 use crate::config::{HeaderOpsConfig, HeadersConfig};
 use crate::error::Errors;
-use crate::expr::{RequestView, Template};
+use crate::expr::Template;
+use crate::request::RequestView;
 use http::{HeaderName, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
 

@@ -15,7 +15,7 @@
 use super::jwt_verify::extract::{self, Source};
 use super::PolicyState;
 use crate::error::{Errors, GatewayError};
-use crate::expr::RequestView;
+use crate::request::RequestView;
 use crate::store::now_unix;
 use crate::token::TokenService;
 use http::{HeaderName, HeaderValue, Method};

@@ -4,9 +4,10 @@
 
 use super::jwt_verify::config::KeysConfig;
 use crate::error::{Errors, GatewayError};
-use crate::expr::{RequestView, Template};
+use crate::expr::Template;
 use crate::jose::{Jwk, JwkSet};
 use crate::keys::{JwksSettings, KeyCache, RemoteJwks};
+use crate::request::RequestView;
 use crate::shared::Shared;
 use std::sync::Arc;
 

@@ -18,8 +18,9 @@ pub mod keyconf;
 
 use crate::config::{EnabledConfig, InlinePolicy, PolicyBody, PolicyEntry};
 use crate::error::{Errors, GatewayError};
-use crate::expr::{Condition, RequestView};
-use crate::proxy::respond::{ErrorOverride, Reply};
+use crate::expr::Condition;
+use crate::reply::{ErrorOverride, Reply};
+use crate::request::RequestView;
 use crate::shared::Shared;
 use http::{HeaderName, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};

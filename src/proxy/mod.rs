@@ -16,12 +16,12 @@
 //! 7. `logging`: metrics and the access log.
 
 pub mod client_ip;
-pub mod respond;
 
 use crate::compile::{Action, Route, Snapshot};
 use crate::error::GatewayError;
-use crate::expr::RequestView;
 use crate::policy::{Flow, PolicyState};
+use crate::reply::{render_error, Reply};
+use crate::request::RequestView;
 use crate::state::State;
 use async_trait::async_trait;
 use http::HeaderValue;
@@ -29,7 +29,6 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
-use respond::{render_error, Reply};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;

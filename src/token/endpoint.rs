@@ -8,7 +8,7 @@ use super::{Client, ClientKeys, TokenService, SIGNING_ALGS};
 use crate::identity::hash::PasswordHash;
 use crate::identity::verify_off_runtime;
 use crate::jose::{self, Alg, Limits};
-use crate::proxy::respond::Reply;
+use crate::reply::Reply;
 use crate::store::{now_unix, TokenHash};
 use base64::Engine as _;
 use pingora_proxy::Session;

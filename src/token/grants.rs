@@ -14,7 +14,7 @@ use crate::error::GatewayError;
 use crate::identity::{Ctx, Identity, IdentityError, Lookup};
 use crate::jose::{self, Limits};
 use crate::policy::jwt_verify::cache::{token_key, Entry};
-use crate::proxy::respond::Reply;
+use crate::reply::Reply;
 use crate::store::{
     now_unix, AccessRecord, RefreshRecord, RefreshUse, Revocation, Rotation, TokenHash, TokenStore,
 };

@@ -3,7 +3,7 @@
 //! object (`error`, `error_description` with no internals). These are protocol answers, not
 //! gateway errors, so they are rendered here rather than through the gateway error renderer.
 
-use crate::proxy::respond::Reply;
+use crate::reply::Reply;
 use bytes::Bytes;
 use http::{header, HeaderValue};
 

@@ -4,7 +4,7 @@
 
 use super::config::TokenSourceConfig;
 use crate::error::{Errors, GatewayError};
-use crate::expr::RequestView;
+use crate::request::RequestView;
 use http::HeaderName;
 use pingora_http::RequestHeader;
 
