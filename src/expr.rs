@@ -522,6 +522,7 @@ impl Condition {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pingora_http::RequestHeader;
 
     fn req(uri: &str, headers: &[(&str, &str)]) -> RequestHeader {
         let mut r = RequestHeader::build("GET", uri.as_bytes(), None).unwrap();
