@@ -6,6 +6,8 @@
 #   CPU1: the server under test, one worker: tokengate `[server] threads = 1`, nginx `worker_processes 1`
 # Scenarios: <server>_proxy (GET / proxied to the origin) and <server>_local (GET /local answered by the
 # server itself: tokengate direct-response route, nginx `return 200`).
+# --bare adds a third server, a bare Pingora proxy built from this crate (examples/bare_proxy.rs),
+# so one run shows tokengate, what Pingora alone costs, and nginx.
 #
 # Every load is bounded (-d / -z), every socket is on 127.0.0.1, every port is picked free at start, and
 # every process started here is stopped on exit.
@@ -33,6 +35,8 @@ INSTALL=1
 VARIANTS=()
 PRELOADS=()
 OTHERS=()
+BARE=0
+BARE_BIN=""
 
 usage() {
   cat <<EOF
@@ -48,6 +52,10 @@ Usage: $0 [options]
                       --variant 'pool16=upstream_keepalive_pool_size = 16'   (repeatable)
   --other NAME=BIN     extra tokengate instance run from another binary (before/after a change in the
                       same run), e.g. --other base=/tmp/tokengate-main (repeatable)
+  --bare              also run the bare Pingora proxy (examples/bare_proxy.rs: mimalloc, one worker,
+                      no work stealing, one upstream peer built once, no tokengate hooks) as server
+                      "bare"; built with cargo build --release --example bare_proxy unless --bare-bin
+  --bare-bin PATH     the bare proxy binary to use (implies --bare)
   --preload NAME=LIB[:TOML]
                       extra tokengate instance run with LD_PRELOAD=LIB (allocator A/B without a rebuild),
                       optionally with [server] lines too, e.g. (repeatable)
@@ -74,6 +82,8 @@ while [ $# -gt 0 ]; do
     --variant) VARIANTS+=("$2"); shift 2 ;;
     --preload) PRELOADS+=("$2"); shift 2 ;;
     --other) OTHERS+=("$2"); shift 2 ;;
+    --bare) BARE=1; shift ;;
+    --bare-bin) BARE=1; BARE_BIN=$2; shift 2 ;;
     --fixed-rate) FIXED=1; shift ;;
     --fixed-pct) FIXED_PCT=$2; shift 2 ;;
     --fixed-rps) FIXED_RPS=$2; FIXED=1; shift 2 ;;
@@ -255,6 +265,17 @@ EOF
   wait_port "$2" "$1"
 }
 
+# ---------------------------------------------------------------------------------------------- bare Pingora
+start_bare() { # name port binary -> sets TG_PID
+  local d=$WORK/$1
+  mkdir -p "$d"
+  taskset -c 1 env RUST_LOG=warn TMPDIR="$d" "$3" --listen "127.0.0.1:$2" --upstream "127.0.0.1:$ORIGIN_PORT" \
+    --threads 1 >"$d/bare.log" 2>&1 &
+  TG_PID=$!
+  PIDS+=("$TG_PID")
+  wait_port "$2" "$1"
+}
+
 # ---------------------------------------------------------------------------------------------- setup
 read -r ORIGIN_PORT NGX_PORT TG_PORT TG_ADMIN <<<"$(free_ports 4)"
 
@@ -263,6 +284,15 @@ if [ -z "$BIN" ]; then BIN=${TOKENGATE_BIN:-$ROOT/target/release/tokengate}; fi
 mkdir -p "$WORK/bin"
 TG_BIN=$WORK/bin/tokengate
 cp "$BIN" "$TG_BIN"
+if [ "$BARE" = 1 ]; then
+  if [ -z "$BARE_BIN" ]; then
+    log "building the bare Pingora proxy: cargo build --release --example bare_proxy"
+    (cd "$ROOT" && cargo build --release --example bare_proxy >&2) || die "cargo build --release --example bare_proxy"
+    BARE_BIN=$ROOT/target/release/examples/bare_proxy
+  fi
+  [ -x "$BARE_BIN" ] || die "no bare proxy binary at $BARE_BIN"
+  cp "$BARE_BIN" "$WORK/bin/bare_proxy"
+fi
 
 log "origin :$ORIGIN_PORT  nginx :$NGX_PORT  tokengate :$TG_PORT (admin :$TG_ADMIN)  work dir $WORK"
 start_nginx origin 0 01 "$ORIGIN_PORT" "    server { listen 127.0.0.1:$ORIGIN_PORT; location / { return 200 \"ok\\n\"; } }"
@@ -283,6 +313,12 @@ start_nginx nginx 1 10 "$NGX_PORT" "    upstream origin { server 127.0.0.1:$ORIG
 SERVERS=("nginx|$NGX_PORT|$NG_WORKER")
 start_tokengate tokengate "$TG_PORT" "$TG_ADMIN" ""
 SERVERS+=("tokengate|$TG_PORT|$TG_PID")
+if [ "$BARE" = 1 ]; then
+  read -r vp <<<"$(free_ports 1)"
+  start_bare bare "$vp" "$WORK/bin/bare_proxy"
+  SERVERS+=("bare|$vp|$TG_PID")
+  log "bare Pingora proxy :$vp  $BARE_BIN sha256=$(sha256sum "$BARE_BIN" | cut -c1-12)"
+fi
 for v in "${VARIANTS[@]}"; do
   vname=${v%%=*}
   vtoml=${v#*=}
@@ -331,6 +367,7 @@ done
   echo "nginx: $("$NGINX" -v 2>&1 | sed 's/.*version: //')"
   echo "wrk: $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}')"
   echo "tokengate: $("$TG_BIN" --version 2>&1 | head -n1) sha256=$(sha256sum "$TG_BIN" | cut -c1-12)"
+  if [ "$BARE" = 1 ]; then echo "bare: examples/bare_proxy.rs sha256=$(sha256sum "$WORK/bin/bare_proxy" | cut -c1-12)"; fi
   echo "load: taskset -c 0 wrk -t1 -c$CONNS -d$DURATION --latency (after -d$WARMUP warm-up), $PASSES passes, interleaved"
   echo "command: $0 $ORIG_ARGS"
 } | tee "$OUT/env.txt" >&2
@@ -451,7 +488,7 @@ def ms(us): return "n/a" if us != us else f"{us/1000:.2f}ms"
 med = {}
 print("\n| scenario | n | wall req/s median (min-max) | req per server CPU-s median (min-max) | user + sys us/req | p50 / p99 (median of passes) | server CPU util | non2xx+err |")
 print("|---|---:|---|---|---|---|---:|---:|")
-order = sorted(groups, key=lambda g: (g[1] != "proxy", g[0] != "nginx", g[0]))
+order = sorted(groups, key=lambda g: (g[1] != "proxy", g[0] != "nginx", g[0] != "bare", g[0]))
 lowutil = False
 for g in order:
     rs = groups[g]
@@ -474,6 +511,14 @@ for g in order:
     if g[0] == "nginx" or ("nginx", g[1]) not in med: continue
     n = med[("nginx", g[1])]; t = med[g]
     print(f"| {g[0]}/nginx {g[1]} | {t[0]/n[0]:.2f} | {t[1]/n[1]:.2f} | {1e6/t[1]:.1f} vs {1e6/n[1]:.1f} | {t[2]/n[2]:.2f}x |")
+if any(g[0] == "bare" for g in med):
+    # What tokengate's own work costs: every tokengate instance against the bare Pingora proxy.
+    print("\n| ratio vs bare Pingora (same mode) | req/s | req per CPU-s | per-request CPU (us) | p99 |")
+    print("|---|---:|---:|---:|---:|")
+    for g in order:
+        if not g[0].startswith("tokengate") or ("bare", g[1]) not in med: continue
+        n = med[("bare", g[1])]; t = med[g]
+        print(f"| {g[0]}/bare {g[1]} | {t[0]/n[0]:.2f} | {t[1]/n[1]:.2f} | {1e6/t[1]:.1f} vs {1e6/n[1]:.1f} | {t[2]/n[2]:.2f}x |")
 fx = sys.argv[2]
 if os.path.exists(fx):
     fr = list(csv.DictReader(open(fx), delimiter="\t"))
