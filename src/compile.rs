@@ -58,6 +58,8 @@ pub struct Route {
     pub owned_headers: crate::front::OwnedHeaders,
     /// `Upgrade` requests are tunnelled (else the upgrade is removed from the request).
     pub websocket: bool,
+    /// This route's request counters and latency histogram, resolved on first use.
+    pub metrics: crate::metrics::RouteMetrics,
 }
 
 impl Snapshot {
@@ -229,6 +231,7 @@ fn compile_route(
         reads_body,
         owned_headers,
         websocket: *websocket,
+        metrics: crate::metrics::RouteMetrics::default(),
     })
 }
 

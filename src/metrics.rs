@@ -2,9 +2,10 @@
 //! so several gateways in one process (the e2e tests) do not collide.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+use std::sync::OnceLock;
 
 pub struct Metrics {
     registry: Registry,
@@ -17,6 +18,8 @@ pub struct Metrics {
     pub policy_decisions: IntCounterVec,
     /// Request heads refused before parsing (too large, too slow), by error code.
     pub front_door_refusals: IntCounterVec,
+    /// Handles for requests that matched no route (route label "").
+    pub no_route: RouteMetrics,
 }
 
 impl Metrics {
@@ -88,6 +91,7 @@ impl Metrics {
             access_log_dropped,
             policy_decisions,
             front_door_refusals,
+            no_route: RouteMetrics::default(),
         })
     }
 
@@ -100,5 +104,79 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
+    }
+}
+
+/// Statuses with a cached `requests` child per route: every valid HTTP status.
+const STATUS_MIN: u16 = 100;
+const STATUS_SLOTS: usize = 500;
+
+/// A route's handles into `requests` and `latency`, each resolved on its first use.
+/// `with_label_values` hashes the label values and takes the vector's lock on every call, and the
+/// status label needs a formatted string; a handle is an `Arc` to the child's atomics. Children
+/// are created on first use, as before, so a route that served nothing shows no series.
+///
+/// The handles belong to the `Metrics` they were first resolved from: a snapshot (and so a route)
+/// is only ever served by the gateway state that compiled it.
+#[derive(Default)]
+pub struct RouteMetrics {
+    latency: OnceLock<Histogram>,
+    /// `requests` children by `status - 100`, allocated when the route serves its first request.
+    requests: OnceLock<Box<[OnceLock<IntCounter>]>>,
+}
+
+impl std::fmt::Debug for RouteMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteMetrics").finish_non_exhaustive()
+    }
+}
+
+impl RouteMetrics {
+    /// Count one finished request of `route` with `status` and record its duration.
+    pub fn record(&self, m: &Metrics, route: &str, status: u16, seconds: f64) {
+        self.latency
+            .get_or_init(|| m.latency.with_label_values(&[route]))
+            .observe(seconds);
+        let slot = status
+            .checked_sub(STATUS_MIN)
+            .map(usize::from)
+            .and_then(|i| {
+                self.requests
+                    .get_or_init(|| (0..STATUS_SLOTS).map(|_| OnceLock::new()).collect())
+                    .get(i)
+            });
+        match slot {
+            Some(c) => c
+                .get_or_init(|| {
+                    m.requests
+                        .with_label_values(&[route, status.to_string().as_str()])
+                })
+                .inc(),
+            // 0 (the client went away before a response) and anything out of range.
+            None => m
+                .requests
+                .with_label_values(&[route, status.to_string().as_str()])
+                .inc(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_handles_count_under_the_route_and_status_labels() {
+        let m = Metrics::new().unwrap();
+        let r = RouteMetrics::default();
+        r.record(&m, "api", 200, 0.001);
+        r.record(&m, "api", 200, 0.002);
+        r.record(&m, "api", 404, 0.003);
+        // 0: the client went away before any response; outside the cached range.
+        r.record(&m, "api", 0, 0.004);
+        assert_eq!(m.requests.with_label_values(&["api", "200"]).get(), 2);
+        assert_eq!(m.requests.with_label_values(&["api", "404"]).get(), 1);
+        assert_eq!(m.requests.with_label_values(&["api", "0"]).get(), 1);
+        assert_eq!(m.latency.with_label_values(&["api"]).get_sample_count(), 4);
     }
 }

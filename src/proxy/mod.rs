@@ -632,6 +632,7 @@ impl ProxyHttp for Gateway {
         let route = ctx.route().map(|r| r.name.as_str()).unwrap_or("");
         let elapsed = ctx.start.elapsed();
         let m = &self.state.metrics;
+        let log = self.state.access_log.as_ref();
         let mut outcomes = Vec::new();
         if let Some(r) = ctx.route() {
             for (i, code, shadow) in &ctx.policy.decisions {
@@ -640,19 +641,24 @@ impl ProxyHttp for Gateway {
                 m.policy_decisions
                     .with_label_values(&[route, label, code, mode])
                     .inc();
-                outcomes.push(if *shadow {
-                    format!("{label}:shadow:{code}")
-                } else {
-                    format!("{label}:{code}")
-                });
+                // The strings are only for the access log.
+                if log.is_some() {
+                    outcomes.push(if *shadow {
+                        format!("{label}:shadow:{code}")
+                    } else {
+                        format!("{label}:{code}")
+                    });
+                }
             }
         }
-        let code = status.to_string();
-        m.requests.with_label_values(&[route, code.as_str()]).inc();
-        m.latency
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
-        if let Some(log) = &self.state.access_log {
+        // Pre-resolved per route: no label hashing, lock or status string per request.
+        ctx.route().map_or(&m.no_route, |r| &r.metrics).record(
+            m,
+            route,
+            status,
+            elapsed.as_secs_f64(),
+        );
+        if let Some(log) = log {
             let req = session.req_header();
             let view = RequestView::new(req, None);
             let entry = crate::accesslog::Entry {
