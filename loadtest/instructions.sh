@@ -3,13 +3,22 @@
 # request path (timings on this shared box move by ±10 %; instruction counts do not).
 #
 # Usage: loadtest/instructions.sh BIN [BIN...]     (e.g. a build of main and one of the change)
-# For each binary: run it under `valgrind --tool=callgrind` (one worker, no access log), send N1
-# then N2 keep-alive requests from one client to a direct-response route and to a proxied route
-# (a loopback Python origin), and report (Ir(N2) - Ir(N1)) / (N2 - N1): the start-up cost cancels.
+#        loadtest/instructions.sh target/release/tokengate bare:target/release/examples/bare_proxy
+# A `bare:PATH` argument is the bare Pingora proxy (examples/bare_proxy.rs: `--listen`,
+# `--upstream`, `/local` answered by itself), measured the same way.
+# CG_KEEP=DIR keeps the data-plane thread's callgrind output as DIR/NAME-PATH.out;
+# `loadtest/cg_per_request.py N LABEL=FILE ...` turns them into instructions per request by function.
+# For each binary: run it under `valgrind --tool=callgrind --separate-threads=yes` (one worker, no
+# access log), send WARMUP keep-alive requests (default 200), zero the counters, send N more
+# (default 3000) from one client to a direct-response route and to a proxied route (a loopback
+# Python origin; PATHS="/local /proxied" picks them), dump, and report instructions / N: for all
+# threads (Ir_per_request) and for the data-plane worker thread alone (Ir_data_plane, the figure
+# to compare: the other threads do work per unit of time, which valgrind's slowdown inflates).
 # Loopback only; every process started here is stopped on exit.
 set -euo pipefail
-N1=${N1:-2000}
-N2=${N2:-6000}
+WARMUP=${WARMUP:-200}
+N=${N:-3000}
+PATHS=${PATHS:-/local /proxied}
 [ $# -ge 1 ] || { echo "usage: $0 BIN [BIN...]" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 1; }
 WORK=$(mktemp -d)
@@ -43,10 +52,14 @@ for _ in range(n):
 PY
 }
 
-measure() { # bin path n -> total Ir
-  local bin=$1 path=$2 n=$3 port admin d
+measure() { # bin path n -> "Ir_all_threads Ir_data_plane_thread" for n requests
+  local bin=$1 path=$2 n=$3 port admin d cmd
   port=$(free_port); admin=$(free_port); d=$WORK/run-$RANDOM
   mkdir -p "$d"
+  case "$bin" in
+    bare:*) cmd=("${bin#bare:}" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$ORIGIN") ;;
+    *) cmd=("$bin" run -c "$d/tg.toml") ;;
+  esac
   cat >"$d/tg.toml" <<TOML
 [server]
 threads = 1
@@ -64,24 +77,49 @@ targets = ["127.0.0.1:$ORIGIN"]
 [[routes]]
 name = "local"
 match = { path_exact = "/local" }
-respond = { status = 200, body = "ok\n" }
+respond = { status = 200, headers = { "content-type" = "text/plain" }, body = "ok\n" }
 [[routes]]
 name = "proxy"
 upstream = "origin"
 TOML
-  valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$bin" run -c "$d/tg.toml" >"$d/log" 2>&1 &
+  valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$d/cg.out" "${cmd[@]}" >"$d/log" 2>&1 &
   local vp=$!
-  for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  # Start-up under valgrind takes a minute or more on a busy box.
+  local up=0
+  for _ in $(seq 1 3000); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { up=1; break; }; sleep 0.1; done
+  [ "$up" = 1 ] || { echo "$bin did not listen on :$port within 300 s (log: $d/log)" >&2; exit 1; }
+  # Warm-up first (connections, the upstream pool, lazily built state such as the request id
+  # prefix, whose seeding cost varies from run to run), then zero the counters, count N
+  # requests and dump.
+  client "$port" "$path" "$WARMUP"
+  callgrind_control -z "$vp" >/dev/null 2>&1
   client "$port" "$path" "$n"
+  callgrind_control -d "$vp" >/dev/null 2>&1
   kill -INT "$vp"; wait "$vp" || true
-  grep -m1 '^summary:\|^totals:' "$d/cg.out" | awk '{print $2}'
+  # One file per thread. The data-plane worker is the thread that runs the listening service;
+  # the others (Pingora's timer clock, tokengate's maintenance loop, admin) do work per unit
+  # of time, not per request, and valgrind's slowdown (worse on a busy box) inflates it.
+  local all=0 dp="" f t
+  for f in "$d"/cg.out.1-*; do
+    t=$(grep -m1 '^summary:\|^totals:' "$f" | awk '{print $2}')
+    all=$((all + t))
+    if grep -q 'run_endpoint' "$f"; then
+      dp=$((${dp:-0} + t))
+      if [ -n "${CG_KEEP:-}" ]; then
+        mkdir -p "$CG_KEEP"
+        cp "$f" "$CG_KEEP/$(basename "${bin#bare:}")-${path#/}.out"
+      fi
+    fi
+  done
+  echo "$all ${dp:-0}"
 }
 
-printf 'binary\tpath\tIr_per_request\n'
+# Ir_per_request: all threads, as this script always reported. Ir_data_plane: the data-plane
+# worker thread alone, the figure to compare between binaries.
+printf 'binary\tpath\tIr_per_request\tIr_data_plane\n'
 for bin in "$@"; do
-  for path in /local /proxied; do
-    a=$(measure "$bin" "$path" "$N1")
-    b=$(measure "$bin" "$path" "$N2")
-    printf '%s\t%s\t%s\n' "$bin" "$path" "$(( (b - a) / (N2 - N1) ))"
+  for path in $PATHS; do
+    read -r a adp <<<"$(measure "$bin" "$path" "$N")"
+    printf '%s\t%s\t%s\t%s\n' "$bin" "$path" "$((a / N))" "$((adp / N))"
   done
 done
