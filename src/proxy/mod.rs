@@ -391,8 +391,8 @@ impl ProxyHttp for Gateway {
 
     /// Chooses the target. Err when the pool has no healthy target (rendered in fail_to_proxy).
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let snap = ctx.snap.clone();
-        let route = ctx.route.and_then(|i| snap.routes.get(i));
+        // Borrowed, not cloned: only other fields of ctx are written below.
+        let route = ctx.route.and_then(|i| ctx.snap.routes.get(i));
         let Some(Route {
             action: Action::Proxy { pool, .. },
             name,
@@ -407,10 +407,10 @@ impl ProxyHttp for Gateway {
         view.claims = ctx.policy.claims.as_deref();
         view.identity = ctx.policy.identity.as_deref();
         view.vars = ctx.policy.vars.as_deref();
-        match pool.select(&view) {
-            Some(b) => {
-                ctx.upstream = Some(b.addr.clone());
-                Ok(Box::new(pool.peer(&b)))
+        match pool.select_peer(&view) {
+            Some(p) => {
+                ctx.upstream = Some(pingora_core::upstreams::peer::Peer::address(&*p).clone());
+                Ok(p)
             }
             None => {
                 ctx.pending = Some(GatewayError::NoHealthyUpstream);
