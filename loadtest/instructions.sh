@@ -84,6 +84,7 @@ upstream = "origin"
 TOML
   valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$d/cg.out" "${cmd[@]}" >"$d/log" 2>&1 &
   local vp=$!
+  PIDS+=("$vp")
   # Start-up under valgrind takes a minute or more on a busy box.
   local up=0
   for _ in $(seq 1 3000); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { up=1; break; }; sleep 0.1; done

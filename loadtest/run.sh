@@ -53,7 +53,7 @@ Usage: $0 [options]
   --other NAME=BIN     extra tokengate instance run from another binary (before/after a change in the
                       same run), e.g. --other base=/tmp/tokengate-main (repeatable)
   --bare              also run the bare Pingora proxy (examples/bare_proxy.rs: mimalloc, one worker,
-                      no work stealing, one upstream peer built once, no tokengate hooks) as server
+                      no work stealing, one upstream, no tokengate hooks) as server
                       "bare"; built with cargo build --release --example bare_proxy unless --bare-bin
   --bare-bin PATH     the bare proxy binary to use (implies --bare)
   --preload NAME=LIB[:TOML]
