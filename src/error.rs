@@ -75,6 +75,8 @@ pub enum GatewayError {
     UriTooLong,
     /// The request head did not arrive within `header_timeout`.
     RequestTimeout,
+    /// A `deny` policy refused the request (403): an operator's rule (`when`) excludes it.
+    Forbidden,
     /// No token where the policy looks for one.
     TokenMissing,
     /// Two different tokens in one request (never silently pick one).
@@ -152,6 +154,7 @@ impl GatewayError {
             GatewayError::ClaimProhibited => "claim_prohibited",
             GatewayError::ClaimMismatch => "claim_mismatch",
             GatewayError::AccessDenied => "access_denied",
+            GatewayError::Forbidden => "forbidden",
             GatewayError::ValueUnresolved => "value_unresolved",
             GatewayError::BodyTooLarge => "body_too_large",
             GatewayError::KeyUnavailable => "key_unavailable",
@@ -218,6 +221,7 @@ impl GatewayError {
             GatewayError::TokenAmbiguous => 400,
             GatewayError::JwksUnavailable => 503,
             GatewayError::AccessDenied => 403,
+            GatewayError::Forbidden => 403,
             GatewayError::TokenStoreUnavailable => 503,
             GatewayError::ValueUnresolved => 400,
             GatewayError::BodyTooLarge => 413,
@@ -266,6 +270,7 @@ impl GatewayError {
             GatewayError::ClaimProhibited => "the token carries a prohibited claim",
             GatewayError::ClaimMismatch => "a claim has a value that is not accepted",
             GatewayError::AccessDenied => "access denied",
+            GatewayError::Forbidden => "forbidden",
             GatewayError::ValueUnresolved => "a value required by the gateway is missing",
             GatewayError::BodyTooLarge => "the request body is too large",
             GatewayError::KeyUnavailable => "a key needed by the gateway is unavailable",

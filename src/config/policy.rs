@@ -31,9 +31,23 @@ pub enum PolicyBody {
     JwtVerify(Box<crate::policy::jwt_verify::config::JwtVerifyConfig>),
     JwtGenerate(Box<crate::policy::jwt_generate::config::JwtGenerateConfig>),
     JwtAuth(Box<crate::policy::jwt_auth::JwtAuthConfig>),
+    Deny(DenyConfig),
 }
 
-const POLICY_TYPES: &[&str] = &["headers", "cors", "jwt_verify", "jwt_generate", "jwt_auth"];
+const POLICY_TYPES: &[&str] = &[
+    "headers",
+    "cors",
+    "jwt_verify",
+    "jwt_generate",
+    "jwt_auth",
+    "deny",
+];
+
+/// `type = "deny"`: refuse every request it is active for (403 `forbidden`), e.g. with a
+/// `when` on `client_ip`. No body keys.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DenyConfig {}
 
 /// `enabled = true | false | "shadow"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -237,6 +251,7 @@ impl PolicyEntry {
             "jwt_verify" => PolicyBody::JwtVerify(Box::new(body_from(t)?)),
             "jwt_generate" => PolicyBody::JwtGenerate(Box::new(body_from(t)?)),
             "jwt_auth" => PolicyBody::JwtAuth(Box::new(body_from(t)?)),
+            "deny" => PolicyBody::Deny(body_from(t)?),
             other => {
                 return Err(format!(
                     "type: unknown policy type {other:?}, expected one of {}",
@@ -284,7 +299,7 @@ impl PolicyBody {
         let mut reads = Vec::new();
         match self {
             PolicyBody::Headers(h) => sets.extend(h.request.set.keys().cloned()),
-            PolicyBody::Cors(_) => {}
+            PolicyBody::Cors(_) | PolicyBody::Deny(_) => {}
             PolicyBody::JwtVerify(v) => {
                 sets.extend(v.claims_to_headers.iter().map(|c| c.header.clone()));
                 sets.extend(v.payload_header.iter().cloned());

@@ -37,6 +37,7 @@ pub enum Kind {
     JwtVerify(Box<jwt_verify::JwtVerify>),
     JwtGenerate(Box<jwt_generate::JwtGenerate>),
     JwtAuth(Box<jwt_auth::JwtAuth>),
+    Deny,
 }
 
 /// What compiling a snapshot needs besides the config: long-lived state, and a record of the
@@ -86,7 +87,14 @@ impl Policy {
         let shadow = match enabled {
             EnabledConfig::On => false,
             EnabledConfig::Off => return None,
-            EnabledConfig::Shadow if matches!(body, PolicyBody::JwtVerify(_)) => true,
+            EnabledConfig::Shadow
+                if matches!(
+                    body,
+                    PolicyBody::JwtVerify(_) | PolicyBody::JwtAuth(_) | PolicyBody::Deny(_)
+                ) =>
+            {
+                true
+            }
             EnabledConfig::Shadow => {
                 errs.push(
                     format!("{path}.enabled"),
@@ -130,6 +138,7 @@ impl Policy {
             PolicyBody::JwtGenerate(c) => Kind::JwtGenerate(Box::new(
                 jwt_generate::JwtGenerate::compile(c, path, errs, cx.shared)?,
             )),
+            PolicyBody::Deny(crate::config::DenyConfig {}) => Kind::Deny,
             PolicyBody::JwtAuth(c) => Kind::JwtAuth(Box::new(jwt_auth::JwtAuth::compile(
                 c,
                 path,
@@ -167,7 +176,7 @@ impl Policy {
                 response: true,
                 ..request
             },
-            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) => request,
+            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) | Kind::Deny => request,
         }
     }
 
@@ -185,6 +194,7 @@ impl Policy {
             Kind::JwtVerify(j) => j.request_filter(v, fx).await,
             Kind::JwtGenerate(g) => g.request_filter(v, pending, fx).await,
             Kind::JwtAuth(j) => j.request_filter(v, fx).await,
+            Kind::Deny => Err(crate::error::GatewayError::Forbidden),
         };
         match done {
             Ok(()) => Outcome::Continue,
@@ -196,7 +206,11 @@ impl Policy {
     pub fn upstream_request_filter(&self, v: &RequestView<'_>, out: &mut Vec<HeaderEdit>) {
         match &self.kind {
             Kind::Headers(h) => h.upstream_request_filter(v, out),
-            Kind::Cors(_) | Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) => {}
+            Kind::Cors(_)
+            | Kind::JwtVerify(_)
+            | Kind::JwtGenerate(_)
+            | Kind::JwtAuth(_)
+            | Kind::Deny => {}
         }
     }
 
@@ -211,7 +225,7 @@ impl Policy {
         match &self.kind {
             Kind::Headers(h) => h.response_filter(v, out),
             Kind::Cors(c) => c.response_filter(v, resp, out),
-            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) => {}
+            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) | Kind::Deny => {}
         }
     }
 
@@ -220,7 +234,7 @@ impl Policy {
         match &self.kind {
             Kind::JwtGenerate(g) => g.reads_body,
             Kind::JwtVerify(j) => j.reads_body,
-            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtAuth(_) => false,
+            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtAuth(_) | Kind::Deny => false,
         }
     }
 
@@ -229,7 +243,7 @@ impl Policy {
         match &self.kind {
             Kind::JwtVerify(j) => j.realm.as_deref(),
             Kind::JwtAuth(j) => j.realm.as_deref(),
-            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtGenerate(_) => None,
+            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtGenerate(_) | Kind::Deny => None,
         }
     }
 }
@@ -294,6 +308,7 @@ pub fn compile_chain(
                     PolicyBody::JwtVerify(_) => "jwt_verify",
                     PolicyBody::JwtGenerate(_) => "jwt_generate",
                     PolicyBody::JwtAuth(_) => "jwt_auth",
+                    PolicyBody::Deny(_) => "deny",
                 };
                 if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs, cx) {
                     out.push(Arc::new(pol));

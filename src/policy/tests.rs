@@ -498,3 +498,32 @@ fn jwt_generate_request_body_pointer_builds_on_an_earlier_rewrite() {
     let doc: serde_json::Value = serde_json::from_slice(&body.bytes).expect("json");
     assert!(doc["a"].is_string() && doc["b"].is_string(), "{doc}");
 }
+
+#[test]
+fn a_denial_records_which_rule_failed_for_the_log() {
+    let snap = snapshot(&verify_policy("claims = { tenant = \"acme\" }"));
+    let t = token(&format!(
+        r#"{{"sub":"a","tenant":"other","exp":{}}}"#,
+        now() + 300
+    ));
+    let r = req("GET", "/", &[("authorization", &format!("Bearer {t}"))]);
+    let (out, run) = run(chain(&snap), &r);
+    assert!(
+        matches!(out, Outcome::Deny(GatewayError::ClaimMismatch)),
+        "{out:?}"
+    );
+    assert_eq!(run.detail.as_deref(), Some("claims rule: tenant"));
+}
+
+#[test]
+fn an_acl_denial_records_the_rule() {
+    let snap = snapshot(&verify_policy("acl = { roles = [\"admin\"] }"));
+    let t = valid_token();
+    let r = req("GET", "/", &[("authorization", &format!("Bearer {t}"))]);
+    let (out, run) = run(chain(&snap), &r);
+    assert!(
+        matches!(out, Outcome::Deny(GatewayError::AccessDenied)),
+        "{out:?}"
+    );
+    assert_eq!(run.detail.as_deref(), Some("acl: none of the roles"));
+}

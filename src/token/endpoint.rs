@@ -134,8 +134,16 @@ async fn read_body(session: &mut Session) -> Result<Vec<u8>, OAuthError> {
 
 impl TokenService {
     /// Answer a request to one of the endpoints. Never fails: errors become RFC 6749 answers.
-    pub async fn serve(&self, ep: Endpoint, session: &mut Session, ip: Option<IpAddr>) -> Reply {
-        match self.serve_inner(ep, session, ip).await {
+    /// Answer one endpoint request. `buffered`: the request body, when a policy of the route
+    /// already read it (else it is read here).
+    pub async fn serve(
+        &self,
+        ep: Endpoint,
+        session: &mut Session,
+        ip: Option<IpAddr>,
+        buffered: Option<bytes::Bytes>,
+    ) -> Reply {
+        match self.serve_inner(ep, session, ip, buffered).await {
             Ok(r) => r,
             Err(e) => e.reply(),
         }
@@ -146,6 +154,7 @@ impl TokenService {
         ep: Endpoint,
         session: &mut Session,
         ip: Option<IpAddr>,
+        buffered: Option<bytes::Bytes>,
     ) -> Result<Reply, OAuthError> {
         let method = session.req_header().method.clone();
         if matches!(ep, Endpoint::Jwks | Endpoint::Discovery) {
@@ -196,7 +205,10 @@ impl TokenService {
                 ))
             }
         };
-        let body = read_body(session).await?;
+        let body = match buffered {
+            Some(b) => b.to_vec(),
+            None => read_body(session).await?,
+        };
         let form = Form::parse(&body)?;
         let client = self.authenticate(&form, authz.as_deref(), ip).await?;
         match ep {

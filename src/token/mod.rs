@@ -1,6 +1,8 @@
-//! The token service: the gateway as an OAuth2 authorization server (issue 6).
+//! The token service: the gateway as an OAuth2 authorization server.
 //!
-//! Endpoints on the data-plane listener, answered in `request_filter` before route matching:
+//! Endpoints on the data-plane listener, as route actions (one route per endpoint is generated
+//! ahead of the configured routes unless a route places it with `token_endpoint`, so global
+//! and route policies apply to them):
 //! token (RFC 6749: client_credentials, password for clients that opt in, refresh_token with
 //! rotation and reuse detection), introspection (RFC 7662), revocation (RFC 7009), JWKS, and
 //! discovery (RFC 8414 and `openid-configuration`). Access tokens are RFC 9068 JWTs signed with
@@ -456,6 +458,23 @@ impl TokenService {
     /// An identity source by name (tests, benches).
     pub fn identity_source(&self, name: &str) -> Option<Arc<Source>> {
         self.sources.get(name).cloned()
+    }
+
+    /// Every endpoint with its name (as `routes[].token_endpoint` spells it) and its path.
+    pub fn endpoints(&self) -> [(Endpoint, &'static str, &str); 6] {
+        let p = &self.paths;
+        [
+            (Endpoint::Token, "token", &p.token),
+            (Endpoint::Introspect, "introspect", &p.introspect),
+            (Endpoint::Revoke, "revoke", &p.revoke),
+            (Endpoint::Jwks, "jwks", &p.jwks),
+            (Endpoint::Discovery, "discovery", &p.discovery),
+            (
+                Endpoint::Discovery,
+                "openid_configuration",
+                &p.openid_configuration,
+            ),
+        ]
     }
 
     /// The endpoint a request path names, if any.

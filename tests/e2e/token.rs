@@ -176,7 +176,7 @@ pub fn unique(name: &str) -> String {
     format!("tg-test-{name}-{}:", tokengate::jose::b64_encode(&b))
 }
 
-fn basic(id: &str, secret: &str) -> String {
+pub fn basic(id: &str, secret: &str) -> String {
     use base64::Engine as _;
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     format!(
