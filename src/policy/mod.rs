@@ -10,6 +10,7 @@
 //! the request phase; the later phases run only the policies that were active for the request.
 
 pub mod cors;
+pub mod errors;
 pub mod headers;
 pub mod jwt_auth;
 pub mod jwt_generate;
@@ -136,7 +137,7 @@ impl Policy {
         };
         let errors = errors
             .as_ref()
-            .map(|e| ErrorOverride::compile(e, &format!("{path}.errors"), errs).map(Arc::new));
+            .map(|e| errors::compile_override(e, &format!("{path}.errors"), errs).map(Arc::new));
         let errors = match errors {
             Some(None) => return None,
             Some(Some(e)) => Some(e),

@@ -202,39 +202,15 @@ impl Gateway {
     fn render(&self, ctx: &Ctx, e: &GatewayError) -> Reply {
         let route = ctx.route();
         let policy = ctx.pending_policy.and_then(|i| route?.policies.get(i));
-        let mut reply = render_error(
+        render_error(
             e,
             &[
                 policy.and_then(|p| p.errors.as_deref()),
                 route.and_then(|r| r.errors.as_ref()),
                 ctx.snap.errors.as_ref(),
             ],
-        );
-        if let Some(err) = e.bearer_error() {
-            // RFC 6750 §3: the Bearer challenge, unless the operator set one.
-            if !reply
-                .headers
-                .iter()
-                .any(|(n, _)| n == http::header::WWW_AUTHENTICATE)
-            {
-                let mut c = String::from("Bearer");
-                let mut sep = " ";
-                if let Some(realm) = policy.and_then(|p| p.realm()) {
-                    c.push_str(&format!(
-                        "{sep}realm=\"{}\"",
-                        realm.replace(['"', '\\'], "")
-                    ));
-                    sep = ", ";
-                }
-                if !err.is_empty() {
-                    c.push_str(&format!("{sep}error=\"{err}\""));
-                }
-                if let Ok(v) = HeaderValue::from_str(&c) {
-                    reply.headers.push((http::header::WWW_AUTHENTICATE, v));
-                }
-            }
-        }
-        reply
+            policy.and_then(|p| p.realm()),
+        )
     }
 
     fn decorate_response(&self, resp: &mut ResponseHeader, req: &RequestHeader, ctx: &Ctx) {

@@ -499,7 +499,7 @@ impl TokenService {
         self.store
             .get()
             .await
-            .map_err(|_| OAuthError::unavailable())
+            .map_err(|_| OAuthError::StoreUnavailable)
     }
 
     /// Map a store result, marking readiness.
@@ -514,7 +514,7 @@ impl TokenService {
                     self.store.mark(false);
                 }
                 log::warn!("token store call failed: {}", e.code());
-                Err(OAuthError::unavailable())
+                Err(OAuthError::StoreUnavailable)
             }
         }
     }
