@@ -147,13 +147,12 @@ impl Policy {
             PolicyBody::Headers(h) => Kind::Headers(headers::Headers::compile(h, path, errs)?),
             PolicyBody::Cors(c) => Kind::Cors(cors::Cors::compile(c, path, errs)?),
             PolicyBody::JwtVerify(c) => {
-                let cache = jwt_verify::JwtVerify::cache_capacity(c).map(|cap| {
-                    let fp = format!(
-                        "jwt_verify:{}",
-                        serde_json::to_string(c).unwrap_or_default()
-                    );
+                let cache = jwt_verify::JwtVerify::cache_capacity(c).and_then(|cap| {
+                    let fp = crate::fingerprint::of("jwt_verify", c)
+                        .map_err(|e| errs.push(path, e))
+                        .ok()?;
                     cx.used_caches.insert(fp.clone());
-                    cx.shared.verified_cache(&fp, cap)
+                    Some(cx.shared.verified_cache(&fp, cap))
                 });
                 Kind::JwtVerify(Box::new(jwt_verify::JwtVerify::compile(
                     c, path, errs, cache, cx.shared,
