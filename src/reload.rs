@@ -113,7 +113,15 @@ impl BackgroundService for Maintenance {
         });
         let path = self.state.config_path.clone();
         let mut stamp = file_stamp(&path);
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                log::error!(
+                    "SIGHUP cannot be handled ({e}): reload by file change or the admin API"
+                );
+                None
+            }
+        };
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut last_poll = tokio::time::Instant::now();
         loop {

@@ -210,7 +210,9 @@ pub fn rotate_dir(dir: &Path, alg: Alg) -> Result<String, String> {
     write_key(dir, "previous", &current)?;
     write_key(dir, "current", &next)?;
     write_key(dir, "next", &new_next)?;
-    Ok(next.kid().map(str::to_string).unwrap_or_default())
+    next.kid()
+        .map(str::to_string)
+        .ok_or_else(|| "the new current key has no kid".to_string())
 }
 
 impl KeyRing {
