@@ -244,7 +244,7 @@ fn compile_route(
     ));
     let errors = errors
         .as_ref()
-        .and_then(|e| ErrorOverride::compile(e, &format!("{path}.errors"), errs));
+        .and_then(|e| crate::policy::errors::compile_override(e, &format!("{path}.errors"), errs));
     if errs.0.len() > before {
         return None;
     }
@@ -437,7 +437,7 @@ pub fn compile(
     let errors = raw
         .errors
         .as_ref()
-        .and_then(|e| ErrorOverride::compile(e, "errors", &mut errs));
+        .and_then(|e| crate::policy::errors::compile_override(e, "errors", &mut errs));
     let front = crate::front::FrontDoor::compile(&raw.front_door, &mut errs);
 
     let mut trusted = Vec::new();

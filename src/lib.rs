@@ -11,6 +11,7 @@ pub mod compile;
 pub mod config;
 pub mod error;
 pub mod expr;
+pub mod fingerprint;
 pub mod front;
 pub mod identity;
 pub mod jose;

@@ -167,7 +167,7 @@ async fn read_head(stream: &mut Stream, l: &HeadLimits) -> Result<BytesMut, Head
 /// Write a rendered refusal and close. Bounded in time: a peer that does not read is dropped.
 async fn refuse(stream: &mut Stream, state: &State, e: &GatewayError) {
     let snap = state.current.load();
-    let reply = crate::reply::render_error(e, &[None, None, snap.errors.as_ref()]);
+    let reply = crate::reply::render_error(e, &[None, None, snap.errors.as_ref()], None);
     let reason = http::StatusCode::from_u16(reply.status)
         .ok()
         .and_then(|s| s.canonical_reason())

@@ -10,6 +10,7 @@ pub mod chain;
 pub mod edits;
 
 pub mod cors;
+pub mod errors;
 pub mod headers;
 pub mod jwt_auth;
 pub mod jwt_generate;
@@ -113,7 +114,7 @@ impl Policy {
         };
         let errors = errors
             .as_ref()
-            .map(|e| ErrorOverride::compile(e, &format!("{path}.errors"), errs).map(Arc::new));
+            .map(|e| errors::compile_override(e, &format!("{path}.errors"), errs).map(Arc::new));
         let errors = match errors {
             Some(None) => return None,
             Some(Some(e)) => Some(e),
@@ -123,13 +124,12 @@ impl Policy {
             PolicyBody::Headers(h) => Kind::Headers(headers::Headers::compile(h, path, errs)?),
             PolicyBody::Cors(c) => Kind::Cors(cors::Cors::compile(c, path, errs)?),
             PolicyBody::JwtVerify(c) => {
-                let cache = jwt_verify::JwtVerify::cache_capacity(c).map(|cap| {
-                    let fp = format!(
-                        "jwt_verify:{}",
-                        serde_json::to_string(c).unwrap_or_default()
-                    );
+                let cache = jwt_verify::JwtVerify::cache_capacity(c).and_then(|cap| {
+                    let fp = crate::fingerprint::of("jwt_verify", c)
+                        .map_err(|e| errs.push(path, e))
+                        .ok()?;
                     cx.used_caches.insert(fp.clone());
-                    cx.shared.verified_cache(&fp, cap)
+                    Some(cx.shared.verified_cache(&fp, cap))
                 });
                 Kind::JwtVerify(Box::new(jwt_verify::JwtVerify::compile(
                     c, path, errs, cache, cx.shared,

@@ -89,14 +89,21 @@ pub struct Gateway {
 
 /// A request id: a random per-process prefix and a counter (unique, cheap; not a secret).
 /// The CSPRNG per request cost about 2.4k instructions (loadtest/README.md).
-fn new_request_id() -> HeaderValue {
+///
+/// `server::run` draws the prefix before serving: a process without randomness stops there,
+/// loudly, rather than issue ids that collide with another instance's (all-zero prefix).
+pub(crate) fn new_request_id() -> HeaderValue {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| {
         let mut b = [0u8; 8];
-        let _ = aws_lc_rs::rand::fill(&mut b);
+        if aws_lc_rs::rand::fill(&mut b).is_err() {
+            log::error!("no random bytes from the system for the request-id prefix: aborting");
+            eprintln!("tokengate: no random bytes from the system: aborting");
+            std::process::abort();
+        }
         u64::from_le_bytes(b)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -207,39 +214,15 @@ impl Gateway {
             (Some(r), Some(i)) if by_policy => r.chain.get(i),
             _ => None,
         };
-        let mut reply = render_error(
+        render_error(
             e,
             &[
                 policy.and_then(|p| p.errors.as_deref()),
                 route.and_then(|r| r.errors.as_ref()),
                 ctx.snap.errors.as_ref(),
             ],
-        );
-        if let Some(err) = e.bearer_error() {
-            // RFC 6750 §3: the Bearer challenge, unless the operator set one.
-            if !reply
-                .headers
-                .iter()
-                .any(|(n, _)| n == http::header::WWW_AUTHENTICATE)
-            {
-                let mut c = String::from("Bearer");
-                let mut sep = " ";
-                if let Some(realm) = policy.and_then(|p| p.realm()) {
-                    c.push_str(&format!(
-                        "{sep}realm=\"{}\"",
-                        realm.replace(['"', '\\'], "")
-                    ));
-                    sep = ", ";
-                }
-                if !err.is_empty() {
-                    c.push_str(&format!("{sep}error=\"{err}\""));
-                }
-                if let Ok(v) = HeaderValue::from_str(&c) {
-                    reply.headers.push((http::header::WWW_AUTHENTICATE, v));
-                }
-            }
-        }
-        reply
+            policy.and_then(|p| p.realm()),
+        )
     }
 
     /// The response-phase policies and the request id, on any response.

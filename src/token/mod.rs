@@ -100,9 +100,12 @@ impl TokenShared {
         Ok(r)
     }
 
-    fn store(&self, spec: &StoreSpec) -> Arc<StoreHandle> {
-        let key = format!("{spec:?}");
-        self.stores
+    /// The store for `spec`, kept across reloads under its fingerprint (the Redis URL may
+    /// carry a password: only its hash is in the key).
+    fn store(&self, spec: &StoreSpec) -> Result<Arc<StoreHandle>, String> {
+        let key = crate::fingerprint::of("store", &store_fingerprint_material(spec))?;
+        Ok(self
+            .stores
             .entry(key)
             .or_insert_with(|| {
                 Arc::new(StoreHandle {
@@ -111,15 +114,40 @@ impl TokenShared {
                     healthy: AtomicBool::new(true),
                 })
             })
-            .clone()
+            .clone())
     }
 
-    fn backoff(&self, c: &config::BackoffConfig) -> Arc<Backoff> {
-        let key = format!("{c:?}");
-        self.backoff
+    fn backoff(&self, c: &config::BackoffConfig) -> Result<Arc<Backoff>, String> {
+        let key = crate::fingerprint::of("backoff", c)?;
+        Ok(self
+            .backoff
             .entry(key)
             .or_insert_with(|| Arc::new(Backoff::new(c)))
-            .clone()
+            .clone())
+    }
+}
+
+/// Every field of a store spec, as JSON (the spec is a checked value, not a serde type).
+fn store_fingerprint_material(spec: &StoreSpec) -> serde_json::Value {
+    match spec {
+        StoreSpec::Embedded {
+            path,
+            purge_interval,
+        } => serde_json::json!({
+            "kind": "embedded",
+            "path": path,
+            "purge_interval_ms": purge_interval.as_millis().to_string(),
+        }),
+        StoreSpec::Redis {
+            url,
+            key_prefix,
+            timeout,
+        } => serde_json::json!({
+            "kind": "redis",
+            "url": url,
+            "key_prefix": key_prefix,
+            "timeout_ms": timeout.as_millis().to_string(),
+        }),
     }
 }
 
@@ -406,6 +434,9 @@ impl TokenService {
                 cl.identity = sources.get(n).cloned();
             }
         }
+        let dummy = SecretHash::dummy(max_iter)
+            .map_err(|e| errs.push(p, e))
+            .ok();
         let ring = match shared.tokens.ring(key_dir, alg) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -418,6 +449,17 @@ impl TokenService {
         }
         let ring = ring?;
         let store_spec = store_spec?;
+        let dummy = dummy?;
+        let store = shared
+            .tokens
+            .store(&store_spec)
+            .map_err(|e| errs.push(format!("{p}.store"), e))
+            .ok()?;
+        let backoff = shared
+            .tokens
+            .backoff(backoff)
+            .map_err(|e| errs.push(format!("{p}.backoff"), e))
+            .ok()?;
         let token_url = format!("{issuer}{token}");
         let discovery = discovery_doc(&issuer, paths, &ring);
         Some(TokenService {
@@ -429,10 +471,10 @@ impl TokenService {
             accept_endpoint_aud: *accept_endpoint_audience,
             clients: cmap,
             sources,
-            dummy: SecretHash::dummy(max_iter),
+            dummy,
             ring,
-            store: shared.tokens.store(&store_spec),
-            backoff: shared.tokens.backoff(backoff),
+            store,
+            backoff,
             verified: shared.tokens.verified.clone(),
             discovery,
         })
@@ -518,7 +560,7 @@ impl TokenService {
         self.store
             .get()
             .await
-            .map_err(|_| OAuthError::unavailable())
+            .map_err(|_| OAuthError::StoreUnavailable)
     }
 
     /// Map a store result, marking readiness.
@@ -533,7 +575,7 @@ impl TokenService {
                     self.store.mark(false);
                 }
                 log::warn!("token store call failed: {}", e.code());
-                Err(OAuthError::unavailable())
+                Err(OAuthError::StoreUnavailable)
             }
         }
     }
@@ -810,4 +852,36 @@ fn discovery_doc(issuer: &str, p: &config::PathsConfig, ring: &KeyRing) -> bytes
         "access_token_signing_alg_values_supported": signing,
     });
     bytes::Bytes::from(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis(url: &str) -> StoreSpec {
+        StoreSpec::Redis {
+            url: url.into(),
+            key_prefix: "tg:".into(),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn stores_differing_only_by_the_password_are_two_stores() {
+        let t = TokenShared::new(false);
+        let a = t.store(&redis("redis://:pass-one@127.0.0.1:6379")).unwrap();
+        let b = t.store(&redis("redis://:pass-two@127.0.0.1:6379")).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+        let again = t.store(&redis("redis://:pass-one@127.0.0.1:6379")).unwrap();
+        assert!(Arc::ptr_eq(&a, &again));
+    }
+
+    #[test]
+    fn store_keys_do_not_carry_the_password() {
+        let t = TokenShared::new(false);
+        t.store(&redis("redis://:pass-one@127.0.0.1:6379")).unwrap();
+        for k in t.stores.iter() {
+            assert!(!k.key().contains("pass-one"), "{}", k.key());
+        }
+    }
 }

@@ -480,7 +480,10 @@ impl JwtGenerate {
         let header = self.render_header(v)?;
         let jti = match &self.jti {
             Jti::None => None,
-            Jti::Uuid => Some(uuid_v4()),
+            Jti::Uuid => Some(uuid_v4().map_err(|_| {
+                log::error!("no random bytes from the system for a jti");
+                GatewayError::SigningFailed
+            })?),
             Jti::Template(t) => Some(t.render(v).ok_or(GatewayError::ValueUnresolved)?),
         };
         let enc_key = match &self.encrypt {
