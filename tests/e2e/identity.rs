@@ -335,6 +335,22 @@ impl Slapd {
     fn ca(&self) -> String {
         self.dir.path().join("ca.pem").display().to_string()
     }
+
+    /// Stops slapd and waits (bounded) until its process has exited, so that every connection
+    /// it had is closed.
+    async fn stop(self) {
+        let pid = std::fs::read_to_string(self.dir.path().join("slapd.pid")).unwrap();
+        let proc_dir = format!("/proc/{}", pid.trim());
+        drop(self);
+        // Exited: gone, or a zombie nobody has reaped yet (state Z).
+        eventually("slapd exited", || async {
+            std::fs::read_to_string(format!("{proc_dir}/stat")).map_or(true, |stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z'))
+            })
+        })
+        .await;
+    }
 }
 
 impl Drop for Slapd {
@@ -483,8 +499,7 @@ async fn ldap_bind_search_bind_with_groups_tls_and_failures() {
 
     // LDAP going away after logins: 503, then back when it is back is the same code path
     // as "dead"; here the running server is stopped and the pooled connections fail.
-    drop(ldap);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    ldap.stop().await;
     let r = password(p, ("app", "app-secret"), "alice", "not-cached-pw", None).await;
     assert_error(&r, 503, "temporarily_unavailable");
 }
