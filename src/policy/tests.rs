@@ -15,12 +15,16 @@ const PUBLIC: &str = r#"{"keys":[{"crv":"P-256","kid":"gw-1","kty":"EC","x":"PUD
 /// The compiled snapshot of one direct-response route with these `[[routes.policies]]`
 /// tables (TOML, each starting with `[[routes.policies]]`).
 fn snapshot(policies: &str) -> crate::Snapshot {
+    let shared = crate::shared::Shared::detached().expect("shared");
+    snapshot_with(policies, &shared)
+}
+
+fn snapshot_with(policies: &str, shared: &crate::shared::Shared) -> crate::Snapshot {
     let text = format!(
         "[[listeners]]\naddress = \"127.0.0.1:1\"\n[admin]\nenabled = false\n[[routes]]\nname = \"r\"\nrespond = {{ status = 200 }}\n{policies}\n"
     );
     let raw = crate::config::parse_str(&text).unwrap_or_else(|e| panic!("{e:?}"));
-    let shared = crate::shared::Shared::detached().expect("shared");
-    crate::compile::compile(&raw, "h", 1, None, &shared).unwrap_or_else(|e| panic!("{e:?}"))
+    crate::compile::compile(&raw, "h", 1, None, shared).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 fn chain(snap: &crate::Snapshot) -> &Chain {
@@ -526,4 +530,32 @@ fn an_acl_denial_records_the_rule() {
         "{out:?}"
     );
     assert_eq!(run.detail.as_deref(), Some("acl: none of the roles"));
+}
+
+#[test]
+fn a_key_file_changed_under_the_same_config_invalidates_cached_verifications() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("keys.json");
+    std::fs::write(&file, PUBLIC).expect("write");
+    let policy = format!(
+        "[[routes.policies]]\ntype = \"jwt_verify\"\nalgorithms = [\"ES256\"]\nkeys = {{ file = \"{}\" }}\ncache = {{ enabled = true }}\n",
+        file.display()
+    );
+    let shared = crate::shared::Shared::detached().expect("shared");
+    let t = valid_token();
+    let r = req("GET", "/", &[("authorization", &format!("Bearer {t}"))]);
+    let before = snapshot_with(&policy, &shared);
+    let (out, _) = run(chain(&before), &r);
+    assert!(matches!(out, Outcome::Continue), "{out:?}");
+    let other = crate::jose::Jwk::generate("EC", None, crate::jose::Curve::from_name("P-256"))
+        .expect("key")
+        .with_kid("gw-1");
+    let set = serde_json::json!({ "keys": [other.to_value(false).expect("public")] });
+    std::fs::write(&file, set.to_string()).expect("write");
+    let after = snapshot_with(&policy, &shared);
+    let (out, _) = run(chain(&after), &r);
+    assert!(
+        matches!(out, Outcome::Deny(GatewayError::SignatureInvalid)),
+        "{out:?}"
+    );
 }

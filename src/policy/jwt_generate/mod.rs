@@ -169,7 +169,7 @@ impl JwtGenerate {
             compile_keys(key, &format!("{path}.key"), errs, shared),
         ) {
             (_, None) => None,
-            (true, Some(Some(Keys::Static(set)))) => match set.keys() {
+            (true, Some(Some(Keys::Static(set, _)))) => match set.keys() {
                 [k] if k.is_private() => Some(set.clone()),
                 [_] => {
                     errs.push(

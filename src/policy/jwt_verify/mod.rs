@@ -449,7 +449,7 @@ impl JwtVerify {
     fn resolve(keys: &Option<Keys>, v: &RequestView<'_>) -> Result<Resolved, GatewayError> {
         match keys {
             Some(k) => k.resolve(v),
-            None => Ok(Resolved::Static(Arc::new(JwkSet::default()))),
+            None => Ok(Resolved::Static(Arc::new(JwkSet::default()), 0)),
         }
     }
 
