@@ -146,13 +146,20 @@ impl Policy {
                 cx.token.clone(),
             )?)),
         };
-        Some(Policy {
+        let policy = Policy {
             label,
             shadow,
             when,
             errors,
             kind,
-        })
+        };
+        if let Some(r) = policy.realm() {
+            if !crate::reply::realm_is_valid(r) {
+                errs.push(format!("{path}.realm"), crate::reply::REALM_RULE);
+                return None;
+            }
+        }
+        Some(policy)
     }
 
     /// Whether this policy runs for the request.

@@ -559,3 +559,18 @@ fn a_key_file_changed_under_the_same_config_invalidates_cached_verifications() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_realm_that_cannot_be_a_header_value_is_refused_at_load() {
+    let text = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:1\"\n[admin]\nenabled = false\n[[routes]]\nname = \"r\"\nrespond = {{ status = 200 }}\n{}",
+        verify_policy("realm = \"api\\u0007\"")
+    );
+    let raw = crate::config::parse_str(&text).unwrap_or_else(|e| panic!("{e:?}"));
+    let shared = crate::shared::Shared::detached().expect("shared");
+    let errs = crate::compile::compile(&raw, "h", 1, None, &shared).expect_err("refused");
+    assert!(
+        errs.iter().any(|e| e.path == "routes[0].policies[0].realm"),
+        "{errs:?}"
+    );
+}
