@@ -574,3 +574,62 @@ fn a_realm_that_cannot_be_a_header_value_is_refused_at_load() {
         "{errs:?}"
     );
 }
+
+/// The minted token of one jwt_generate policy at `now`.
+fn mint_at(c: &Chain, r: &RequestHeader, now: u64) -> String {
+    let Some(super::Policy {
+        kind: super::Kind::JwtGenerate(g),
+        ..
+    }) = c.get(0)
+    else {
+        panic!("not jwt_generate")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut fx = super::Effects::default();
+    rt.block_on(g.mint_at(&facts(r), &super::Edits::default(), &mut fx, now))
+        .expect("minted");
+    fx.vars.pop().expect("variable").1
+}
+
+const CACHED: &str = "[[routes.policies]]\ntype = \"jwt_generate\"\nalgorithm = \"ES256\"\nexpires_in = \"10s\"\ncache = { refresh_at = 0.5 }\noutput = { variable = \"t\" }\nclaims = { sub = { from = \"header.x-user\" } }\n";
+
+fn cached_generate() -> crate::Snapshot {
+    snapshot(&CACHED.replace(
+        "expires_in",
+        &format!("key = {{ jwks = '{PRIVATE}' }}\nexpires_in"),
+    ))
+}
+
+#[test]
+fn jwt_generate_reuses_a_minted_token_before_refresh_at() {
+    let snap = cached_generate();
+    let r = req("GET", "/", &[("x-user", "a")]);
+    let first = mint_at(chain(&snap), &r, 1_000_000);
+    assert_eq!(mint_at(chain(&snap), &r, 1_000_004), first);
+}
+
+#[test]
+fn jwt_generate_mints_again_at_refresh_at() {
+    let snap = cached_generate();
+    let r = req("GET", "/", &[("x-user", "a")]);
+    let first = mint_at(chain(&snap), &r, 1_000_000);
+    assert_ne!(mint_at(chain(&snap), &r, 1_000_005), first);
+}
+
+#[test]
+fn jwt_generate_mints_per_claims_set() {
+    let snap = cached_generate();
+    let a = mint_at(
+        chain(&snap),
+        &req("GET", "/", &[("x-user", "a")]),
+        1_000_000,
+    );
+    let b = mint_at(
+        chain(&snap),
+        &req("GET", "/", &[("x-user", "b")]),
+        1_000_000,
+    );
+    assert_ne!(a, b);
+}

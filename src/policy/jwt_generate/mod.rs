@@ -475,7 +475,18 @@ impl JwtGenerate {
         pending: &Edits,
         fx: &mut Effects,
     ) -> Result<(), GatewayError> {
-        let now = unix_now();
+        self.mint_at(v, pending, fx, unix_now()).await
+    }
+
+    /// The request phase at a given time (Unix seconds): `iat`/`nbf`/`exp` and the reuse of
+    /// a cached token are decided against `now`.
+    pub(crate) async fn mint_at(
+        &self,
+        v: &RequestView<'_>,
+        pending: &Edits,
+        fx: &mut Effects,
+        now: u64,
+    ) -> Result<(), GatewayError> {
         let mut claims = self.resolve_claims(v)?;
         let header = self.render_header(v)?;
         let jti = match &self.jti {
