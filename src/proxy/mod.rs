@@ -174,6 +174,29 @@ fn rewrite(up: &mut RequestHeader, strip_prefix: Option<&str>, fixed: Option<&st
     Ok(())
 }
 
+/// X-Forwarded-For and X-Forwarded-Proto on the request sent upstream. A trusted proxy's
+/// values are extended or kept; the front door removed any other peer's.
+fn forwarding_headers(up: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+    if let Some(peer) = ctx.peer {
+        let xff = match up
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            // A trusted proxy's chain is extended by the hop we saw; the front door removed
+            // any other peer's claim.
+            Some(prev) if ctx.trusted_peer => format!("{prev}, {peer}"),
+            _ => peer.to_string(),
+        };
+        up.insert_header("x-forwarded-for", xff)?;
+    }
+    if !ctx.trusted_peer || !up.headers.contains_key("x-forwarded-proto") {
+        let proto = if ctx.tls { "https" } else { "http" };
+        up.insert_header("x-forwarded-proto", proto)?;
+    }
+    Ok(())
+}
+
 /// An incoming X-Request-Id (only a trusted proxy's survives the front door) is kept when it
 /// is short and printable; else a new one is made.
 fn request_id(req: &RequestHeader) -> HeaderValue {
@@ -421,23 +444,7 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
-        if let Some(peer) = ctx.peer {
-            let xff = match up
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                // A trusted proxy's chain is extended by the hop we saw; the front door removed
-                // any other peer's claim.
-                Some(prev) if ctx.trusted_peer => format!("{prev}, {peer}"),
-                _ => peer.to_string(),
-            };
-            up.insert_header("x-forwarded-for", xff)?;
-        }
-        if !ctx.trusted_peer || !up.headers.contains_key("x-forwarded-proto") {
-            let proto = if ctx.tls { "https" } else { "http" };
-            up.insert_header("x-forwarded-proto", proto)?;
-        }
+        forwarding_headers(up, ctx)?;
         up.insert_header("x-request-id", ctx.request_id.clone())?;
         let edits = &ctx.run.edits;
         apply_headers(up, &edits.upstream)?;
