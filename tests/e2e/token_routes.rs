@@ -94,16 +94,16 @@ async fn a_token_response_carries_the_cors_headers_for_an_allowed_origin() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ip_rule_restricts_issuance_with_403_forbidden() {
-    let (gw, _d) = gateway(
-        r#"
+/// Tokens are issued only to 10.0.0.0/8 (the tests come from 127.0.0.1).
+const ISSUANCE_FROM_10_ONLY: &str = r#"
 [[global_policies]]
 type = "deny"
 when = { all = [{ var = "route", equals = "token_service.token" }, { not = { var = "client_ip", cidr = ["10.0.0.0/8"] } }] }
-"#,
-    )
-    .await;
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_rule_restricts_issuance_with_403_forbidden() {
+    let (gw, _d) = gateway(ISSUANCE_FROM_10_ONLY).await;
     let r = cc(gw.port, "svc", "pw", None).await;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["errorCode"], "forbidden");
@@ -111,14 +111,7 @@ when = { all = [{ var = "route", equals = "token_service.token" }, { not = { var
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ip_rule_on_issuance_leaves_the_jwks_endpoint_open() {
-    let (gw, _d) = gateway(
-        r#"
-[[global_policies]]
-type = "deny"
-when = { all = [{ var = "route", equals = "token_service.token" }, { not = { var = "client_ip", cidr = ["10.0.0.0/8"] } }] }
-"#,
-    )
-    .await;
+    let (gw, _d) = gateway(ISSUANCE_FROM_10_ONLY).await;
     assert_eq!(get(gw.port, "/.well-known/jwks.json").await.status, 200);
 }
 
