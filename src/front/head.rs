@@ -36,15 +36,17 @@ pub struct HeadLimits {
     pub body_timeout: Duration,
 }
 
+/// The defaults of `[front_door]`, so the two never disagree.
 impl Default for HeadLimits {
     fn default() -> Self {
+        let c = crate::config::FrontDoorConfig::default();
         HeadLimits {
-            max_head_size: 32 * 1024,
-            max_headers: 100,
-            max_request_line: 8 * 1024,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            body_timeout: Duration::from_secs(30),
+            max_head_size: c.max_head_size.0 as usize,
+            max_headers: c.max_headers,
+            max_request_line: c.max_request_line.0 as usize,
+            header_timeout: c.header_timeout.0,
+            idle_timeout: c.idle_timeout.0,
+            body_timeout: c.body_timeout.0,
         }
     }
 }

@@ -19,7 +19,7 @@
 //! Nothing secret is logged: neither passwords, bind passwords nor usernames.
 
 pub mod cache;
-pub mod config;
+use crate::config::identity as config;
 mod database;
 pub mod hash;
 mod http;
@@ -27,9 +27,9 @@ mod ldap;
 
 pub use config::IdentitySourceConfig;
 
+use crate::config::token::UserConfig;
 use crate::error::Errors;
 use crate::keys::http::AbortOnDrop;
-use crate::token::config::UserConfig;
 use cache::{Cached, CredCache};
 use dashmap::DashMap;
 use hash::PasswordHash;

@@ -2,7 +2,7 @@
 //! from an environment variable or a file). Parsed once at load into the JOSE engine's types.
 //! Remote sources (`jwks_url`, `discovery_url`) are resolved by the caller.
 
-use super::jwt_verify::config::KeysConfig;
+use crate::config::policy::jwt_verify::KeysConfig;
 use crate::error::{Errors, GatewayError};
 use crate::expr::Template;
 use crate::jose::{Jwk, JwkSet};

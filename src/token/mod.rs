@@ -20,7 +20,7 @@
 //!   carry client ids and error codes only.
 
 pub mod backoff;
-pub mod config;
+use crate::config::token as config;
 mod endpoint;
 mod grants;
 pub mod keys;

@@ -13,7 +13,7 @@
 //! (`capacity`; when full, expired entries are purged and otherwise the new token is simply
 //! not cached); off when `jti` differs per token or there is no `expires_in`.
 
-pub mod config;
+use crate::config::policy::jwt_generate as config;
 mod values;
 
 use super::keyconf::{compile_keys, Keys};

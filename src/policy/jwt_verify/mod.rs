@@ -13,7 +13,7 @@
 //! never denies and never changes the request.
 
 pub mod cache;
-pub mod config;
+use crate::config::policy::jwt_verify as config;
 pub mod extract;
 
 use super::keyconf::{compile_keys, Keys, Resolved};
