@@ -124,9 +124,9 @@ impl DbSource {
                 query: query.clone(),
                 roles_query: roles_query.clone(),
                 sep: roles_separator.clone(),
-                last_hash: Mutex::new(PasswordHash::Pbkdf2(
-                    crate::token::secret::SecretHash::dummy(100_000),
-                )),
+                last_hash: Mutex::new(PasswordHash::Pbkdf2(super::secret::SecretHash::dummy(
+                    100_000,
+                ))),
             }),
             Err(_) => {
                 errs.push(format!("{path}.url"), "not a valid URL");

@@ -24,6 +24,7 @@ mod database;
 pub mod hash;
 mod http;
 mod ldap;
+pub mod secret;
 
 pub use config::IdentitySourceConfig;
 

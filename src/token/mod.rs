@@ -25,7 +25,8 @@ mod endpoint;
 mod grants;
 pub mod keys;
 mod oauth;
-pub mod secret;
+/// Client secrets hash like user passwords; the module lives with the identity sources.
+pub use crate::identity::secret;
 
 pub use config::TokenServiceConfig;
 pub use endpoint::Endpoint;
