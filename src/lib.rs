@@ -20,6 +20,7 @@
 
 pub mod accesslog;
 pub mod admin;
+pub mod cache;
 pub mod compile;
 pub mod config;
 pub mod error;

@@ -1,8 +1,8 @@
 //! State that survives config reloads: warm caches that a reload must not throw away.
 //! A policy whose config did not change finds its cache here under the same fingerprint.
 
+use crate::cache::verified::VerifiedCache;
 use crate::keys::KeyCache;
-use crate::policy::jwt_verify::cache::VerifiedCache;
 use dashmap::DashMap;
 use std::collections::HashSet;
 use std::sync::Arc;

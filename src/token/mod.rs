@@ -33,12 +33,12 @@ pub use endpoint::Endpoint;
 pub use grants::AccessInfo;
 pub use oauth::OAuthError;
 
+use crate::cache::verified::VerifiedCache;
 use crate::error::Errors;
 use crate::expr::parse_net;
 use crate::identity::Source;
 use crate::jose::{Alg, Enc, EncryptOptions, Jwk, JwkSet, KeyAlg};
 use crate::keys::RemoteJwks;
-use crate::policy::jwt_verify::cache::VerifiedCache;
 use crate::store::{StoreError, StoreSpec, TokenStore};
 use backoff::Backoff;
 use config::{AuthMethod, ClientConfig, Grant, TokenFormat, UserConfig};

@@ -12,17 +12,16 @@
 //! `enabled = "shadow"` runs everything and records the decision (access log + metric) but
 //! never denies and never changes the request.
 
-pub mod cache;
 use crate::config::policy::jwt_verify as config;
 pub mod extract;
 
 use super::keyconf::{compile_keys, Keys, Resolved};
 use super::PolicyState;
+use crate::cache::verified::{token_key, Entry, VerifiedCache};
 use crate::error::{Errors, GatewayError};
 use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, Limits};
 use crate::request::RequestView;
 use crate::shared::Shared;
-use cache::{token_key, Entry, VerifiedCache};
 use config::{AclConfig, AclRuleConfig, HeaderFormat, JwtVerifyConfig, SubjectConfig, TokenForm};
 use extract::Source;
 use http::{HeaderName, HeaderValue, Method};
