@@ -212,3 +212,22 @@ impl State {
         out
     }
 }
+
+/// The front door reads the snapshot in force and counts its refusals here.
+impl crate::front::head::Gate for State {
+    fn limits(&self) -> crate::front::head::HeadLimits {
+        self.current.load().front.limits
+    }
+
+    fn refusal(&self, e: &crate::error::GatewayError) -> crate::reply::Reply {
+        let snap = self.current.load();
+        crate::reply::render_error(e, &[None, None, snap.errors.as_ref()])
+    }
+
+    fn refused(&self, e: &crate::error::GatewayError) {
+        self.metrics
+            .front_door_refusals
+            .with_label_values(&[e.code()])
+            .inc();
+    }
+}
