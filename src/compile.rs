@@ -387,6 +387,6 @@ fn validate_process_settings(raw: &RawConfig, errs: &mut Errors) {
             }
             Ok(_) => {}
         }
-        crate::admin::Guard::compile(&raw.admin, errs);
+        crate::guard::Guard::compile(&raw.admin, errs);
     }
 }

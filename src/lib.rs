@@ -10,7 +10,7 @@
 //! ```text
 //! L0 leaves   : units, error, jose/ (pure), reply, request, metrics, accesslog
 //! L1 contract : config/   every serde type, one file per area, named like the module it configures
-//! L2 blocks   : expr, router, upstream, front/, keys/, store/, cache/
+//! L2 blocks   : expr, router, upstream, front/, guard, keys/, store/, cache/
 //! L3 services : identity/, token/
 //! L4 policies : policy/
 //! L5 compose  : compile, shared
@@ -26,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod expr;
 pub mod front;
+pub mod guard;
 pub mod identity;
 pub mod jose;
 pub mod keys;

@@ -105,7 +105,7 @@ pub fn build(config: PathBuf, opts: &RunOptions) -> Result<(Server, Arc<State>),
     if raw.admin.enabled {
         let a = &raw.admin;
         let mut errs = crate::error::Errors::default();
-        let Some(guard) = crate::admin::Guard::compile(a, &mut errs) else {
+        let Some(guard) = crate::guard::Guard::compile(a, &mut errs) else {
             return Err(errs.0.iter().map(|e| e.to_string()).collect());
         };
         if a.tokens.is_empty() {

@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("router", 2),
     ("upstream", 2),
     ("front", 2),
+    ("guard", 2),
     ("keys", 2),
     ("store", 2),
     ("cache", 2),
@@ -57,7 +58,6 @@ const LAYERS: &[(&str, u8)] = &[
 #[rustfmt::skip]
 const ALLOWED: &[(&str, &str, &str)] = &[
     ("src/reply.rs", "config", "compiles ErrorOverrideConfig itself"),
-    ("src/compile.rs", "admin", "checks the admin settings"),
     ("src/policy/mod.rs", "shared", "compile takes &Shared"),
     ("src/policy/keyconf.rs", "shared", "compile takes &Shared"),
     ("src/policy/jwt_verify/mod.rs", "shared", "compile takes &Shared"),
