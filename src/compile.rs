@@ -273,10 +273,14 @@ pub fn compile(
     let token = raw
         .token_service
         .as_ref()
-        .and_then(|t| crate::token::TokenService::compile(t, &mut errs, shared))
+        .and_then(|t| {
+            let (tokens, identity) = (&shared.tokens, &shared.identity);
+            crate::token::TokenService::compile(t, &mut errs, tokens, identity, &shared.keys)
+        })
         .map(Arc::new);
     let mut cx = CompileCtx {
-        shared,
+        keys: &shared.keys,
+        verified: &shared.verified,
         used_caches: HashSet::new(),
         token: token.clone(),
     };

@@ -8,7 +8,6 @@ use crate::expr::Template;
 use crate::jose::{Jwk, JwkSet};
 use crate::keys::{JwksSettings, KeyCache, RemoteJwks};
 use crate::request::RequestView;
-use crate::shared::Shared;
 use std::sync::Arc;
 
 /// Where the keys of a policy come from, after compile.
@@ -277,7 +276,7 @@ pub fn compile_keys(
     c: &KeysConfig,
     path: &str,
     errs: &mut Errors,
-    shared: &Shared,
+    cache: &Arc<KeyCache>,
 ) -> Option<Option<Keys>> {
     let settings = c.remote.unwrap_or_default();
     if let Err(e) = settings.validate() {
@@ -293,10 +292,8 @@ pub fn compile_keys(
     match compile(c, path, errs)? {
         KeyOrigin::None => Some(None),
         KeyOrigin::Embedded(set) => Some(Some(Keys::Static(Arc::new(set)))),
-        KeyOrigin::JwksUrl(u) => remote(shared.keys.source(&u, settings), "jwks_url", errs),
-        KeyOrigin::Discovery(u) => {
-            remote(shared.keys.discovery(&u, settings), "discovery_url", errs)
-        }
+        KeyOrigin::JwksUrl(u) => remote(cache.source(&u, settings), "jwks_url", errs),
+        KeyOrigin::Discovery(u) => remote(cache.discovery(&u, settings), "discovery_url", errs),
         KeyOrigin::PerClient(url, allow) => {
             let url = Template::parse(&url)
                 .map_err(|e| errs.push(format!("{path}.per_client_url"), e))
@@ -321,7 +318,7 @@ pub fn compile_keys(
                 url,
                 allow,
                 settings,
-                cache: shared.keys.clone(),
+                cache: cache.clone(),
             }))
         }
     }

@@ -16,12 +16,13 @@ pub mod jwt_generate;
 pub mod jwt_verify;
 pub mod keyconf;
 
+use crate::cache::verified::VerifiedCaches;
 use crate::config::{EnabledConfig, InlinePolicy, PolicyBody, PolicyEntry};
 use crate::error::{Errors, GatewayError};
 use crate::expr::Condition;
+use crate::keys::KeyCache;
 use crate::reply::{ErrorOverride, Reply};
 use crate::request::RequestView;
-use crate::shared::Shared;
 use http::{HeaderName, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
 use serde_json::{Map, Value};
@@ -76,10 +77,13 @@ pub enum Kind {
     JwtAuth(Box<jwt_auth::JwtAuth>),
 }
 
-/// What compiling a snapshot needs besides the config: long-lived state, and a record of the
-/// caches the new snapshot uses (the others are dropped after the swap).
+/// What compiling a snapshot needs besides the config: the long-lived caches policies use, and
+/// a record of the verified-token caches the new snapshot uses (the others are dropped after
+/// the swap).
 pub struct CompileCtx<'a> {
-    pub shared: &'a Shared,
+    /// Remote key sets, by URL.
+    pub keys: &'a Arc<KeyCache>,
+    pub verified: &'a VerifiedCaches,
     pub used_caches: HashSet<String>,
     /// The compiled `[token_service]`, for `jwt_auth`.
     pub token: Option<Arc<crate::token::TokenService>>,
@@ -152,14 +156,14 @@ impl Policy {
                         serde_json::to_string(c).unwrap_or_default()
                     );
                     cx.used_caches.insert(fp.clone());
-                    cx.shared.verified_cache(&fp, cap)
+                    cx.verified.get(&fp, cap)
                 });
                 Kind::JwtVerify(Box::new(jwt_verify::JwtVerify::compile(
-                    c, path, errs, cache, cx.shared,
+                    c, path, errs, cache, cx.keys,
                 )?))
             }
             PolicyBody::JwtGenerate(c) => Kind::JwtGenerate(Box::new(
-                jwt_generate::JwtGenerate::compile(c, path, errs, cx.shared)?,
+                jwt_generate::JwtGenerate::compile(c, path, errs, cx.keys)?,
             )),
             PolicyBody::JwtAuth(c) => Kind::JwtAuth(Box::new(jwt_auth::JwtAuth::compile(
                 c,

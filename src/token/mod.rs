@@ -266,7 +266,9 @@ impl TokenService {
     pub fn compile(
         c: &TokenServiceConfig,
         errs: &mut Errors,
-        shared: &crate::shared::Shared,
+        tokens: &TokenShared,
+        identity: &crate::identity::IdentityShared,
+        key_cache: &Arc<crate::keys::KeyCache>,
     ) -> Option<TokenService> {
         let TokenServiceConfig {
             issuer,
@@ -354,7 +356,7 @@ impl TokenService {
                 cc,
                 &cp,
                 errs,
-                shared,
+                key_cache,
                 *token_format,
                 access,
                 refresh,
@@ -369,7 +371,7 @@ impl TokenService {
                 cmap.insert(cl.id.clone(), cl);
             }
         }
-        let sources = compile_sources(users, identity_sources, errs, &shared.identity);
+        let sources = compile_sources(users, identity_sources, errs, identity);
         let default_source = match password_source {
             Some(n) if !sources.contains_key(n) => {
                 errs.push(
@@ -405,7 +407,7 @@ impl TokenService {
                 cl.identity = sources.get(n).cloned();
             }
         }
-        let ring = match shared.tokens.ring(key_dir, alg) {
+        let ring = match tokens.ring(key_dir, alg) {
             Ok(r) => Some(r),
             Err(e) => {
                 errs.push(format!("{p}.key_dir"), e);
@@ -430,9 +432,9 @@ impl TokenService {
             sources,
             dummy: SecretHash::dummy(max_iter),
             ring,
-            store: shared.tokens.store(&store_spec),
-            backoff: shared.tokens.backoff(backoff),
-            verified: shared.tokens.verified.clone(),
+            store: tokens.store(&store_spec),
+            backoff: tokens.backoff(backoff),
+            verified: tokens.verified.clone(),
             discovery,
         })
     }
@@ -550,7 +552,7 @@ fn compile_client(
     c: &ClientConfig,
     cp: &str,
     errs: &mut Errors,
-    shared: &crate::shared::Shared,
+    key_cache: &Arc<crate::keys::KeyCache>,
     format: TokenFormat,
     access: Option<u64>,
     refresh: Option<u64>,
@@ -627,7 +629,7 @@ fn compile_client(
                 prefetch: false,
                 ..Default::default()
             };
-            match shared.keys.source(u, settings) {
+            match key_cache.source(u, settings) {
                 Ok(s) => ClientKeys::Remote(s),
                 Err(e) => {
                     errs.push(format!("{cp}.jwks_uri"), e.to_string());

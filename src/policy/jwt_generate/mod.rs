@@ -21,8 +21,8 @@ use super::PolicyState;
 use crate::error::{Errors, GatewayError};
 use crate::expr::{unix_now, uuid_v4, Template, Var};
 use crate::jose::{self, Alg, Enc, EncryptOptions, JwkSet, KeyAlg, KeyHint, KeyOp};
+use crate::keys::KeyCache;
 use crate::request::RequestView;
-use crate::shared::Shared;
 use config::{ClaimConfig, ClaimFromConfig, JwtGenerateConfig, OutputConfig, ValueType};
 use dashmap::DashMap;
 use http::{HeaderName, HeaderValue};
@@ -126,7 +126,7 @@ impl JwtGenerate {
         c: &JwtGenerateConfig,
         path: &str,
         errs: &mut Errors,
-        shared: &Shared,
+        key_cache: &Arc<KeyCache>,
     ) -> Option<JwtGenerate> {
         let JwtGenerateConfig {
             algorithm,
@@ -165,7 +165,7 @@ impl JwtGenerate {
         }
         let sign_key = match (
             algorithm.is_some(),
-            compile_keys(key, &format!("{path}.key"), errs, shared),
+            compile_keys(key, &format!("{path}.key"), errs, key_cache),
         ) {
             (_, None) => None,
             (true, Some(Some(Keys::Static(set)))) => match set.keys() {
@@ -308,7 +308,7 @@ impl JwtGenerate {
                     format!("unknown {:?}", e.encryption),
                 );
             }
-            let keys = match compile_keys(&e.key, &format!("{p}.key"), errs, shared) {
+            let keys = match compile_keys(&e.key, &format!("{p}.key"), errs, key_cache) {
                 Some(Some(k)) => Some(k),
                 Some(None) => {
                     errs.push(format!("{p}.key"), "the recipient's key is needed");

@@ -20,8 +20,8 @@ use super::PolicyState;
 use crate::cache::verified::{token_key, Entry, VerifiedCache};
 use crate::error::{Errors, GatewayError};
 use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, Limits};
+use crate::keys::KeyCache;
 use crate::request::RequestView;
-use crate::shared::Shared;
 use config::{AclConfig, AclRuleConfig, HeaderFormat, JwtVerifyConfig, SubjectConfig, TokenForm};
 use extract::Source;
 use http::{HeaderName, HeaderValue, Method};
@@ -178,7 +178,7 @@ impl JwtVerify {
         path: &str,
         errs: &mut Errors,
         cache: Option<Arc<VerifiedCache>>,
-        shared: &Shared,
+        key_cache: &Arc<KeyCache>,
     ) -> Option<JwtVerify> {
         let JwtVerifyConfig {
             sources,
@@ -258,12 +258,12 @@ impl JwtVerify {
                 ),
             }
         }
-        let keys = compile_keys(keys, &format!("{path}.keys"), errs, shared);
+        let keys = compile_keys(keys, &format!("{path}.keys"), errs, key_cache);
         let dec_keys = compile_keys(
             decryption_keys,
             &format!("{path}.decryption_keys"),
             errs,
-            shared,
+            key_cache,
         );
         if jws || nested {
             if algorithms.is_empty() {
