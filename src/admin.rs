@@ -273,8 +273,7 @@ impl Admin {
             }
             "/admin/config/status" => json_reply(StatusCode::OK, json!(self.state.status())),
             "/admin/config" => {
-                let snap = self.state.current.load();
-                let mut v = serde_json::to_value(&snap.raw).unwrap_or(Value::Null);
+                let mut v = serde_json::to_value(&*self.state.config()).unwrap_or(Value::Null);
                 redact(&mut v);
                 json_reply(StatusCode::OK, v)
             }

@@ -20,7 +20,6 @@ use std::sync::Arc;
 pub struct Snapshot {
     pub generation: u64,
     pub hash: String,
-    pub raw: RawConfig,
     pub routes: Vec<Route>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub errors: Option<ErrorOverride>,
@@ -345,7 +344,6 @@ pub fn compile(
     Ok(Snapshot {
         generation,
         hash: hash.to_string(),
-        raw: raw.clone(),
         routes,
         pools,
         errors,
