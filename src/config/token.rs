@@ -55,7 +55,7 @@ pub struct TokenServiceConfig {
     /// "static" for `users`). Default: "static" when users are configured.
     #[serde(default)]
     pub password_source: Option<String>,
-    /// LDAP, database and HTTP identity sources (see src/identity/config.rs).
+    /// LDAP, database and HTTP identity sources (see src/config/identity.rs).
     #[serde(default)]
     pub identity_sources: Vec<super::identity::IdentitySourceConfig>,
 }

@@ -11,8 +11,8 @@
 //! * [`TokenService`] is compiled per snapshot (clients, users, lifetimes, paths), so a reload
 //!   changes clients atomically with the routes.
 //! * The signing keys, the opened token store and the failure backoff outlive reloads
-//!   ([`TokenShared`] inside [`crate::shared::Shared`]): a reload must not forget keys, drop
-//!   the store connection, or reset a brute-force lockout.
+//!   ([`TokenShared`], held by the composition root and handed to `compile`): a reload must
+//!   not forget keys, drop the store connection, or reset a brute-force lockout.
 //! * The store is opened lazily on first use (inside Pingora's runtime; Redis connects lazily
 //!   anyway). Every store failure fails closed: 503 `temporarily_unavailable`, introspection
 //!   never `active:true`, and `/readyz` reports `token_store` until the store answers again.
@@ -63,7 +63,7 @@ pub struct TokenShared {
     verified: Arc<VerifiedCache>,
 }
 
-/// Entries of the verified-JWT cache (see `policy/jwt_verify/cache.rs` for its rules).
+/// Entries of the verified-JWT cache (see `cache/verified.rs` for its rules).
 const VERIFIED_CAPACITY: usize = 100_000;
 /// Longest time a verified JWT stays cached (its `exp` bounds it too).
 const VERIFIED_TTL: u64 = 300;
