@@ -4,7 +4,7 @@
 use crate::config::{DirectResponseConfig, PolicyEntry, RawConfig, RouteConfig};
 use crate::error::{ConfigError, Errors};
 use crate::expr::parse_net;
-use crate::policy::{self, CompileCtx, Policy, MAX_POLICIES_PER_ROUTE};
+use crate::policy::{self, Chain, CompileCtx, Policy};
 use crate::reply::{ErrorOverride, Reply};
 use crate::router::{Matcher, PathMatch};
 use crate::shared::Shared;
@@ -48,11 +48,9 @@ pub struct Route {
     pub name: String,
     pub matcher: Matcher,
     pub action: Action,
-    /// Global policies first, then the route's own, in config order.
-    pub policies: Vec<Arc<Policy>>,
+    /// Global policies first, then the route's own, in config order, with per-phase lists.
+    pub chain: Chain,
     pub errors: Option<ErrorOverride>,
-    /// A policy reads or rewrites the request body: it is buffered (up to 64 KiB) first.
-    pub reads_body: bool,
     /// Headers the route's policies may set upstream: removed from every client request.
     pub owned_headers: crate::front::OwnedHeaders,
     /// `Upgrade` requests are tunnelled (else the upgrade is removed from the request).
@@ -205,27 +203,19 @@ fn compile_route(
         errs,
         cx,
     ));
-    if chain.len() > MAX_POLICIES_PER_ROUTE {
-        errs.push(
-            format!("{path}.policies"),
-            format!("at most {MAX_POLICIES_PER_ROUTE} policies per route, global ones included"),
-        );
-    }
     let errors = errors
         .as_ref()
         .and_then(|e| ErrorOverride::compile(e, &format!("{path}.errors"), errs));
     if errs.0.len() > before {
         return None;
     }
-    let reads_body = chain.iter().any(|p| p.reads_body());
     let owned_headers = owned_headers(raw.global_policies.iter().chain(policies), &raw.policies);
     Some(Route {
         name: name.clone(),
         matcher: m,
         action: action?,
-        policies: chain,
+        chain: Chain::new(chain),
         errors,
-        reads_body,
         owned_headers,
         websocket: *websocket,
     })

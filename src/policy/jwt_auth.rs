@@ -12,8 +12,9 @@
 //! (RFC 9700 §4.3.2: tokens in URLs leak into logs). With `bind_client_ip` on the issuing
 //! client, a token is refused from any other address than the one it was issued to.
 
+use super::edits::HeaderEdit;
 use super::jwt_verify::extract::{self, Source};
-use super::PolicyState;
+use super::Effects;
 use crate::config::policy::jwt_auth::{JwtAuthConfig, RuleConfig};
 use crate::error::{Errors, GatewayError};
 use crate::request::RequestView;
@@ -135,11 +136,13 @@ impl JwtAuth {
         })
     }
 
-    /// Request phase: authenticate (401/503), then authorize (403).
-    pub async fn on_request(
+    /// Request phase: authenticate (401/503), then authorize (403). Ok: the token's subject
+    /// and claims are established; the user and roles headers (and the token's removal with
+    /// `clear_authorization`) are queued for the upstream request.
+    pub async fn request_filter(
         &self,
         v: &RequestView<'_>,
-        st: &mut PolicyState,
+        fx: &mut Effects,
     ) -> Result<(), GatewayError> {
         let (_, token) = extract::extract(&self.sources, v)?;
         let info = self.service.check_access(&token, now_unix()).await?;
@@ -160,29 +163,26 @@ impl JwtAuth {
         if !(scopes_ok && roles_ok && client_ok) {
             return Err(GatewayError::AccessDenied);
         }
+        let edits = &mut fx.edits;
+        if self.clear {
+            extract::strip(&self.sources, v, edits);
+        }
         if let Some(h) = &self.user_header {
-            st.upstream_remove.push(h.clone());
+            edits.upstream.push(HeaderEdit::Remove(h.clone()));
             if let Ok(val) = HeaderValue::from_str(&info.sub) {
-                st.upstream_add.push((h.clone(), val));
+                edits.upstream.push(HeaderEdit::Append(h.clone(), val));
             }
         }
         if let Some(h) = &self.roles_header {
-            st.upstream_remove.push(h.clone());
+            edits.upstream.push(HeaderEdit::Remove(h.clone()));
             if let Ok(val) = HeaderValue::from_str(&info.roles.join(",")) {
                 if !info.roles.is_empty() {
-                    st.upstream_add.push((h.clone(), val));
+                    edits.upstream.push(HeaderEdit::Append(h.clone(), val));
                 }
             }
         }
-        st.identity = Some(Arc::from(info.sub.as_str()));
-        st.claims = Some(Arc::new(info.claims(&self.service.issuer)));
+        fx.identity = Some(Arc::from(info.sub.as_str()));
+        fx.claims = Some(Arc::new(info.claims(&self.service.issuer)));
         Ok(())
-    }
-
-    /// Upstream phase: remove the token when `clear_authorization` is set.
-    pub fn strip_token(&self, req: &mut pingora_http::RequestHeader) {
-        if self.clear {
-            extract::strip(&self.sources, req);
-        }
     }
 }

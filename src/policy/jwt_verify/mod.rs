@@ -15,8 +15,9 @@
 use crate::config::policy::jwt_verify as config;
 pub mod extract;
 
+use super::edits::{Body, HeaderEdit};
 use super::keyconf::{compile_keys, Keys, Resolved};
-use super::PolicyState;
+use super::Effects;
 use crate::cache::verified::{token_key, Entry, VerifiedCache};
 use crate::error::{Errors, GatewayError};
 use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, Limits};
@@ -661,12 +662,13 @@ impl JwtVerify {
         Ok(Outcome { claims, identity })
     }
 
-    /// Request phase. Ok: claims and identity are in `st`, upstream header changes queued.
-    pub async fn on_request(
+    /// Request phase: find the token, verify it, check the claim rules and the ACL. Ok: the
+    /// claims and identity are established, the token's removal (`forward_token = false`) and
+    /// the claim headers are queued for the upstream request.
+    pub async fn request_filter(
         &self,
         v: &RequestView<'_>,
-        st: &mut PolicyState,
-        shadow: bool,
+        fx: &mut Effects,
     ) -> Result<(), GatewayError> {
         let (_, token) = extract::extract(&self.sources, v)?;
         if token.len() > self.limits.max_token {
@@ -674,40 +676,45 @@ impl JwtVerify {
         }
         let out = self.verify(&token, unix_now(), v).await?;
         self.check_acl(&v.req.method, &out)?;
-        if shadow {
-            return Ok(());
-        }
+        let edits = &mut fx.edits;
         if !self.forward_token {
+            extract::strip(&self.sources, v, edits);
             if let Some(b) = extract::strip_form(&self.sources, v) {
-                st.request_body = Some(b);
+                let content_type = v
+                    .req
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static(
+                        "application/x-www-form-urlencoded",
+                    ));
+                edits.upstream_body = Some(Body {
+                    bytes: b,
+                    content_type,
+                });
             }
         }
         for m in &self.to_headers {
-            st.upstream_remove.push(m.header.clone());
+            edits.upstream.push(HeaderEdit::Remove(m.header.clone()));
             let Ok(Some(val)) = jose::claim_at(&out.claims, &m.claim) else {
                 continue;
             };
             for hv in header_values(val, m.format) {
-                st.upstream_add.push((m.header.clone(), hv));
+                edits
+                    .upstream
+                    .push(HeaderEdit::Append(m.header.clone(), hv));
             }
         }
         if let Some(h) = &self.payload_header {
-            st.upstream_remove.push(h.clone());
-            let json = serde_json::to_vec(&*out.claims).unwrap_or_default();
+            edits.upstream.push(HeaderEdit::Remove(h.clone()));
+            let json = serde_json::to_vec(&*out.claims).map_err(|_| GatewayError::Internal)?;
             if let Ok(hv) = HeaderValue::from_str(&jose::b64_encode(&json)) {
-                st.upstream_add.push((h.clone(), hv));
+                edits.upstream.push(HeaderEdit::Append(h.clone(), hv));
             }
         }
-        st.claims = Some(out.claims);
-        st.identity = out.identity;
+        fx.claims = Some(out.claims);
+        fx.identity = out.identity;
         Ok(())
-    }
-
-    /// Upstream phase: strip the token when `forward_token = false`.
-    pub fn strip_token(&self, req: &mut pingora_http::RequestHeader) {
-        if !self.forward_token {
-            extract::strip(&self.sources, req);
-        }
     }
 }
 
