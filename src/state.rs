@@ -269,3 +269,57 @@ impl crate::front::head::Gate for State {
             .inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(route: &str, threads: usize) -> String {
+        format!(
+            r#"
+[server]
+threads = {threads}
+
+[access_log]
+enabled = false
+
+[[listeners]]
+address = "127.0.0.1:0"
+
+[[routes]]
+name = "{route}"
+respond = {{ status = 200 }}
+"#
+        )
+    }
+
+    fn boot(text: &str) -> (tempfile::TempDir, Arc<State>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, text).unwrap();
+        let state = State::boot(path).unwrap();
+        (dir, state)
+    }
+
+    #[test]
+    fn a_reload_swaps_the_config_export_with_the_snapshot() {
+        let (dir, state) = boot(&config("one", 1));
+        std::fs::write(dir.path().join("gw.toml"), config("two", 1)).unwrap();
+        assert!(matches!(
+            state.reload(false),
+            ReloadOutcome::Applied { generation: 2 }
+        ));
+        assert_eq!(state.config().routes[0].name, "two");
+        assert_eq!(state.current.load().routes[0].name, "two");
+    }
+
+    #[test]
+    fn process_settings_stay_as_started_and_a_change_is_reported() {
+        let (dir, state) = boot(&config("one", 1));
+        std::fs::write(dir.path().join("gw.toml"), config("one", 2)).unwrap();
+        assert!(matches!(state.reload(false), ReloadOutcome::Applied { .. }));
+        assert_eq!(state.settings.server.threads, 1);
+        assert_eq!(state.config().server.threads, 2);
+        assert_eq!(state.status().restart_required, ["server"]);
+    }
+}
