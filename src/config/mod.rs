@@ -5,8 +5,9 @@
 //! it imports only the leaves (`units`, `error`), never a runtime module, so a config type that
 //! needs a runtime notion gets a pure copy here or in a leaf.
 //!
-//! Unknown keys are rejected everywhere (`deny_unknown_fields`). Nothing outside `config/` and
-//! `compile.rs` depends on these types: the request path only sees the compiled [`crate::Snapshot`].
+//! Unknown keys are rejected everywhere (`deny_unknown_fields`). Each runtime module compiles its
+//! own section (`FrontDoor::compile`, `JwtVerify::compile`…); the request path only sees the
+//! compiled [`crate::Snapshot`].
 //! Deserialization errors carry the TOML path (e.g. `routes[2].match.path_regex`) through
 //! `serde_path_to_error`.
 
