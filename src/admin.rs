@@ -202,8 +202,7 @@ impl Admin {
                 self.state.metrics.render(),
             ),
             "/admin/reload" => {
-                let state = self.state.clone();
-                let out = tokio::task::spawn_blocking(move || state.reload(true)).await;
+                let out = crate::reload::reload_blocking(self.state.clone(), true).await;
                 match out {
                     Ok(ReloadOutcome::Applied { generation }) => json_reply(
                         StatusCode::OK,

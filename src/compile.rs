@@ -1,7 +1,7 @@
 //! RawConfig -> Snapshot. Every problem is collected with its TOML path; a config with any
 //! error produces no snapshot (and so never replaces a working one).
 
-use crate::config::{DirectResponseConfig, PolicyEntry, RawConfig, RouteConfig};
+use crate::config::{DirectResponseConfig, MatchConfig, PolicyEntry, RawConfig, RouteConfig};
 use crate::error::{ConfigError, Errors};
 use crate::expr::parse_net;
 use crate::policy::{self, Chain, CompileCtx, Policy};
@@ -41,6 +41,11 @@ pub enum Action {
         rewrite_path: Option<String>,
     },
     Respond(Reply),
+    /// Serve an endpoint of the token service.
+    Token {
+        service: Arc<crate::token::TokenService>,
+        endpoint: crate::token::Endpoint,
+    },
 }
 
 #[derive(Debug)]
@@ -58,8 +63,16 @@ pub struct Route {
 }
 
 impl Snapshot {
-    /// The first route whose matcher accepts the request.
+    /// The first route whose matcher accepts the request. A path that differs from a token
+    /// endpoint's only in case or a trailing slash matches no route: it never reaches a
+    /// catch-all route with the client's credentials.
     pub fn route_for(&self, v: &crate::request::RequestView<'_>) -> Option<(usize, &Route)> {
+        let path = v.req.uri.path();
+        if let Some(ts) = &self.token {
+            if ts.lookalike(path) && ts.endpoint(path).is_none() {
+                return None;
+            }
+        }
         self.routes
             .iter()
             .enumerate()
@@ -96,6 +109,7 @@ fn compile_direct(d: &DirectResponseConfig, path: &str, errs: &mut Errors) -> Re
 /// What every route compiles against.
 struct RouteInputs<'a> {
     pools: &'a BTreeMap<String, Arc<Pool>>,
+    token: Option<&'a Arc<crate::token::TokenService>>,
     global: &'a [Arc<Policy>],
     named: &'a policy::Named,
     raw: &'a RawConfig,
@@ -110,6 +124,7 @@ fn compile_route(
 ) -> Option<Route> {
     let RouteInputs {
         pools,
+        token,
         global,
         named,
         raw,
@@ -121,6 +136,7 @@ fn compile_route(
         strip_prefix,
         rewrite_path,
         respond,
+        token_endpoint,
         websocket,
         policies,
         errors,
@@ -133,8 +149,30 @@ fn compile_route(
             "a route needs a name (used in logs and metrics)",
         );
     }
-    let m = Matcher::compile(matcher, &format!("{path}.match"), errs);
+    let token_action = token_endpoint
+        .as_ref()
+        .and_then(|t| token_route(t, token, matcher, &path, errs));
+    let m = match &token_action {
+        Some((_, p)) => Matcher::compile(
+            &MatchConfig {
+                path_exact: Some(p.clone()),
+                ..matcher.clone()
+            },
+            &format!("{path}.match"),
+            errs,
+        ),
+        None => Matcher::compile(matcher, &format!("{path}.match"), errs),
+    };
     let action = match (upstream, respond) {
+        _ if token_endpoint.is_some() => {
+            if upstream.is_some() || respond.is_some() {
+                errs.push(
+                    &path,
+                    "a route has one of `upstream`, `respond` and `token_endpoint`",
+                );
+            }
+            token_action.map(|(a, _)| a)
+        }
         (Some(u), None) => {
             let pool = pools.get(u).cloned();
             if pool.is_none() && !raw.upstreams.contains_key(u) {
@@ -205,7 +243,7 @@ fn compile_route(
     ));
     let errors = errors
         .as_ref()
-        .and_then(|e| ErrorOverride::compile(e, &format!("{path}.errors"), errs));
+        .and_then(|e| crate::policy::errors::compile_override(e, &format!("{path}.errors"), errs));
     if errs.0.len() > before {
         return None;
     }
@@ -219,6 +257,82 @@ fn compile_route(
         owned_headers,
         websocket: *websocket,
     })
+}
+
+/// The action and path of a route placing a token-service endpoint.
+fn token_route(
+    name: &str,
+    token: Option<&Arc<crate::token::TokenService>>,
+    matcher: &MatchConfig,
+    path: &str,
+    errs: &mut Errors,
+) -> Option<(Action, String)> {
+    let Some(service) = token else {
+        errs.push(
+            format!("{path}.token_endpoint"),
+            "needs a [token_service] table",
+        );
+        return None;
+    };
+    if matcher.path_exact.is_some() || matcher.path_prefix.is_some() || matcher.path_regex.is_some()
+    {
+        errs.push(
+            format!("{path}.match"),
+            "a token endpoint's path comes from token_service.paths; match only hosts, methods or headers",
+        );
+    }
+    let Some((endpoint, _, p)) = service.endpoints().into_iter().find(|(_, n, _)| *n == name)
+    else {
+        errs.push(
+            format!("{path}.token_endpoint"),
+            format!("unknown endpoint {name:?}; one of token, introspect, revoke, jwks, discovery, openid_configuration"),
+        );
+        return None;
+    };
+    Some((
+        Action::Token {
+            service: service.clone(),
+            endpoint,
+        },
+        p.to_string(),
+    ))
+}
+
+/// The routes of the token-service endpoints no configured route places, ahead of all
+/// others: exact path, any method, the global policies.
+fn token_routes(
+    service: &Arc<crate::token::TokenService>,
+    placed: &HashSet<&str>,
+    global: &[Arc<Policy>],
+    errs: &mut Errors,
+) -> Vec<Route> {
+    let mut out = Vec::new();
+    for (endpoint, name, p) in service.endpoints() {
+        if placed.contains(name) {
+            continue;
+        }
+        let matcher = Matcher::compile(
+            &MatchConfig {
+                path_exact: Some(p.to_string()),
+                ..MatchConfig::default()
+            },
+            &format!("token_service.paths.{name}"),
+            errs,
+        );
+        out.push(Route {
+            name: format!("token_service.{name}"),
+            matcher,
+            action: Action::Token {
+                service: service.clone(),
+                endpoint,
+            },
+            chain: Chain::new(global.to_vec()),
+            errors: None,
+            owned_headers: crate::front::OwnedHeaders::new(Vec::<String>::new()),
+            websocket: false,
+        });
+    }
+    out
 }
 
 /// Every header any policy of the route may set upstream (disabled ones too: a policy turned
@@ -296,6 +410,14 @@ pub fn compile(
 
     let mut names = HashSet::new();
     let mut routes = Vec::new();
+    if let Some(ts) = &token {
+        let placed = raw
+            .routes
+            .iter()
+            .filter_map(|r| r.token_endpoint.as_deref())
+            .collect();
+        routes = token_routes(ts, &placed, &global, &mut errs);
+    }
     for (i, rc) in raw.routes.iter().enumerate() {
         if !names.insert(rc.name.as_str()) {
             errs.push(
@@ -305,6 +427,7 @@ pub fn compile(
         }
         let inp = RouteInputs {
             pools: &pools,
+            token: token.as_ref(),
             global: &global,
             named: &named,
             raw,
@@ -317,7 +440,7 @@ pub fn compile(
     let errors = raw
         .errors
         .as_ref()
-        .and_then(|e| ErrorOverride::compile(e, "errors", &mut errs));
+        .and_then(|e| crate::policy::errors::compile_override(e, "errors", &mut errs));
     let front = crate::front::FrontDoor::compile(&raw.front_door, &mut errs);
 
     let mut trusted = Vec::new();

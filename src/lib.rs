@@ -8,7 +8,7 @@
 //! modules never import each other in a cycle; `tests/layers.rs` keeps it so.
 //!
 //! ```text
-//! L0 leaves   : units, error, jose/ (pure), reply, request, metrics, accesslog
+//! L0 leaves   : units, error, jose/ (pure), reply, request, metrics, accesslog, fingerprint
 //! L1 contract : config/   every serde type, one file per area, named like the module it configures
 //! L2 blocks   : expr, router, upstream, front/, guard, keys/, store/, cache/
 //! L3 services : identity/, token/
@@ -25,6 +25,7 @@ pub mod compile;
 pub mod config;
 pub mod error;
 pub mod expr;
+pub mod fingerprint;
 pub mod front;
 pub mod guard;
 pub mod identity;

@@ -28,6 +28,8 @@ pub fn install_crypto_provider() {
 /// Load the config and assemble the server. Errors are config errors, one per line.
 pub fn build(config: PathBuf, opts: &RunOptions) -> Result<(Server, Arc<State>), Vec<String>> {
     install_crypto_provider();
+    // Draws the request-id prefix now: without randomness the process stops before serving.
+    crate::proxy::new_request_id();
     let state = State::boot(config)
         .map_err(|errs| errs.into_iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let settings = state.settings.clone();

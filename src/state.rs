@@ -259,7 +259,7 @@ impl crate::front::head::Gate for State {
 
     fn refusal(&self, e: &crate::error::GatewayError) -> crate::reply::Reply {
         let snap = self.current.load();
-        crate::reply::render_error(e, &[None, None, snap.errors.as_ref()])
+        crate::reply::render_error(e, &[None, None, snap.errors.as_ref()], None)
     }
 
     fn refused(&self, e: &crate::error::GatewayError) {

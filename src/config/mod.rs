@@ -30,8 +30,8 @@ pub use admin::AdminConfig;
 pub use expr::ConditionConfig;
 pub use front::{FrontDoorConfig, PathParamsConfig, SlashActionConfig};
 pub use policy::{
-    CorsConfig, EnabledConfig, HeaderOpsConfig, HeadersConfig, InlinePolicy, PolicyBody,
-    PolicyEntry,
+    CorsConfig, DenyConfig, EnabledConfig, HeaderOpsConfig, HeadersConfig, InlinePolicy,
+    PolicyBody, PolicyEntry,
 };
 pub use reply::ErrorOverrideConfig;
 pub use route::{DirectResponseConfig, MatchConfig, RouteConfig};

@@ -22,6 +22,12 @@ pub struct RouteConfig {
     /// Or answer at the gateway.
     #[serde(default)]
     pub respond: Option<DirectResponseConfig>,
+    /// Or serve this endpoint of `[token_service]` (`token`, `introspect`, `revoke`, `jwks`,
+    /// `discovery`, `openid_configuration`) with this route's policies. Its path comes from
+    /// `token_service.paths`; `match` may narrow it by host, method or header. Without such a
+    /// route, each endpoint gets a generated one (global policies only) ahead of all routes.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
     /// Let `Upgrade` requests (WebSocket) through to the upstream. Off: the `Upgrade` header is
     /// removed and the request proxied as an ordinary one, since nothing is checked once a
     /// connection is tunnelled.

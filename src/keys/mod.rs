@@ -61,8 +61,8 @@
 //!   the policy passes in, which for per-client sources come from its allow-list.
 //! * **Idle lazy sources**: a source with `prefetch = false` that was not used for
 //!   `max_refresh` is no longer refreshed in the background; its next use fetches.
-//! * **Clock**: every time here is monotonic (`Instant`), so a wall-clock step neither
-//!   expires nor revives a cached set.
+//! * **Clock**: every time here is monotonic (Tokio's `Instant`), so a wall-clock step neither
+//!   expires nor revives a cached set, and tests run the TTLs on paused time.
 //!
 //! HTTPS uses rustls with the process's default crypto provider (aws-lc-rs when none is
 //! installed) and the system's root certificates, or the `ClientConfig` given in
@@ -85,7 +85,7 @@ pub use remote::{RemoteJwks, SourceStatus, MAX_KEYS};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use dashmap::DashMap;
 

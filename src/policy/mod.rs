@@ -10,6 +10,7 @@ pub mod chain;
 pub mod edits;
 
 pub mod cors;
+pub mod errors;
 pub mod headers;
 pub mod jwt_auth;
 pub mod jwt_generate;
@@ -38,6 +39,7 @@ pub enum Kind {
     JwtVerify(Box<jwt_verify::JwtVerify>),
     JwtGenerate(Box<jwt_generate::JwtGenerate>),
     JwtAuth(Box<jwt_auth::JwtAuth>),
+    Deny,
 }
 
 /// What compiling a snapshot needs besides the config: the long-lived caches policies use, and
@@ -90,7 +92,14 @@ impl Policy {
         let shadow = match enabled {
             EnabledConfig::On => false,
             EnabledConfig::Off => return None,
-            EnabledConfig::Shadow if matches!(body, PolicyBody::JwtVerify(_)) => true,
+            EnabledConfig::Shadow
+                if matches!(
+                    body,
+                    PolicyBody::JwtVerify(_) | PolicyBody::JwtAuth(_) | PolicyBody::Deny(_)
+                ) =>
+            {
+                true
+            }
             EnabledConfig::Shadow => {
                 errs.push(
                     format!("{path}.enabled"),
@@ -109,7 +118,7 @@ impl Policy {
         };
         let errors = errors
             .as_ref()
-            .map(|e| ErrorOverride::compile(e, &format!("{path}.errors"), errs).map(Arc::new));
+            .map(|e| errors::compile_override(e, &format!("{path}.errors"), errs).map(Arc::new));
         let errors = match errors {
             Some(None) => return None,
             Some(Some(e)) => Some(e),
@@ -119,13 +128,12 @@ impl Policy {
             PolicyBody::Headers(h) => Kind::Headers(headers::Headers::compile(h, path, errs)?),
             PolicyBody::Cors(c) => Kind::Cors(cors::Cors::compile(c, path, errs)?),
             PolicyBody::JwtVerify(c) => {
-                let cache = jwt_verify::JwtVerify::cache_capacity(c).map(|cap| {
-                    let fp = format!(
-                        "jwt_verify:{}",
-                        serde_json::to_string(c).unwrap_or_default()
-                    );
+                let cache = jwt_verify::JwtVerify::cache_capacity(c).and_then(|cap| {
+                    let fp = crate::fingerprint::of("jwt_verify", c)
+                        .map_err(|e| errs.push(path, e))
+                        .ok()?;
                     cx.used_caches.insert(fp.clone());
-                    cx.verified.get(&fp, cap)
+                    Some(cx.verified.get(&fp, cap))
                 });
                 Kind::JwtVerify(Box::new(jwt_verify::JwtVerify::compile(
                     c, path, errs, cache, cx.keys,
@@ -134,6 +142,7 @@ impl Policy {
             PolicyBody::JwtGenerate(c) => Kind::JwtGenerate(Box::new(
                 jwt_generate::JwtGenerate::compile(c, path, errs, cx.keys)?,
             )),
+            PolicyBody::Deny(crate::config::DenyConfig {}) => Kind::Deny,
             PolicyBody::JwtAuth(c) => Kind::JwtAuth(Box::new(jwt_auth::JwtAuth::compile(
                 c,
                 path,
@@ -141,13 +150,20 @@ impl Policy {
                 cx.token.clone(),
             )?)),
         };
-        Some(Policy {
+        let policy = Policy {
             label,
             shadow,
             when,
             errors,
             kind,
-        })
+        };
+        if let Some(r) = policy.realm() {
+            if !crate::reply::realm_is_valid(r) {
+                errs.push(format!("{path}.realm"), crate::reply::REALM_RULE);
+                return None;
+            }
+        }
+        Some(policy)
     }
 
     /// Whether this policy runs for the request.
@@ -171,7 +187,7 @@ impl Policy {
                 response: true,
                 ..request
             },
-            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) => request,
+            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) | Kind::Deny => request,
         }
     }
 
@@ -189,6 +205,7 @@ impl Policy {
             Kind::JwtVerify(j) => j.request_filter(v, fx).await,
             Kind::JwtGenerate(g) => g.request_filter(v, pending, fx).await,
             Kind::JwtAuth(j) => j.request_filter(v, fx).await,
+            Kind::Deny => Err(crate::error::GatewayError::Forbidden),
         };
         match done {
             Ok(()) => Outcome::Continue,
@@ -200,7 +217,11 @@ impl Policy {
     pub fn upstream_request_filter(&self, v: &RequestView<'_>, out: &mut Vec<HeaderEdit>) {
         match &self.kind {
             Kind::Headers(h) => h.upstream_request_filter(v, out),
-            Kind::Cors(_) | Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) => {}
+            Kind::Cors(_)
+            | Kind::JwtVerify(_)
+            | Kind::JwtGenerate(_)
+            | Kind::JwtAuth(_)
+            | Kind::Deny => {}
         }
     }
 
@@ -215,7 +236,7 @@ impl Policy {
         match &self.kind {
             Kind::Headers(h) => h.response_filter(v, out),
             Kind::Cors(c) => c.response_filter(v, resp, out),
-            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) => {}
+            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) | Kind::Deny => {}
         }
     }
 
@@ -224,7 +245,7 @@ impl Policy {
         match &self.kind {
             Kind::JwtGenerate(g) => g.reads_body,
             Kind::JwtVerify(j) => j.reads_body,
-            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtAuth(_) => false,
+            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtAuth(_) | Kind::Deny => false,
         }
     }
 
@@ -233,7 +254,7 @@ impl Policy {
         match &self.kind {
             Kind::JwtVerify(j) => j.realm.as_deref(),
             Kind::JwtAuth(j) => j.realm.as_deref(),
-            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtGenerate(_) => None,
+            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtGenerate(_) | Kind::Deny => None,
         }
     }
 }
@@ -298,6 +319,7 @@ pub fn compile_chain(
                     PolicyBody::JwtVerify(_) => "jwt_verify",
                     PolicyBody::JwtGenerate(_) => "jwt_generate",
                     PolicyBody::JwtAuth(_) => "jwt_auth",
+                    PolicyBody::Deny(_) => "deny",
                 };
                 if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs, cx) {
                     out.push(Arc::new(pol));

@@ -15,12 +15,16 @@ const PUBLIC: &str = r#"{"keys":[{"crv":"P-256","kid":"gw-1","kty":"EC","x":"PUD
 /// The compiled snapshot of one direct-response route with these `[[routes.policies]]`
 /// tables (TOML, each starting with `[[routes.policies]]`).
 fn snapshot(policies: &str) -> crate::Snapshot {
+    let shared = crate::shared::Shared::detached().expect("shared");
+    snapshot_with(policies, &shared)
+}
+
+fn snapshot_with(policies: &str, shared: &crate::shared::Shared) -> crate::Snapshot {
     let text = format!(
         "[[listeners]]\naddress = \"127.0.0.1:1\"\n[admin]\nenabled = false\n[[routes]]\nname = \"r\"\nrespond = {{ status = 200 }}\n{policies}\n"
     );
     let raw = crate::config::parse_str(&text).unwrap_or_else(|e| panic!("{e:?}"));
-    let shared = crate::shared::Shared::detached().expect("shared");
-    crate::compile::compile(&raw, "h", 1, None, &shared).unwrap_or_else(|e| panic!("{e:?}"))
+    crate::compile::compile(&raw, "h", 1, None, shared).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 fn chain(snap: &crate::Snapshot) -> &Chain {
@@ -497,4 +501,135 @@ fn jwt_generate_request_body_pointer_builds_on_an_earlier_rewrite() {
     assert_eq!(body.content_type, "application/json");
     let doc: serde_json::Value = serde_json::from_slice(&body.bytes).expect("json");
     assert!(doc["a"].is_string() && doc["b"].is_string(), "{doc}");
+}
+
+#[test]
+fn a_denial_records_which_rule_failed_for_the_log() {
+    let snap = snapshot(&verify_policy("claims = { tenant = \"acme\" }"));
+    let t = token(&format!(
+        r#"{{"sub":"a","tenant":"other","exp":{}}}"#,
+        now() + 300
+    ));
+    let r = req("GET", "/", &[("authorization", &format!("Bearer {t}"))]);
+    let (out, run) = run(chain(&snap), &r);
+    assert!(
+        matches!(out, Outcome::Deny(GatewayError::ClaimMismatch)),
+        "{out:?}"
+    );
+    assert_eq!(run.detail.as_deref(), Some("claims rule: tenant"));
+}
+
+#[test]
+fn an_acl_denial_records_the_rule() {
+    let snap = snapshot(&verify_policy("acl = { roles = [\"admin\"] }"));
+    let t = valid_token();
+    let r = req("GET", "/", &[("authorization", &format!("Bearer {t}"))]);
+    let (out, run) = run(chain(&snap), &r);
+    assert!(
+        matches!(out, Outcome::Deny(GatewayError::AccessDenied)),
+        "{out:?}"
+    );
+    assert_eq!(run.detail.as_deref(), Some("acl: none of the roles"));
+}
+
+#[test]
+fn a_key_file_changed_under_the_same_config_invalidates_cached_verifications() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("keys.json");
+    std::fs::write(&file, PUBLIC).expect("write");
+    let policy = format!(
+        "[[routes.policies]]\ntype = \"jwt_verify\"\nalgorithms = [\"ES256\"]\nkeys = {{ file = \"{}\" }}\ncache = {{ enabled = true }}\n",
+        file.display()
+    );
+    let shared = crate::shared::Shared::detached().expect("shared");
+    let t = valid_token();
+    let r = req("GET", "/", &[("authorization", &format!("Bearer {t}"))]);
+    let before = snapshot_with(&policy, &shared);
+    let (out, _) = run(chain(&before), &r);
+    assert!(matches!(out, Outcome::Continue), "{out:?}");
+    let other = crate::jose::Jwk::generate("EC", None, crate::jose::Curve::from_name("P-256"))
+        .expect("key")
+        .with_kid("gw-1");
+    let set = serde_json::json!({ "keys": [other.to_value(false).expect("public")] });
+    std::fs::write(&file, set.to_string()).expect("write");
+    let after = snapshot_with(&policy, &shared);
+    let (out, _) = run(chain(&after), &r);
+    assert!(
+        matches!(out, Outcome::Deny(GatewayError::SignatureInvalid)),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_realm_that_cannot_be_a_header_value_is_refused_at_load() {
+    let text = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:1\"\n[admin]\nenabled = false\n[[routes]]\nname = \"r\"\nrespond = {{ status = 200 }}\n{}",
+        verify_policy("realm = \"api\\u0007\"")
+    );
+    let raw = crate::config::parse_str(&text).unwrap_or_else(|e| panic!("{e:?}"));
+    let shared = crate::shared::Shared::detached().expect("shared");
+    let errs = crate::compile::compile(&raw, "h", 1, None, &shared).expect_err("refused");
+    assert!(
+        errs.iter().any(|e| e.path == "routes[0].policies[0].realm"),
+        "{errs:?}"
+    );
+}
+
+/// The minted token of one jwt_generate policy at `now`.
+fn mint_at(c: &Chain, r: &RequestHeader, now: u64) -> String {
+    let Some(super::Policy {
+        kind: super::Kind::JwtGenerate(g),
+        ..
+    }) = c.get(0)
+    else {
+        panic!("not jwt_generate")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut fx = super::Effects::default();
+    rt.block_on(g.mint_at(&facts(r), &super::Edits::default(), &mut fx, now))
+        .expect("minted");
+    fx.vars.pop().expect("variable").1
+}
+
+const CACHED: &str = "[[routes.policies]]\ntype = \"jwt_generate\"\nalgorithm = \"ES256\"\nexpires_in = \"10s\"\ncache = { refresh_at = 0.5 }\noutput = { variable = \"t\" }\nclaims = { sub = { from = \"header.x-user\" } }\n";
+
+fn cached_generate() -> crate::Snapshot {
+    snapshot(&CACHED.replace(
+        "expires_in",
+        &format!("key = {{ jwks = '{PRIVATE}' }}\nexpires_in"),
+    ))
+}
+
+#[test]
+fn jwt_generate_reuses_a_minted_token_before_refresh_at() {
+    let snap = cached_generate();
+    let r = req("GET", "/", &[("x-user", "a")]);
+    let first = mint_at(chain(&snap), &r, 1_000_000);
+    assert_eq!(mint_at(chain(&snap), &r, 1_000_004), first);
+}
+
+#[test]
+fn jwt_generate_mints_again_at_refresh_at() {
+    let snap = cached_generate();
+    let r = req("GET", "/", &[("x-user", "a")]);
+    let first = mint_at(chain(&snap), &r, 1_000_000);
+    assert_ne!(mint_at(chain(&snap), &r, 1_000_005), first);
+}
+
+#[test]
+fn jwt_generate_mints_per_claims_set() {
+    let snap = cached_generate();
+    let a = mint_at(
+        chain(&snap),
+        &req("GET", "/", &[("x-user", "a")]),
+        1_000_000,
+    );
+    let b = mint_at(
+        chain(&snap),
+        &req("GET", "/", &[("x-user", "b")]),
+        1_000_000,
+    );
+    assert_ne!(a, b);
 }

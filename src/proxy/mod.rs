@@ -1,19 +1,22 @@
 //! The data plane: `impl ProxyHttp`. Each hook is thin and says when it runs, what it may
-//! change, and what its return means; the work lives in the router, the policies and
-//! `respond.rs`.
+//! change, and what its return means; the work lives in the front door, the router, the
+//! policy runner (`policy::chain`) and the renderer (`reply`). Nothing here knows a policy
+//! type: policies return outcomes and edits, applied here generically.
 //!
 //! Phase chart (Pingora hook -> what tokengate does there):
 //! 1. `new_ctx`: load the current snapshot ONCE; every later phase sees this generation.
 //! 2. `request_filter`: the front door's canonical request (`front::admit`: method, path,
-//!    Host, forwarding headers), client IP, request id, route match, the route's gateway-owned
-//!    headers removed, request-phase policies, direct responses. Returns true when the gateway
-//!    answered (no upstream is contacted). The HTTP/1 head was bounded before this
-//!    (`front::head`).
+//!    Host, forwarding headers), client IP, request id, route match (token-service endpoints
+//!    are routes too), the route's gateway-owned headers removed, the request-phase chain,
+//!    then the route's action: direct response, token endpoint, or upstream. Returns true
+//!    when the gateway answered. The HTTP/1 head was bounded before this (`front::head`).
 //! 3. `upstream_peer`: pick a healthy target of the route's pool.
-//! 4. `upstream_request_filter`: path rewrite, X-Forwarded-For, X-Request-Id, header policies.
-//! 5. `response_filter`: response-phase policies (headers, CORS), X-Request-Id.
-//! 6. `fail_to_proxy`: upstream failures (502/504/503) rendered by the one renderer.
-//! 7. `logging`: metrics and the access log.
+//! 4. `upstream_request_filter`: path rewrite, forwarding headers, request id, the queued
+//!    edits, the upstream-request chain.
+//! 5. `request_body_filter` / `response_body_filter`: a policy's new body replaces the stream.
+//! 6. `response_filter`: the response chain (also on gateway answers), request id.
+//! 7. `fail_to_proxy`: upstream failures (502/504/503) rendered by the one renderer.
+//! 8. `logging`: metrics and the access log.
 
 pub mod client_ip;
 
@@ -86,14 +89,21 @@ pub struct Gateway {
 
 /// A request id: a random per-process prefix and a counter (unique, cheap; not a secret).
 /// The CSPRNG per request cost about 2.4k instructions (loadtest/README.md).
-fn new_request_id() -> HeaderValue {
+///
+/// `server::run` draws the prefix before serving: a process without randomness stops there,
+/// loudly, rather than issue ids that collide with another instance's (all-zero prefix).
+pub(crate) fn new_request_id() -> HeaderValue {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| {
         let mut b = [0u8; 8];
-        let _ = aws_lc_rs::rand::fill(&mut b);
+        if aws_lc_rs::rand::fill(&mut b).is_err() {
+            log::error!("no random bytes from the system for the request-id prefix: aborting");
+            eprintln!("tokengate: no random bytes from the system: aborting");
+            std::process::abort();
+        }
         u64::from_le_bytes(b)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -204,39 +214,15 @@ impl Gateway {
             (Some(r), Some(i)) if by_policy => r.chain.get(i),
             _ => None,
         };
-        let mut reply = render_error(
+        render_error(
             e,
             &[
                 policy.and_then(|p| p.errors.as_deref()),
                 route.and_then(|r| r.errors.as_ref()),
                 ctx.snap.errors.as_ref(),
             ],
-        );
-        if let Some(err) = e.bearer_error() {
-            // RFC 6750 §3: the Bearer challenge, unless the operator set one.
-            if !reply
-                .headers
-                .iter()
-                .any(|(n, _)| n == http::header::WWW_AUTHENTICATE)
-            {
-                let mut c = String::from("Bearer");
-                let mut sep = " ";
-                if let Some(realm) = policy.and_then(|p| p.realm()) {
-                    c.push_str(&format!(
-                        "{sep}realm=\"{}\"",
-                        realm.replace(['"', '\\'], "")
-                    ));
-                    sep = ", ";
-                }
-                if !err.is_empty() {
-                    c.push_str(&format!("{sep}error=\"{err}\""));
-                }
-                if let Ok(v) = HeaderValue::from_str(&c) {
-                    reply.headers.push((http::header::WWW_AUTHENTICATE, v));
-                }
-            }
-        }
-        reply
+            policy.and_then(|p| p.realm()),
+        )
     }
 
     /// The response-phase policies and the request id, on any response.
@@ -284,9 +270,15 @@ impl Gateway {
     }
 
     /// What the route does once its request-phase policies let the request through: answer
-    /// directly (`Some`) or go upstream (`None`).
-    fn act(&self, route: &Route, ctx: &mut Ctx) -> Option<Reply> {
+    /// at the gateway (`Some`: a direct response, a token-service endpoint) or go upstream
+    /// (`None`).
+    async fn act(&self, route: &Route, session: &mut Session, ctx: &mut Ctx) -> Option<Reply> {
         match &route.action {
+            Action::Token { service, endpoint } => Some(
+                service
+                    .serve(*endpoint, session, ctx.client_ip, ctx.body_raw.clone())
+                    .await,
+            ),
             Action::Respond(r) => {
                 let mut r = r.clone();
                 if let Some(b) = ctx.run.edits.response_body.take() {
@@ -338,17 +330,6 @@ impl ProxyHttp for Gateway {
             return self.send(session, ctx, reply).await;
         }
         let req = session.req_header();
-        // The token service's endpoints come before routes (RFC 8414 paths are fixed).
-        if let Some(ts) = &snap.token {
-            if let Some(ep) = ts.endpoint(req.uri.path()) {
-                let reply = ts.serve(ep, session, ctx.client_ip).await;
-                return self.send(session, ctx, reply).await;
-            }
-            if ts.lookalike(req.uri.path()) {
-                let reply = self.render(ctx, &GatewayError::NoRoute, false);
-                return self.send(session, ctx, reply).await;
-            }
-        }
         let Some((idx, route)) = snap.route_for(&RequestView::new(req, ctx.client_ip)) else {
             let reply = self.render(ctx, &GatewayError::NoRoute, false);
             return self.send(session, ctx, reply).await;
@@ -369,7 +350,7 @@ impl ProxyHttp for Gateway {
         let outcome = route.chain.request_filter(&facts, &mut run).await;
         ctx.run = run;
         let reply = match outcome {
-            Outcome::Continue => match self.act(route, ctx) {
+            Outcome::Continue => match self.act(route, session, ctx).await {
                 Some(r) => r,
                 None => return Ok(false),
             },

@@ -1,6 +1,8 @@
-//! The token service: the gateway as an OAuth2 authorization server (issue 6).
+//! The token service: the gateway as an OAuth2 authorization server.
 //!
-//! Endpoints on the data-plane listener, answered in `request_filter` before route matching:
+//! Endpoints on the data-plane listener, as route actions (one route per endpoint is generated
+//! ahead of the configured routes unless a route places it with `token_endpoint`, so global
+//! and route policies apply to them):
 //! token (RFC 6749: client_credentials, password for clients that opt in, refresh_token with
 //! rotation and reuse detection), introspection (RFC 7662), revocation (RFC 7009), JWKS, and
 //! discovery (RFC 8414 and `openid-configuration`). Access tokens are RFC 9068 JWTs signed with
@@ -99,9 +101,12 @@ impl TokenShared {
         Ok(r)
     }
 
-    fn store(&self, spec: &StoreSpec) -> Arc<StoreHandle> {
-        let key = format!("{spec:?}");
-        self.stores
+    /// The store for `spec`, kept across reloads under its fingerprint (the Redis URL may
+    /// carry a password: only its hash is in the key).
+    fn store(&self, spec: &StoreSpec) -> Result<Arc<StoreHandle>, String> {
+        let key = crate::fingerprint::of("store", &store_fingerprint_material(spec))?;
+        Ok(self
+            .stores
             .entry(key)
             .or_insert_with(|| {
                 Arc::new(StoreHandle {
@@ -110,15 +115,40 @@ impl TokenShared {
                     healthy: AtomicBool::new(true),
                 })
             })
-            .clone()
+            .clone())
     }
 
-    fn backoff(&self, c: &config::BackoffConfig) -> Arc<Backoff> {
-        let key = format!("{c:?}");
-        self.backoff
+    fn backoff(&self, c: &config::BackoffConfig) -> Result<Arc<Backoff>, String> {
+        let key = crate::fingerprint::of("backoff", c)?;
+        Ok(self
+            .backoff
             .entry(key)
             .or_insert_with(|| Arc::new(Backoff::new(c)))
-            .clone()
+            .clone())
+    }
+}
+
+/// Every field of a store spec, as JSON (the spec is a checked value, not a serde type).
+fn store_fingerprint_material(spec: &StoreSpec) -> serde_json::Value {
+    match spec {
+        StoreSpec::Embedded {
+            path,
+            purge_interval,
+        } => serde_json::json!({
+            "kind": "embedded",
+            "path": path,
+            "purge_interval_ms": purge_interval.as_millis().to_string(),
+        }),
+        StoreSpec::Redis {
+            url,
+            key_prefix,
+            timeout,
+        } => serde_json::json!({
+            "kind": "redis",
+            "url": url,
+            "key_prefix": key_prefix,
+            "timeout_ms": timeout.as_millis().to_string(),
+        }),
     }
 }
 
@@ -407,6 +437,9 @@ impl TokenService {
                 cl.identity = sources.get(n).cloned();
             }
         }
+        let dummy = SecretHash::dummy(max_iter)
+            .map_err(|e| errs.push(p, e))
+            .ok();
         let ring = match tokens.ring(key_dir, alg) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -419,6 +452,15 @@ impl TokenService {
         }
         let ring = ring?;
         let store_spec = store_spec?;
+        let dummy = dummy?;
+        let store = tokens
+            .store(&store_spec)
+            .map_err(|e| errs.push(format!("{p}.store"), e))
+            .ok()?;
+        let backoff = tokens
+            .backoff(backoff)
+            .map_err(|e| errs.push(format!("{p}.backoff"), e))
+            .ok()?;
         let token_url = format!("{issuer}{token}");
         let discovery = discovery_doc(&issuer, paths, &ring);
         Some(TokenService {
@@ -430,10 +472,10 @@ impl TokenService {
             accept_endpoint_aud: *accept_endpoint_audience,
             clients: cmap,
             sources,
-            dummy: SecretHash::dummy(max_iter),
+            dummy,
             ring,
-            store: tokens.store(&store_spec),
-            backoff: tokens.backoff(backoff),
+            store,
+            backoff,
             verified: tokens.verified.clone(),
             discovery,
         })
@@ -459,6 +501,23 @@ impl TokenService {
     /// An identity source by name (tests, benches).
     pub fn identity_source(&self, name: &str) -> Option<Arc<Source>> {
         self.sources.get(name).cloned()
+    }
+
+    /// Every endpoint with its name (as `routes[].token_endpoint` spells it) and its path.
+    pub fn endpoints(&self) -> [(Endpoint, &'static str, &str); 6] {
+        let p = &self.paths;
+        [
+            (Endpoint::Token, "token", &p.token),
+            (Endpoint::Introspect, "introspect", &p.introspect),
+            (Endpoint::Revoke, "revoke", &p.revoke),
+            (Endpoint::Jwks, "jwks", &p.jwks),
+            (Endpoint::Discovery, "discovery", &p.discovery),
+            (
+                Endpoint::Discovery,
+                "openid_configuration",
+                &p.openid_configuration,
+            ),
+        ]
     }
 
     /// The endpoint a request path names, if any.
@@ -502,7 +561,7 @@ impl TokenService {
         self.store
             .get()
             .await
-            .map_err(|_| OAuthError::unavailable())
+            .map_err(|_| OAuthError::StoreUnavailable)
     }
 
     /// Map a store result, marking readiness.
@@ -517,7 +576,7 @@ impl TokenService {
                     self.store.mark(false);
                 }
                 log::warn!("token store call failed: {}", e.code());
-                Err(OAuthError::unavailable())
+                Err(OAuthError::StoreUnavailable)
             }
         }
     }
@@ -794,4 +853,36 @@ fn discovery_doc(issuer: &str, p: &config::PathsConfig, ring: &KeyRing) -> bytes
         "access_token_signing_alg_values_supported": signing,
     });
     bytes::Bytes::from(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis(url: &str) -> StoreSpec {
+        StoreSpec::Redis {
+            url: url.into(),
+            key_prefix: "tg:".into(),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn stores_differing_only_by_the_password_are_two_stores() {
+        let t = TokenShared::new(false);
+        let a = t.store(&redis("redis://:pass-one@127.0.0.1:6379")).unwrap();
+        let b = t.store(&redis("redis://:pass-two@127.0.0.1:6379")).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+        let again = t.store(&redis("redis://:pass-one@127.0.0.1:6379")).unwrap();
+        assert!(Arc::ptr_eq(&a, &again));
+    }
+
+    #[test]
+    fn store_keys_do_not_carry_the_password() {
+        let t = TokenShared::new(false);
+        t.store(&redis("redis://:pass-one@127.0.0.1:6379")).unwrap();
+        for k in t.stores.iter() {
+            assert!(!k.key().contains("pass-one"), "{}", k.key());
+        }
+    }
 }

@@ -3,12 +3,14 @@
 //! every policy type; the body keys are checked by the policy's own `deny_unknown_fields` struct.
 
 pub mod cors;
+pub mod deny;
 pub mod headers;
 pub mod jwt_auth;
 pub mod jwt_generate;
 pub mod jwt_verify;
 
 pub use cors::CorsConfig;
+pub use deny::DenyConfig;
 pub use headers::{HeaderOpsConfig, HeadersConfig};
 
 use super::{ConditionConfig, ErrorOverrideConfig};
@@ -40,9 +42,17 @@ pub enum PolicyBody {
     JwtVerify(Box<jwt_verify::JwtVerifyConfig>),
     JwtGenerate(Box<jwt_generate::JwtGenerateConfig>),
     JwtAuth(Box<jwt_auth::JwtAuthConfig>),
+    Deny(DenyConfig),
 }
 
-const POLICY_TYPES: &[&str] = &["headers", "cors", "jwt_verify", "jwt_generate", "jwt_auth"];
+const POLICY_TYPES: &[&str] = &[
+    "headers",
+    "cors",
+    "jwt_verify",
+    "jwt_generate",
+    "jwt_auth",
+    "deny",
+];
 
 /// `enabled = true | false | "shadow"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,6 +148,7 @@ impl PolicyEntry {
             "jwt_verify" => PolicyBody::JwtVerify(Box::new(body_from(t)?)),
             "jwt_generate" => PolicyBody::JwtGenerate(Box::new(body_from(t)?)),
             "jwt_auth" => PolicyBody::JwtAuth(Box::new(body_from(t)?)),
+            "deny" => PolicyBody::Deny(body_from(t)?),
             other => {
                 return Err(format!(
                     "type: unknown policy type {other:?}, expected one of {}",
@@ -185,7 +196,7 @@ impl PolicyBody {
         let mut reads = Vec::new();
         match self {
             PolicyBody::Headers(h) => sets.extend(h.request.set.keys().cloned()),
-            PolicyBody::Cors(_) => {}
+            PolicyBody::Cors(_) | PolicyBody::Deny(_) => {}
             PolicyBody::JwtVerify(v) => {
                 sets.extend(v.claims_to_headers.iter().map(|c| c.header.clone()));
                 sets.extend(v.payload_header.iter().cloned());

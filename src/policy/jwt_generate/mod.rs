@@ -169,7 +169,7 @@ impl JwtGenerate {
             compile_keys(key, &format!("{path}.key"), errs, key_cache),
         ) {
             (_, None) => None,
-            (true, Some(Some(Keys::Static(set)))) => match set.keys() {
+            (true, Some(Some(Keys::Static(set, _)))) => match set.keys() {
                 [k] if k.is_private() => Some(set.clone()),
                 [_] => {
                     errs.push(
@@ -475,12 +475,26 @@ impl JwtGenerate {
         pending: &Edits,
         fx: &mut Effects,
     ) -> Result<(), GatewayError> {
-        let now = unix_now();
+        self.mint_at(v, pending, fx, unix_now()).await
+    }
+
+    /// The request phase at a given time (Unix seconds): `iat`/`nbf`/`exp` and the reuse of
+    /// a cached token are decided against `now`.
+    pub(crate) async fn mint_at(
+        &self,
+        v: &RequestView<'_>,
+        pending: &Edits,
+        fx: &mut Effects,
+        now: u64,
+    ) -> Result<(), GatewayError> {
         let mut claims = self.resolve_claims(v)?;
         let header = self.render_header(v)?;
         let jti = match &self.jti {
             Jti::None => None,
-            Jti::Uuid => Some(uuid_v4()),
+            Jti::Uuid => Some(uuid_v4().map_err(|_| {
+                log::error!("no random bytes from the system for a jti");
+                GatewayError::SigningFailed
+            })?),
             Jti::Template(t) => Some(t.render(v).ok_or(GatewayError::ValueUnresolved)?),
         };
         let enc_key = match &self.encrypt {
