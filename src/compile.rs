@@ -20,7 +20,6 @@ use std::sync::Arc;
 pub struct Snapshot {
     pub generation: u64,
     pub hash: String,
-    pub raw: RawConfig,
     pub routes: Vec<Route>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub errors: Option<ErrorOverride>,
@@ -377,10 +376,14 @@ pub fn compile(
     let token = raw
         .token_service
         .as_ref()
-        .and_then(|t| crate::token::TokenService::compile(t, &mut errs, shared))
+        .and_then(|t| {
+            let (tokens, identity) = (&shared.tokens, &shared.identity);
+            crate::token::TokenService::compile(t, &mut errs, tokens, identity, &shared.keys)
+        })
         .map(Arc::new);
     let mut cx = CompileCtx {
-        shared,
+        keys: &shared.keys,
+        verified: &shared.verified,
         used_caches: HashSet::new(),
         token: token.clone(),
     };
@@ -454,7 +457,6 @@ pub fn compile(
     Ok(Snapshot {
         generation,
         hash: hash.to_string(),
-        raw: raw.clone(),
         routes,
         pools,
         errors,
@@ -500,6 +502,6 @@ fn validate_process_settings(raw: &RawConfig, errs: &mut Errors) {
             }
             Ok(_) => {}
         }
-        crate::admin::Guard::compile(&raw.admin, errs);
+        crate::guard::Guard::compile(&raw.admin, errs);
     }
 }

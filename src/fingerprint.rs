@@ -117,7 +117,7 @@ mod tests {
     /// JSON (not redacted), so the fingerprint changes with them.
     #[test]
     fn jwt_verify_configs_differing_only_by_the_secret_differ() {
-        use crate::policy::jwt_verify::config::JwtVerifyConfig;
+        use crate::config::policy::jwt_verify::JwtVerifyConfig;
         let conf = |secret: &str| -> JwtVerifyConfig {
             toml::from_str(&format!(
                 "algorithms = [\"HS256\"]\nkeys = {{ secret = \"{secret}\" }}"

@@ -132,7 +132,7 @@ impl BackgroundService for Maintenance {
                     stamp = file_stamp(&path);
                 }
                 _ = tick.tick() => {
-                    let poll = self.state.current.load().raw.server.reload_poll_interval.0;
+                    let poll = self.state.config().server.reload_poll_interval.0;
                     if !poll.is_zero() && last_poll.elapsed() >= poll {
                         last_poll = tokio::time::Instant::now();
                         let now = file_stamp(&path);

@@ -104,7 +104,7 @@ impl DbSource {
         if errs.0.len() > before {
             return None;
         }
-        let dummy = match crate::token::secret::SecretHash::dummy(100_000) {
+        let dummy = match super::secret::SecretHash::dummy(100_000) {
             Ok(d) => d,
             Err(e) => {
                 errs.push(path, e);

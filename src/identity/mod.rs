@@ -19,17 +19,18 @@
 //! Nothing secret is logged: neither passwords, bind passwords nor usernames.
 
 pub mod cache;
-pub mod config;
+use crate::config::identity as config;
 mod database;
 pub mod hash;
 mod http;
 mod ldap;
+pub mod secret;
 
 pub use config::IdentitySourceConfig;
 
+use crate::config::token::UserConfig;
 use crate::error::Errors;
 use crate::keys::http::AbortOnDrop;
-use crate::token::config::UserConfig;
 use cache::{Cached, CredCache};
 use dashmap::DashMap;
 use hash::PasswordHash;

@@ -75,14 +75,13 @@ mod error;
 pub(crate) mod http;
 mod metrics;
 mod remote;
-mod settings;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::config::keys::{JwksSettings, MAX_SIZE_LIMIT, TIMEOUT_LIMIT};
 pub use error::KeyError;
 pub use remote::{RemoteJwks, SourceStatus, MAX_KEYS};
-pub use settings::{JwksSettings, MAX_SIZE_LIMIT, TIMEOUT_LIMIT};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -2,13 +2,12 @@
 //! from an environment variable or a file). Parsed once at load into the JOSE engine's types.
 //! Remote sources (`jwks_url`, `discovery_url`) are resolved by the caller.
 
-use super::jwt_verify::config::KeysConfig;
+use crate::config::policy::jwt_verify::KeysConfig;
 use crate::error::{Errors, GatewayError};
 use crate::expr::Template;
 use crate::jose::{Jwk, JwkSet};
 use crate::keys::{JwksSettings, KeyCache, RemoteJwks};
 use crate::request::RequestView;
-use crate::shared::Shared;
 use std::sync::Arc;
 
 /// Where the keys of a policy come from, after compile.
@@ -290,7 +289,7 @@ pub fn compile_keys(
     c: &KeysConfig,
     path: &str,
     errs: &mut Errors,
-    shared: &Shared,
+    cache: &Arc<KeyCache>,
 ) -> Option<Option<Keys>> {
     let settings = c.remote.unwrap_or_default();
     if let Err(e) = settings.validate() {
@@ -309,10 +308,8 @@ pub fn compile_keys(
             let g = set_generation(&set);
             Some(Some(Keys::Static(Arc::new(set), g)))
         }
-        KeyOrigin::JwksUrl(u) => remote(shared.keys.source(&u, settings), "jwks_url", errs),
-        KeyOrigin::Discovery(u) => {
-            remote(shared.keys.discovery(&u, settings), "discovery_url", errs)
-        }
+        KeyOrigin::JwksUrl(u) => remote(cache.source(&u, settings), "jwks_url", errs),
+        KeyOrigin::Discovery(u) => remote(cache.discovery(&u, settings), "discovery_url", errs),
         KeyOrigin::PerClient(url, allow) => {
             let url = Template::parse(&url)
                 .map_err(|e| errs.push(format!("{path}.per_client_url"), e))
@@ -337,7 +334,7 @@ pub fn compile_keys(
                 url,
                 allow,
                 settings,
-                cache: shared.keys.clone(),
+                cache: cache.clone(),
             }))
         }
     }

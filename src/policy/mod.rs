@@ -19,12 +19,13 @@ pub mod keyconf;
 #[cfg(test)]
 mod tests;
 
+use crate::cache::verified::VerifiedCaches;
 use crate::config::{EnabledConfig, InlinePolicy, PolicyBody, PolicyEntry};
 use crate::error::Errors;
 use crate::expr::Condition;
+use crate::keys::KeyCache;
 use crate::reply::ErrorOverride;
 use crate::request::RequestView;
-use crate::shared::Shared;
 pub use chain::{Chain, Effects, Outcome, Run};
 pub use edits::{Edits, HeaderEdit};
 use pingora_http::ResponseHeader;
@@ -41,10 +42,13 @@ pub enum Kind {
     Deny,
 }
 
-/// What compiling a snapshot needs besides the config: long-lived state, and a record of the
-/// caches the new snapshot uses (the others are dropped after the swap).
+/// What compiling a snapshot needs besides the config: the long-lived caches policies use, and
+/// a record of the verified-token caches the new snapshot uses (the others are dropped after
+/// the swap).
 pub struct CompileCtx<'a> {
-    pub shared: &'a Shared,
+    /// Remote key sets, by URL.
+    pub keys: &'a Arc<KeyCache>,
+    pub verified: &'a VerifiedCaches,
     pub used_caches: HashSet<String>,
     /// The compiled `[token_service]`, for `jwt_auth`.
     pub token: Option<Arc<crate::token::TokenService>>,
@@ -129,14 +133,14 @@ impl Policy {
                         .map_err(|e| errs.push(path, e))
                         .ok()?;
                     cx.used_caches.insert(fp.clone());
-                    Some(cx.shared.verified_cache(&fp, cap))
+                    Some(cx.verified.get(&fp, cap))
                 });
                 Kind::JwtVerify(Box::new(jwt_verify::JwtVerify::compile(
-                    c, path, errs, cache, cx.shared,
+                    c, path, errs, cache, cx.keys,
                 )?))
             }
             PolicyBody::JwtGenerate(c) => Kind::JwtGenerate(Box::new(
-                jwt_generate::JwtGenerate::compile(c, path, errs, cx.shared)?,
+                jwt_generate::JwtGenerate::compile(c, path, errs, cx.keys)?,
             )),
             PolicyBody::Deny(crate::config::DenyConfig {}) => Kind::Deny,
             PolicyBody::JwtAuth(c) => Kind::JwtAuth(Box::new(jwt_auth::JwtAuth::compile(

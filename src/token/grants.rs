@@ -10,10 +10,10 @@ use super::config::{Grant, TokenFormat};
 use super::endpoint::{ok_json, Form, MAX_TOKEN};
 use super::oauth::{json_reply, OAuthError};
 use super::{Client, TokenService, VERIFIED_TTL};
+use crate::cache::verified::{token_key, Entry};
 use crate::error::GatewayError;
 use crate::identity::{Ctx, Identity, IdentityError, Lookup};
 use crate::jose::{self, Limits};
-use crate::policy::jwt_verify::cache::{token_key, Entry};
 use crate::reply::Reply;
 use crate::store::{
     now_unix, AccessRecord, RefreshRecord, RefreshUse, Revocation, Rotation, TokenHash, TokenStore,

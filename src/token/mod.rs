@@ -13,8 +13,8 @@
 //! * [`TokenService`] is compiled per snapshot (clients, users, lifetimes, paths), so a reload
 //!   changes clients atomically with the routes.
 //! * The signing keys, the opened token store and the failure backoff outlive reloads
-//!   ([`TokenShared`] inside [`crate::shared::Shared`]): a reload must not forget keys, drop
-//!   the store connection, or reset a brute-force lockout.
+//!   ([`TokenShared`], held by the composition root and handed to `compile`): a reload must
+//!   not forget keys, drop the store connection, or reset a brute-force lockout.
 //! * The store is opened lazily on first use (inside Pingora's runtime; Redis connects lazily
 //!   anyway). Every store failure fails closed: 503 `temporarily_unavailable`, introspection
 //!   never `active:true`, and `/readyz` reports `token_store` until the store answers again.
@@ -22,24 +22,25 @@
 //!   carry client ids and error codes only.
 
 pub mod backoff;
-pub mod config;
+use crate::config::token as config;
 mod endpoint;
 mod grants;
 pub mod keys;
 mod oauth;
-pub mod secret;
+/// Client secrets hash like user passwords; the module lives with the identity sources.
+pub use crate::identity::secret;
 
 pub use config::TokenServiceConfig;
 pub use endpoint::Endpoint;
 pub use grants::AccessInfo;
 pub use oauth::OAuthError;
 
+use crate::cache::verified::VerifiedCache;
 use crate::error::Errors;
 use crate::expr::parse_net;
 use crate::identity::Source;
 use crate::jose::{Alg, Enc, EncryptOptions, Jwk, JwkSet, KeyAlg};
 use crate::keys::RemoteJwks;
-use crate::policy::jwt_verify::cache::VerifiedCache;
 use crate::store::{StoreError, StoreSpec, TokenStore};
 use backoff::Backoff;
 use config::{AuthMethod, ClientConfig, Grant, TokenFormat, UserConfig};
@@ -64,7 +65,7 @@ pub struct TokenShared {
     verified: Arc<VerifiedCache>,
 }
 
-/// Entries of the verified-JWT cache (see `policy/jwt_verify/cache.rs` for its rules).
+/// Entries of the verified-JWT cache (see `cache/verified.rs` for its rules).
 const VERIFIED_CAPACITY: usize = 100_000;
 /// Longest time a verified JWT stays cached (its `exp` bounds it too).
 const VERIFIED_TTL: u64 = 300;
@@ -295,7 +296,9 @@ impl TokenService {
     pub fn compile(
         c: &TokenServiceConfig,
         errs: &mut Errors,
-        shared: &crate::shared::Shared,
+        tokens: &TokenShared,
+        identity: &crate::identity::IdentityShared,
+        key_cache: &Arc<crate::keys::KeyCache>,
     ) -> Option<TokenService> {
         let TokenServiceConfig {
             issuer,
@@ -383,7 +386,7 @@ impl TokenService {
                 cc,
                 &cp,
                 errs,
-                shared,
+                key_cache,
                 *token_format,
                 access,
                 refresh,
@@ -398,7 +401,7 @@ impl TokenService {
                 cmap.insert(cl.id.clone(), cl);
             }
         }
-        let sources = compile_sources(users, identity_sources, errs, &shared.identity);
+        let sources = compile_sources(users, identity_sources, errs, identity);
         let default_source = match password_source {
             Some(n) if !sources.contains_key(n) => {
                 errs.push(
@@ -437,7 +440,7 @@ impl TokenService {
         let dummy = SecretHash::dummy(max_iter)
             .map_err(|e| errs.push(p, e))
             .ok();
-        let ring = match shared.tokens.ring(key_dir, alg) {
+        let ring = match tokens.ring(key_dir, alg) {
             Ok(r) => Some(r),
             Err(e) => {
                 errs.push(format!("{p}.key_dir"), e);
@@ -450,13 +453,11 @@ impl TokenService {
         let ring = ring?;
         let store_spec = store_spec?;
         let dummy = dummy?;
-        let store = shared
-            .tokens
+        let store = tokens
             .store(&store_spec)
             .map_err(|e| errs.push(format!("{p}.store"), e))
             .ok()?;
-        let backoff = shared
-            .tokens
+        let backoff = tokens
             .backoff(backoff)
             .map_err(|e| errs.push(format!("{p}.backoff"), e))
             .ok()?;
@@ -475,7 +476,7 @@ impl TokenService {
             ring,
             store,
             backoff,
-            verified: shared.tokens.verified.clone(),
+            verified: tokens.verified.clone(),
             discovery,
         })
     }
@@ -610,7 +611,7 @@ fn compile_client(
     c: &ClientConfig,
     cp: &str,
     errs: &mut Errors,
-    shared: &crate::shared::Shared,
+    key_cache: &Arc<crate::keys::KeyCache>,
     format: TokenFormat,
     access: Option<u64>,
     refresh: Option<u64>,
@@ -687,7 +688,7 @@ fn compile_client(
                 prefetch: false,
                 ..Default::default()
             };
-            match shared.keys.source(u, settings) {
+            match key_cache.source(u, settings) {
                 Ok(s) => ClientKeys::Remote(s),
                 Err(e) => {
                     errs.push(format!("{cp}.jwks_uri"), e.to_string());

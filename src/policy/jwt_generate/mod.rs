@@ -13,7 +13,7 @@
 //! (`capacity`; when full, expired entries are purged and otherwise the new token is simply
 //! not cached); off when `jti` differs per token or there is no `expires_in`.
 
-pub mod config;
+use crate::config::policy::jwt_generate as config;
 mod values;
 
 use super::edits::{Body, Edits, HeaderEdit, QueryEdit};
@@ -22,8 +22,8 @@ use super::Effects;
 use crate::error::{Errors, GatewayError};
 use crate::expr::{unix_now, uuid_v4, Template, Var};
 use crate::jose::{self, Alg, Enc, EncryptOptions, JwkSet, KeyAlg, KeyHint, KeyOp};
+use crate::keys::KeyCache;
 use crate::request::RequestView;
-use crate::shared::Shared;
 use config::{ClaimConfig, ClaimFromConfig, JwtGenerateConfig, OutputConfig, ValueType};
 use dashmap::DashMap;
 use http::{HeaderName, HeaderValue};
@@ -127,7 +127,7 @@ impl JwtGenerate {
         c: &JwtGenerateConfig,
         path: &str,
         errs: &mut Errors,
-        shared: &Shared,
+        key_cache: &Arc<KeyCache>,
     ) -> Option<JwtGenerate> {
         let JwtGenerateConfig {
             algorithm,
@@ -166,7 +166,7 @@ impl JwtGenerate {
         }
         let sign_key = match (
             algorithm.is_some(),
-            compile_keys(key, &format!("{path}.key"), errs, shared),
+            compile_keys(key, &format!("{path}.key"), errs, key_cache),
         ) {
             (_, None) => None,
             (true, Some(Some(Keys::Static(set, _)))) => match set.keys() {
@@ -309,7 +309,7 @@ impl JwtGenerate {
                     format!("unknown {:?}", e.encryption),
                 );
             }
-            let keys = match compile_keys(&e.key, &format!("{p}.key"), errs, shared) {
+            let keys = match compile_keys(&e.key, &format!("{p}.key"), errs, key_cache) {
                 Some(Some(k)) => Some(k),
                 Some(None) => {
                     errs.push(format!("{p}.key"), "the recipient's key is needed");

@@ -12,18 +12,17 @@
 //! `enabled = "shadow"` runs everything and records the decision (access log + metric) but
 //! never denies and never changes the request.
 
-pub mod cache;
-pub mod config;
+use crate::config::policy::jwt_verify as config;
 pub mod extract;
 
 use super::edits::{Body, HeaderEdit};
 use super::keyconf::{compile_keys, Keys, Resolved};
 use super::Effects;
+use crate::cache::verified::{token_key, Entry, VerifiedCache};
 use crate::error::{Errors, GatewayError};
 use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, Limits};
+use crate::keys::KeyCache;
 use crate::request::RequestView;
-use crate::shared::Shared;
-use cache::{token_key, Entry, VerifiedCache};
 use config::{AclConfig, AclRuleConfig, HeaderFormat, JwtVerifyConfig, SubjectConfig, TokenForm};
 use extract::Source;
 use http::{HeaderName, HeaderValue, Method};
@@ -180,7 +179,7 @@ impl JwtVerify {
         path: &str,
         errs: &mut Errors,
         cache: Option<Arc<VerifiedCache>>,
-        shared: &Shared,
+        key_cache: &Arc<KeyCache>,
     ) -> Option<JwtVerify> {
         let JwtVerifyConfig {
             sources,
@@ -260,12 +259,12 @@ impl JwtVerify {
                 ),
             }
         }
-        let keys = compile_keys(keys, &format!("{path}.keys"), errs, shared);
+        let keys = compile_keys(keys, &format!("{path}.keys"), errs, key_cache);
         let dec_keys = compile_keys(
             decryption_keys,
             &format!("{path}.decryption_keys"),
             errs,
-            shared,
+            key_cache,
         );
         if jws || nested {
             if algorithms.is_empty() {
