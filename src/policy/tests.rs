@@ -12,23 +12,60 @@ use pingora_http::{RequestHeader, ResponseHeader};
 const PRIVATE: &str = r#"{"crv":"P-256","d":"gp_mQZ9OWcxsuukqWXMUc1zuQk2UeeUB8cp-0FWOGYM","kid":"gw-1","kty":"EC","x":"PUDDq388hA1YhXfnEgm9vwXpK12z4ra-PX02f7i3eeg","y":"bpFK-ocPMbkLoP9LeBdpFm0N06PdT_B5AYg69qAY_ow"}"#;
 const PUBLIC: &str = r#"{"keys":[{"crv":"P-256","kid":"gw-1","kty":"EC","x":"PUDDq388hA1YhXfnEgm9vwXpK12z4ra-PX02f7i3eeg","y":"bpFK-ocPMbkLoP9LeBdpFm0N06PdT_B5AYg69qAY_ow"}]}"#;
 
-/// The compiled snapshot of one direct-response route with these `[[routes.policies]]`
-/// tables (TOML, each starting with `[[routes.policies]]`).
-fn snapshot(policies: &str) -> crate::Snapshot {
-    let shared = crate::shared::Shared::detached().expect("shared");
-    snapshot_with(policies, &shared)
+/// The long-lived state policies compile against (the composition root holds the same).
+struct Deps {
+    keys: std::sync::Arc<crate::keys::KeyCache>,
+    verified: crate::cache::verified::VerifiedCaches,
 }
 
-fn snapshot_with(policies: &str, shared: &crate::shared::Shared) -> crate::Snapshot {
-    let text = format!(
-        "[[listeners]]\naddress = \"127.0.0.1:1\"\n[admin]\nenabled = false\n[[routes]]\nname = \"r\"\nrespond = {{ status = 200 }}\n{policies}\n"
+impl Deps {
+    fn new() -> Deps {
+        let registry = prometheus::Registry::new();
+        Deps {
+            keys: std::sync::Arc::new(crate::keys::KeyCache::new(&registry).expect("key cache")),
+            verified: crate::cache::verified::VerifiedCaches::default(),
+        }
+    }
+}
+
+/// The chain of one route with these `[[routes.policies]]` tables, or the config errors.
+fn compile_route(policies: &str, deps: &Deps) -> Result<Chain, Vec<crate::error::ConfigError>> {
+    let text = format!("[[routes]]\nname = \"r\"\nrespond = {{ status = 200 }}\n{policies}\n");
+    let raw = crate::config::parse_str(&text)?;
+    let mut errs = crate::error::Errors::default();
+    let mut cx = super::CompileCtx {
+        keys: &deps.keys,
+        verified: &deps.verified,
+        used_caches: std::collections::HashSet::new(),
+        token: None,
+    };
+    let named = super::compile_named(&raw.policies, &mut errs, &mut cx);
+    let route = raw.routes.first().expect("route");
+    let list = super::compile_chain(
+        &route.policies,
+        &named,
+        &raw.policies,
+        "routes[0].policies",
+        &mut errs,
+        &mut cx,
     );
-    let raw = crate::config::parse_str(&text).unwrap_or_else(|e| panic!("{e:?}"));
-    crate::compile::compile(&raw, "h", 1, None, shared).unwrap_or_else(|e| panic!("{e:?}"))
+    if errs.is_empty() {
+        Ok(Chain::new(list))
+    } else {
+        Err(errs.0)
+    }
 }
 
-fn chain(snap: &crate::Snapshot) -> &Chain {
-    &snap.routes[0].chain
+fn snapshot(policies: &str) -> Chain {
+    snapshot_with(policies, &Deps::new())
+}
+
+fn snapshot_with(policies: &str, deps: &Deps) -> Chain {
+    compile_route(policies, deps).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn chain(c: &Chain) -> &Chain {
+    c
 }
 
 fn req(method: &str, uri: &str, headers: &[(&str, &str)]) -> RequestHeader {
@@ -541,10 +578,10 @@ fn a_key_file_changed_under_the_same_config_invalidates_cached_verifications() {
         "[[routes.policies]]\ntype = \"jwt_verify\"\nalgorithms = [\"ES256\"]\nkeys = {{ file = \"{}\" }}\ncache = {{ enabled = true }}\n",
         file.display()
     );
-    let shared = crate::shared::Shared::detached().expect("shared");
+    let deps = Deps::new();
     let t = valid_token();
     let r = req("GET", "/", &[("authorization", &format!("Bearer {t}"))]);
-    let before = snapshot_with(&policy, &shared);
+    let before = snapshot_with(&policy, &deps);
     let (out, _) = run(chain(&before), &r);
     assert!(matches!(out, Outcome::Continue), "{out:?}");
     let other = crate::jose::Jwk::generate("EC", None, crate::jose::Curve::from_name("P-256"))
@@ -552,7 +589,7 @@ fn a_key_file_changed_under_the_same_config_invalidates_cached_verifications() {
         .with_kid("gw-1");
     let set = serde_json::json!({ "keys": [other.to_value(false).expect("public")] });
     std::fs::write(&file, set.to_string()).expect("write");
-    let after = snapshot_with(&policy, &shared);
+    let after = snapshot_with(&policy, &deps);
     let (out, _) = run(chain(&after), &r);
     assert!(
         matches!(out, Outcome::Deny(GatewayError::SignatureInvalid)),
@@ -562,13 +599,8 @@ fn a_key_file_changed_under_the_same_config_invalidates_cached_verifications() {
 
 #[test]
 fn a_realm_that_cannot_be_a_header_value_is_refused_at_load() {
-    let text = format!(
-        "[[listeners]]\naddress = \"127.0.0.1:1\"\n[admin]\nenabled = false\n[[routes]]\nname = \"r\"\nrespond = {{ status = 200 }}\n{}",
-        verify_policy("realm = \"api\\u0007\"")
-    );
-    let raw = crate::config::parse_str(&text).unwrap_or_else(|e| panic!("{e:?}"));
-    let shared = crate::shared::Shared::detached().expect("shared");
-    let errs = crate::compile::compile(&raw, "h", 1, None, &shared).expect_err("refused");
+    let errs =
+        compile_route(&verify_policy("realm = \"api\\u0007\""), &Deps::new()).expect_err("refused");
     assert!(
         errs.iter().any(|e| e.path == "routes[0].policies[0].realm"),
         "{errs:?}"
@@ -595,7 +627,7 @@ fn mint_at(c: &Chain, r: &RequestHeader, now: u64) -> String {
 
 const CACHED: &str = "[[routes.policies]]\ntype = \"jwt_generate\"\nalgorithm = \"ES256\"\nexpires_in = \"10s\"\ncache = { refresh_at = 0.5 }\noutput = { variable = \"t\" }\nclaims = { sub = { from = \"header.x-user\" } }\n";
 
-fn cached_generate() -> crate::Snapshot {
+fn cached_generate() -> Chain {
     snapshot(&CACHED.replace(
         "expires_in",
         &format!("key = {{ jwks = '{PRIVATE}' }}\nexpires_in"),
@@ -632,4 +664,22 @@ fn jwt_generate_mints_per_claims_set() {
         1_000_000,
     );
     assert_ne!(a, b);
+}
+
+/// The config types whose fingerprints key shared state carry their secrets in their
+/// JSON (not redacted), so the fingerprint changes with them.
+#[test]
+fn jwt_verify_configs_differing_only_by_the_secret_differ() {
+    use crate::config::policy::jwt_verify::JwtVerifyConfig;
+    use crate::fingerprint::of;
+    let conf = |secret: &str| -> JwtVerifyConfig {
+        toml::from_str(&format!(
+            "algorithms = [\"HS256\"]\nkeys = {{ secret = \"{secret}\" }}"
+        ))
+        .unwrap()
+    };
+    let a = of("jwt_verify", &conf("first-secret-0123456789abcdef")).unwrap();
+    let b = of("jwt_verify", &conf("other-secret-0123456789abcdef")).unwrap();
+    assert_ne!(a, b);
+    assert!(!a.contains("secret-0123") && !b.contains("secret-0123"));
 }
