@@ -112,7 +112,9 @@ impl BackgroundService for Maintenance {
             }
         });
         let path = self.state.config_path.clone();
-        let mut stamp = file_stamp(&path);
+        // No stamp yet: the first poll asks the content hash, so a change written between
+        // the start-up load and this loop is not missed.
+        let mut stamp = None;
         let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(h) => Some(h),
             Err(e) => {
