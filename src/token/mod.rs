@@ -28,7 +28,7 @@ mod grants;
 pub mod keys;
 mod oauth;
 /// Client secrets hash like user passwords; the module lives with the identity sources.
-pub use crate::identity::secret;
+use crate::identity::secret;
 
 pub use config::TokenServiceConfig;
 pub use endpoint::Endpoint;

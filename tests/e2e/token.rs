@@ -6,7 +6,7 @@ use crate::harness::*;
 use serde_json::{json, Value};
 use std::path::Path;
 use tokengate::jose::{Alg, Jwk};
-use tokengate::token::secret::SecretHash;
+use tokengate::identity::secret::SecretHash;
 
 pub const ISSUER: &str = "https://issuer.test";
 pub const WEIRD_ID: &str = "we:rd %+é";
@@ -723,7 +723,7 @@ async fn slow_gateway(cpu_secs: f64) -> (Proc, Upstream, tempfile::TempDir) {
     SecretHash::create(b"calibrate", 100_000).unwrap();
     let per_iter = t.elapsed().as_secs_f64() / 100_000.0;
     let iters =
-        ((cpu_secs / per_iter) as u32).clamp(100_000, tokengate::token::secret::MAX_ITERATIONS);
+        ((cpu_secs / per_iter) as u32).clamp(100_000, tokengate::identity::secret::MAX_ITERATIONS);
     let slow = SecretHash::create(b"slow-secret", iters).unwrap();
     let up = Upstream::start("u").await;
     let dir = tempfile::tempdir().unwrap();
