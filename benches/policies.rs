@@ -12,7 +12,7 @@ use pingora_http::RequestHeader;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tokengate::jose::{Alg, Jwk};
-use tokengate::policy::PolicyState;
+use tokengate::policy::{Outcome, Run};
 use tokengate::request::RequestView;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -55,15 +55,12 @@ fn request(token: Option<&str>) -> RequestHeader {
 }
 
 fn run_policy(rt: &tokio::runtime::Runtime, snap: &tokengate::Snapshot, req: &RequestHeader) {
-    let p = &snap.routes[0].policies[0];
+    let chain = &snap.routes[0].chain;
     let v = RequestView::new(req, None);
-    let mut st = PolicyState::default();
-    let flow = rt.block_on(p.on_request(0, &v, &mut st));
-    assert!(
-        matches!(flow, tokengate::policy::Flow::Continue),
-        "{flow:?}"
-    );
-    black_box(st);
+    let mut run = Run::default();
+    let out = rt.block_on(chain.request_filter(&v, &mut run));
+    assert!(matches!(out, Outcome::Continue), "{out:?}");
+    black_box(run);
 }
 
 fn now() -> u64 {

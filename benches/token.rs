@@ -36,7 +36,7 @@ scopes = ["read", "write"]
 audience = ["api"]
 "#,
         d = dir.display(),
-        h = tokengate::token::secret::SecretHash::create(b"s", 1000).unwrap(),
+        h = tokengate::identity::secret::SecretHash::create(b"s", 1000).unwrap(),
     );
     let raw = tokengate::config::parse_str(&text).unwrap();
     let shared = tokengate::shared::Shared::new(&prometheus::Registry::new()).unwrap();

@@ -22,6 +22,9 @@ pub struct Entry {
     pub latency_ms: f64,
     pub upstream: Option<String>,
     pub error_code: Option<&'static str>,
+    /// Why a policy denied (which claim, which rule); never a token or a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<String>,
     /// Policy outcomes, e.g. `["cors:denied"]`, for the policies that did something notable.
     pub policies: Vec<String>,
 }

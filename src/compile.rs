@@ -1,10 +1,10 @@
 //! RawConfig -> Snapshot. Every problem is collected with its TOML path; a config with any
 //! error produces no snapshot (and so never replaces a working one).
 
-use crate::config::{DirectResponseConfig, PolicyEntry, RawConfig, RouteConfig};
+use crate::config::{DirectResponseConfig, MatchConfig, PolicyEntry, RawConfig, RouteConfig};
 use crate::error::{ConfigError, Errors};
 use crate::expr::parse_net;
-use crate::policy::{self, CompileCtx, Policy, MAX_POLICIES_PER_ROUTE};
+use crate::policy::{self, Chain, CompileCtx, Policy};
 use crate::reply::{ErrorOverride, Reply};
 use crate::router::{Matcher, PathMatch};
 use crate::shared::Shared;
@@ -20,7 +20,6 @@ use std::sync::Arc;
 pub struct Snapshot {
     pub generation: u64,
     pub hash: String,
-    pub raw: RawConfig,
     pub routes: Vec<Route>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub errors: Option<ErrorOverride>,
@@ -42,6 +41,11 @@ pub enum Action {
         rewrite_path: Option<String>,
     },
     Respond(Reply),
+    /// Serve an endpoint of the token service.
+    Token {
+        service: Arc<crate::token::TokenService>,
+        endpoint: crate::token::Endpoint,
+    },
 }
 
 #[derive(Debug)]
@@ -49,11 +53,9 @@ pub struct Route {
     pub name: String,
     pub matcher: Matcher,
     pub action: Action,
-    /// Global policies first, then the route's own, in config order.
-    pub policies: Vec<Arc<Policy>>,
+    /// Global policies first, then the route's own, in config order, with per-phase lists.
+    pub chain: Chain,
     pub errors: Option<ErrorOverride>,
-    /// A policy reads or rewrites the request body: it is buffered (up to 64 KiB) first.
-    pub reads_body: bool,
     /// Headers the route's policies may set upstream: removed from every client request.
     pub owned_headers: crate::front::OwnedHeaders,
     /// `Upgrade` requests are tunnelled (else the upgrade is removed from the request).
@@ -63,8 +65,16 @@ pub struct Route {
 }
 
 impl Snapshot {
-    /// The first route whose matcher accepts the request.
+    /// The first route whose matcher accepts the request. A path that differs from a token
+    /// endpoint's only in case or a trailing slash matches no route: it never reaches a
+    /// catch-all route with the client's credentials.
     pub fn route_for(&self, v: &crate::request::RequestView<'_>) -> Option<(usize, &Route)> {
+        let path = v.req.uri.path();
+        if let Some(ts) = &self.token {
+            if ts.lookalike(path) && ts.endpoint(path).is_none() {
+                return None;
+            }
+        }
         self.routes
             .iter()
             .enumerate()
@@ -101,6 +111,7 @@ fn compile_direct(d: &DirectResponseConfig, path: &str, errs: &mut Errors) -> Re
 /// What every route compiles against.
 struct RouteInputs<'a> {
     pools: &'a BTreeMap<String, Arc<Pool>>,
+    token: Option<&'a Arc<crate::token::TokenService>>,
     global: &'a [Arc<Policy>],
     named: &'a policy::Named,
     raw: &'a RawConfig,
@@ -115,6 +126,7 @@ fn compile_route(
 ) -> Option<Route> {
     let RouteInputs {
         pools,
+        token,
         global,
         named,
         raw,
@@ -126,6 +138,7 @@ fn compile_route(
         strip_prefix,
         rewrite_path,
         respond,
+        token_endpoint,
         websocket,
         policies,
         errors,
@@ -138,8 +151,30 @@ fn compile_route(
             "a route needs a name (used in logs and metrics)",
         );
     }
-    let m = Matcher::compile(matcher, &format!("{path}.match"), errs);
+    let token_action = token_endpoint
+        .as_ref()
+        .and_then(|t| token_route(t, token, matcher, &path, errs));
+    let m = match &token_action {
+        Some((_, p)) => Matcher::compile(
+            &MatchConfig {
+                path_exact: Some(p.clone()),
+                ..matcher.clone()
+            },
+            &format!("{path}.match"),
+            errs,
+        ),
+        None => Matcher::compile(matcher, &format!("{path}.match"), errs),
+    };
     let action = match (upstream, respond) {
+        _ if token_endpoint.is_some() => {
+            if upstream.is_some() || respond.is_some() {
+                errs.push(
+                    &path,
+                    "a route has one of `upstream`, `respond` and `token_endpoint`",
+                );
+            }
+            token_action.map(|(a, _)| a)
+        }
         (Some(u), None) => {
             let pool = pools.get(u).cloned();
             if pool.is_none() && !raw.upstreams.contains_key(u) {
@@ -208,31 +243,100 @@ fn compile_route(
         errs,
         cx,
     ));
-    if chain.len() > MAX_POLICIES_PER_ROUTE {
-        errs.push(
-            format!("{path}.policies"),
-            format!("at most {MAX_POLICIES_PER_ROUTE} policies per route, global ones included"),
-        );
-    }
     let errors = errors
         .as_ref()
-        .and_then(|e| ErrorOverride::compile(e, &format!("{path}.errors"), errs));
+        .and_then(|e| crate::policy::errors::compile_override(e, &format!("{path}.errors"), errs));
     if errs.0.len() > before {
         return None;
     }
-    let reads_body = chain.iter().any(|p| p.reads_body());
     let owned_headers = owned_headers(raw.global_policies.iter().chain(policies), &raw.policies);
     Some(Route {
         name: name.clone(),
         matcher: m,
         action: action?,
-        policies: chain,
+        chain: Chain::new(chain),
         errors,
-        reads_body,
         owned_headers,
         websocket: *websocket,
         metrics: crate::metrics::RouteMetrics::default(),
     })
+}
+
+/// The action and path of a route placing a token-service endpoint.
+fn token_route(
+    name: &str,
+    token: Option<&Arc<crate::token::TokenService>>,
+    matcher: &MatchConfig,
+    path: &str,
+    errs: &mut Errors,
+) -> Option<(Action, String)> {
+    let Some(service) = token else {
+        errs.push(
+            format!("{path}.token_endpoint"),
+            "needs a [token_service] table",
+        );
+        return None;
+    };
+    if matcher.path_exact.is_some() || matcher.path_prefix.is_some() || matcher.path_regex.is_some()
+    {
+        errs.push(
+            format!("{path}.match"),
+            "a token endpoint's path comes from token_service.paths; match only hosts, methods or headers",
+        );
+    }
+    let Some((endpoint, _, p)) = service.endpoints().into_iter().find(|(_, n, _)| *n == name)
+    else {
+        errs.push(
+            format!("{path}.token_endpoint"),
+            format!("unknown endpoint {name:?}; one of token, introspect, revoke, jwks, discovery, openid_configuration"),
+        );
+        return None;
+    };
+    Some((
+        Action::Token {
+            service: service.clone(),
+            endpoint,
+        },
+        p.to_string(),
+    ))
+}
+
+/// The routes of the token-service endpoints no configured route places, ahead of all
+/// others: exact path, any method, the global policies.
+fn token_routes(
+    service: &Arc<crate::token::TokenService>,
+    placed: &HashSet<&str>,
+    global: &[Arc<Policy>],
+    errs: &mut Errors,
+) -> Vec<Route> {
+    let mut out = Vec::new();
+    for (endpoint, name, p) in service.endpoints() {
+        if placed.contains(name) {
+            continue;
+        }
+        let matcher = Matcher::compile(
+            &MatchConfig {
+                path_exact: Some(p.to_string()),
+                ..MatchConfig::default()
+            },
+            &format!("token_service.paths.{name}"),
+            errs,
+        );
+        out.push(Route {
+            name: format!("token_service.{name}"),
+            matcher,
+            action: Action::Token {
+                service: service.clone(),
+                endpoint,
+            },
+            chain: Chain::new(global.to_vec()),
+            errors: None,
+            owned_headers: crate::front::OwnedHeaders::new(Vec::<String>::new()),
+            websocket: false,
+            metrics: crate::metrics::RouteMetrics::default(),
+        });
+    }
+    out
 }
 
 /// Every header any policy of the route may set upstream (disabled ones too: a policy turned
@@ -276,10 +380,14 @@ pub fn compile(
     let token = raw
         .token_service
         .as_ref()
-        .and_then(|t| crate::token::TokenService::compile(t, &mut errs, shared))
+        .and_then(|t| {
+            let (tokens, identity) = (&shared.tokens, &shared.identity);
+            crate::token::TokenService::compile(t, &mut errs, tokens, identity, &shared.keys)
+        })
         .map(Arc::new);
     let mut cx = CompileCtx {
-        shared,
+        keys: &shared.keys,
+        verified: &shared.verified,
         used_caches: HashSet::new(),
         token: token.clone(),
     };
@@ -306,6 +414,14 @@ pub fn compile(
 
     let mut names = HashSet::new();
     let mut routes = Vec::new();
+    if let Some(ts) = &token {
+        let placed = raw
+            .routes
+            .iter()
+            .filter_map(|r| r.token_endpoint.as_deref())
+            .collect();
+        routes = token_routes(ts, &placed, &global, &mut errs);
+    }
     for (i, rc) in raw.routes.iter().enumerate() {
         if !names.insert(rc.name.as_str()) {
             errs.push(
@@ -315,6 +431,7 @@ pub fn compile(
         }
         let inp = RouteInputs {
             pools: &pools,
+            token: token.as_ref(),
             global: &global,
             named: &named,
             raw,
@@ -327,7 +444,7 @@ pub fn compile(
     let errors = raw
         .errors
         .as_ref()
-        .and_then(|e| ErrorOverride::compile(e, "errors", &mut errs));
+        .and_then(|e| crate::policy::errors::compile_override(e, "errors", &mut errs));
     let front = crate::front::FrontDoor::compile(&raw.front_door, &mut errs);
 
     let mut trusted = Vec::new();
@@ -344,7 +461,6 @@ pub fn compile(
     Ok(Snapshot {
         generation,
         hash: hash.to_string(),
-        raw: raw.clone(),
         routes,
         pools,
         errors,
@@ -390,6 +506,6 @@ fn validate_process_settings(raw: &RawConfig, errs: &mut Errors) {
             }
             Ok(_) => {}
         }
-        crate::admin::Guard::compile(&raw.admin, errs);
+        crate::guard::Guard::compile(&raw.admin, errs);
     }
 }

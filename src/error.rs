@@ -1,6 +1,6 @@
 //! The two error tiers. [`ConfigError`] is a problem in the config, with its TOML path; all of
 //! them are collected before a config is refused. [`GatewayError`] is a request-time condition
-//! with an HTTP status and a stable code; only `proxy/respond.rs` turns it into a response.
+//! with an HTTP status and a stable code; only `reply.rs` turns it into a response.
 
 use std::fmt;
 
@@ -44,76 +44,154 @@ impl Errors {
 }
 
 /// A request-time failure or denial. Variants are named after the condition; each has a stable
-/// `code()` (part of the API operators script against) and a default `status()`.
+/// `code()` (part of the API operators script against), a default `status()` and a fixed
+/// client-facing `message()`. The detail (which claim, which rule) goes to the log, never into
+/// the variant: `reply::render_error` is the only place that turns one into a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GatewayError {
-    /// No route matched the request.
+    /// No route matches the request. 404, from the proxy's route match.
     NoRoute,
-    /// A policy denied the request (e.g. a CORS preflight from an origin not allowed).
+    /// A CORS preflight (or request) from an origin the `cors` policy does not allow. 403, from
+    /// `policy/cors`.
     CorsOriginDenied,
-    /// The upstream pool has no healthy target.
+    /// The route's upstream pool has no healthy target. 503, from the proxy's peer selection.
     NoHealthyUpstream,
-    /// Connecting to the upstream failed.
+    /// Connecting to the upstream failed (refused, unreachable, TLS handshake). 502, from the
+    /// proxy's `fail_to_proxy`.
     UpstreamConnect,
-    /// The upstream did not answer in time.
+    /// The upstream did not connect, read or write in time. 504, from `fail_to_proxy`.
     UpstreamTimeout,
-    /// The upstream answered with something that is not HTTP, or closed mid-response.
+    /// The upstream answered with something that is not HTTP, or closed mid-response. 502, from
+    /// `fail_to_proxy`.
     UpstreamProtocol,
-    /// The client sent a request we cannot process.
+    /// The client sent a request the gateway cannot process (unreadable body, bad framing).
+    /// 400, from the front door and the proxy.
     BadRequest,
     /// The request target is not an origin-form path, or breaks the path rules (bad bytes or
-    /// escapes, an escaped slash or a `;` parameter where those are refused).
+    /// escapes, an escaped slash or a `;` parameter where those are refused). 400, from the
+    /// front door.
     InvalidPath,
-    /// The method is not a token, or spells a standard method in another case (`post`).
+    /// The method is not a token, or spells a standard method in another case (`post`). 400,
+    /// from the front door.
     InvalidMethod,
-    /// Host is missing (HTTP/1.1), repeated, malformed, or differs from `:authority`.
+    /// Host is missing (HTTP/1.1), repeated, malformed, or differs from `:authority`. 400, from
+    /// the front door.
     InvalidHost,
     /// The request head is larger than `max_head_size` or has more than `max_headers` fields.
+    /// 431, from the front door's head reader.
     HeaderTooLarge,
-    /// The request line is longer than `max_request_line`.
+    /// The request line is longer than `max_request_line`. 414, from the head reader.
     UriTooLong,
-    /// The request head did not arrive within `header_timeout`.
+    /// The request head did not arrive within `header_timeout`. 408, from the head reader.
     RequestTimeout,
-    /// No token where the policy looks for one.
+    /// A `deny` policy refused the request: an operator's rule (`when`) excludes it. 403, no
+    /// challenge, from `policy` (`type = "deny"`).
+    Forbidden,
+    /// No token where the policy looks for one. 401 with a Bearer challenge without `error`
+    /// (RFC 6750 §3.1), from `jwt_verify` / `jwt_auth` token extraction.
     TokenMissing,
-    /// Two different tokens in one request (never silently pick one).
+    /// Two different tokens in one request (never silently pick one). 400, Bearer
+    /// `invalid_request`, from token extraction.
     TokenAmbiguous,
+    /// The token is not a well-formed JWS/JWE (or its claims are not a JSON object, a critical
+    /// header is not understood, the nesting is wrong). 401 `invalid_token`, from `jwt_verify`
+    /// and `jwt_auth`.
     TokenMalformed,
+    /// The token is longer than the policy's `max_token_size`. 401 `invalid_token`, from
+    /// `jwt_verify` and the token service.
     TokenTooLarge,
+    /// The token's `alg` / `enc` is not in the policy's allow-list. 401 `invalid_token`, from
+    /// `jwt_verify` (via the JOSE engine).
     AlgorithmNotAllowed,
+    /// The signature does not verify under the key it names. 401 `invalid_token`, from
+    /// `jwt_verify` and the token service.
     SignatureInvalid,
+    /// A JWE could not be decrypted with the policy's keys. 401 `invalid_token`, from
+    /// `jwt_verify`.
     DecryptionFailed,
+    /// No key of the policy's key set matches the token (`kid`, `alg`, key type). 401
+    /// `invalid_token`, from `jwt_verify` and the key resolution of `policy/keyconf`.
     NoMatchingKey,
-    /// The remote key set could not be fetched and nothing usable is cached.
+    /// The remote key set could not be fetched and nothing usable is cached. 503, from
+    /// `policy/keyconf`.
     JwksUnavailable,
+    /// `exp` is in the past (beyond the allowed skew). 401 `invalid_token`, from `jwt_verify`
+    /// and the token service.
     TokenExpired,
+    /// `nbf` is in the future (beyond the allowed skew). 401 `invalid_token`, from `jwt_verify`.
     TokenNotYetValid,
+    /// The token lived or was issued longer ago than the policy allows (`max_lifetime`,
+    /// `max_age`). 401 `invalid_token`, from `jwt_verify`.
     TokenTooOld,
+    /// `iss` is not one the policy accepts. 401 `invalid_token`, from `jwt_verify`.
     IssuerMismatch,
+    /// `aud` is not one the policy accepts. 401 `invalid_token`, from `jwt_verify` and
+    /// `jwt_auth`.
     AudienceMismatch,
+    /// `sub` does not match the policy's subject rule. 401 `invalid_token`, from `jwt_verify`.
     SubjectMismatch,
+    /// A claim the policy requires is absent. 401 `invalid_token`, from `jwt_verify` and the
+    /// token service.
     ClaimMissing,
+    /// The token carries a claim the policy prohibits. 401 `invalid_token`, from `jwt_verify`.
     ClaimProhibited,
+    /// A claim has a value (or type) the policy does not accept. 401 `invalid_token`, from
+    /// `jwt_verify`.
     ClaimMismatch,
-    /// Authenticated, but not allowed (identity, roles, scopes).
+    /// Authenticated, but not allowed (identity, roles, scopes). 403, Bearer
+    /// `insufficient_scope`, from the ACLs of `jwt_verify` and `jwt_auth`.
     AccessDenied,
-    /// The request body is larger than what the gateway buffers for a policy.
+    /// The request body is larger than what the gateway buffers for a policy. 413, from the
+    /// proxy's body reader.
     BodyTooLarge,
-    /// A value a minted token needs is absent from the request (and has no default).
+    /// A value a minted token needs is absent from the request (and has no default). 400, from
+    /// `jwt_generate`.
     ValueUnresolved,
-    /// The key to sign or encrypt with cannot be had (remote JWKS down, no usable key).
+    /// The key to sign or encrypt with cannot be had (remote JWKS down, no usable key). 503,
+    /// from `jwt_generate`.
     KeyUnavailable,
+    /// Signing a minted token failed. 500, from `jwt_generate`.
     SigningFailed,
+    /// Encrypting a minted token failed. 500, from `jwt_generate`.
     EncryptionFailed,
-    /// The token was revoked (or is unknown to the token store).
+    /// The token was revoked (or is unknown to the token store). 401 `invalid_token`, from
+    /// `jwt_auth` via the token service.
     TokenRevoked,
-    /// The token is bound to another client IP.
+    /// The token is bound to another client IP. 401 `invalid_token`, from `jwt_auth`.
     TokenBindingMismatch,
-    /// The token store could not answer: fail closed.
+    /// The token store could not answer: fail closed. 503, from `jwt_auth` via the token
+    /// service.
     TokenStoreUnavailable,
-    /// Anything unexpected inside the gateway.
+    /// Anything unexpected inside the gateway (a JOSE key or input error that compiled keys
+    /// cannot produce, a response that cannot be built). 500, from the proxy and from the
+    /// JOSE mapping below.
     Internal,
+}
+
+/// The RFC 6750 §3.1 `error` of a Bearer challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerError {
+    /// No token was sent: a challenge without an `error` parameter.
+    NoToken,
+    /// The request is malformed (two tokens).
+    InvalidRequest,
+    /// A token was presented and refused.
+    InvalidToken,
+    /// The token is fine, but not enough for this resource.
+    InsufficientScope,
+}
+
+impl BearerError {
+    /// The `error` parameter's value; None for [`BearerError::NoToken`].
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            BearerError::NoToken => None,
+            BearerError::InvalidRequest => Some("invalid_request"),
+            BearerError::InvalidToken => Some("invalid_token"),
+            BearerError::InsufficientScope => Some("insufficient_scope"),
+        }
+    }
 }
 
 impl GatewayError {
@@ -152,6 +230,7 @@ impl GatewayError {
             GatewayError::ClaimProhibited => "claim_prohibited",
             GatewayError::ClaimMismatch => "claim_mismatch",
             GatewayError::AccessDenied => "access_denied",
+            GatewayError::Forbidden => "forbidden",
             GatewayError::ValueUnresolved => "value_unresolved",
             GatewayError::BodyTooLarge => "body_too_large",
             GatewayError::KeyUnavailable => "key_unavailable",
@@ -163,69 +242,98 @@ impl GatewayError {
         }
     }
 
-    /// The RFC 6750 `error` parameter of the Bearer challenge, when this is a token error.
-    /// `Some("")` means a challenge without an error (no token was sent, RFC 6750 §3.1).
-    pub fn bearer_error(&self) -> Option<&'static str> {
+    /// The RFC 6750 Bearer challenge this error carries, if any (token errors only).
+    pub fn bearer_error(&self) -> Option<BearerError> {
         match self {
-            GatewayError::TokenMissing => Some(""),
-            GatewayError::AccessDenied => Some("insufficient_scope"),
-            GatewayError::TokenAmbiguous => Some("invalid_request"),
-            e if e.is_invalid_token() => Some("invalid_token"),
-            _ => None,
+            GatewayError::TokenMissing => Some(BearerError::NoToken),
+            GatewayError::TokenAmbiguous => Some(BearerError::InvalidRequest),
+            GatewayError::AccessDenied => Some(BearerError::InsufficientScope),
+            GatewayError::TokenMalformed
+            | GatewayError::TokenTooLarge
+            | GatewayError::AlgorithmNotAllowed
+            | GatewayError::SignatureInvalid
+            | GatewayError::DecryptionFailed
+            | GatewayError::NoMatchingKey
+            | GatewayError::TokenExpired
+            | GatewayError::TokenNotYetValid
+            | GatewayError::TokenTooOld
+            | GatewayError::IssuerMismatch
+            | GatewayError::AudienceMismatch
+            | GatewayError::SubjectMismatch
+            | GatewayError::ClaimMissing
+            | GatewayError::ClaimProhibited
+            | GatewayError::ClaimMismatch
+            | GatewayError::TokenRevoked
+            | GatewayError::TokenBindingMismatch => Some(BearerError::InvalidToken),
+            GatewayError::NoRoute
+            | GatewayError::CorsOriginDenied
+            | GatewayError::Forbidden
+            | GatewayError::NoHealthyUpstream
+            | GatewayError::UpstreamConnect
+            | GatewayError::UpstreamTimeout
+            | GatewayError::UpstreamProtocol
+            | GatewayError::BadRequest
+            | GatewayError::InvalidPath
+            | GatewayError::InvalidMethod
+            | GatewayError::InvalidHost
+            | GatewayError::HeaderTooLarge
+            | GatewayError::UriTooLong
+            | GatewayError::RequestTimeout
+            | GatewayError::JwksUnavailable
+            | GatewayError::BodyTooLarge
+            | GatewayError::ValueUnresolved
+            | GatewayError::KeyUnavailable
+            | GatewayError::SigningFailed
+            | GatewayError::EncryptionFailed
+            | GatewayError::TokenStoreUnavailable
+            | GatewayError::Internal => None,
         }
     }
 
-    /// A token was presented and refused (RFC 6750 `invalid_token`, 401).
-    fn is_invalid_token(&self) -> bool {
-        matches!(
-            self,
-            GatewayError::TokenMalformed
-                | GatewayError::TokenTooLarge
-                | GatewayError::AlgorithmNotAllowed
-                | GatewayError::SignatureInvalid
-                | GatewayError::DecryptionFailed
-                | GatewayError::NoMatchingKey
-                | GatewayError::TokenExpired
-                | GatewayError::TokenNotYetValid
-                | GatewayError::TokenTooOld
-                | GatewayError::IssuerMismatch
-                | GatewayError::AudienceMismatch
-                | GatewayError::SubjectMismatch
-                | GatewayError::ClaimMissing
-                | GatewayError::ClaimProhibited
-                | GatewayError::ClaimMismatch
-                | GatewayError::TokenRevoked
-                | GatewayError::TokenBindingMismatch
-        )
-    }
-
+    /// The default HTTP status (an operator override may replace it).
     pub fn status(&self) -> u16 {
         match self {
-            GatewayError::NoRoute => 404,
-            GatewayError::CorsOriginDenied => 403,
-            GatewayError::NoHealthyUpstream => 503,
-            GatewayError::UpstreamConnect => 502,
-            GatewayError::UpstreamTimeout => 504,
-            GatewayError::UpstreamProtocol => 502,
             GatewayError::BadRequest
             | GatewayError::InvalidPath
             | GatewayError::InvalidMethod
-            | GatewayError::InvalidHost => 400,
-            GatewayError::HeaderTooLarge => 431,
-            GatewayError::UriTooLong => 414,
+            | GatewayError::InvalidHost
+            | GatewayError::TokenAmbiguous
+            | GatewayError::ValueUnresolved => 400,
+            GatewayError::TokenMissing
+            | GatewayError::TokenMalformed
+            | GatewayError::TokenTooLarge
+            | GatewayError::AlgorithmNotAllowed
+            | GatewayError::SignatureInvalid
+            | GatewayError::DecryptionFailed
+            | GatewayError::NoMatchingKey
+            | GatewayError::TokenExpired
+            | GatewayError::TokenNotYetValid
+            | GatewayError::TokenTooOld
+            | GatewayError::IssuerMismatch
+            | GatewayError::AudienceMismatch
+            | GatewayError::SubjectMismatch
+            | GatewayError::ClaimMissing
+            | GatewayError::ClaimProhibited
+            | GatewayError::ClaimMismatch
+            | GatewayError::TokenRevoked
+            | GatewayError::TokenBindingMismatch => 401,
+            GatewayError::CorsOriginDenied
+            | GatewayError::AccessDenied
+            | GatewayError::Forbidden => 403,
+            GatewayError::NoRoute => 404,
             GatewayError::RequestTimeout => 408,
-            GatewayError::Internal => 500,
-            GatewayError::TokenAmbiguous => 400,
-            GatewayError::JwksUnavailable => 503,
-            GatewayError::AccessDenied => 403,
-            GatewayError::TokenStoreUnavailable => 503,
-            GatewayError::ValueUnresolved => 400,
             GatewayError::BodyTooLarge => 413,
-            GatewayError::KeyUnavailable => 503,
-            GatewayError::SigningFailed | GatewayError::EncryptionFailed => 500,
-            GatewayError::TokenMissing => 401,
-            e if e.is_invalid_token() => 401,
-            _ => 500,
+            GatewayError::UriTooLong => 414,
+            GatewayError::HeaderTooLarge => 431,
+            GatewayError::Internal
+            | GatewayError::SigningFailed
+            | GatewayError::EncryptionFailed => 500,
+            GatewayError::UpstreamConnect | GatewayError::UpstreamProtocol => 502,
+            GatewayError::NoHealthyUpstream
+            | GatewayError::JwksUnavailable
+            | GatewayError::KeyUnavailable
+            | GatewayError::TokenStoreUnavailable => 503,
+            GatewayError::UpstreamTimeout => 504,
         }
     }
 
@@ -266,6 +374,7 @@ impl GatewayError {
             GatewayError::ClaimProhibited => "the token carries a prohibited claim",
             GatewayError::ClaimMismatch => "a claim has a value that is not accepted",
             GatewayError::AccessDenied => "access denied",
+            GatewayError::Forbidden => "forbidden",
             GatewayError::ValueUnresolved => "a value required by the gateway is missing",
             GatewayError::BodyTooLarge => "the request body is too large",
             GatewayError::KeyUnavailable => "a key needed by the gateway is unavailable",
@@ -278,6 +387,174 @@ impl GatewayError {
         }
     }
 }
+
+/// An error `code` of the OAuth 2.0 endpoints: RFC 6749 §5.2 (token), RFC 7009 §2.2.1
+/// (revocation), RFC 6749 §4.1.2.1 (`temporarily_unavailable`, `server_error`, which the token
+/// service also uses for its endpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    UnsupportedTokenType,
+    TemporarilyUnavailable,
+    ServerError,
+}
+
+impl OAuthErrorCode {
+    /// The `error` member of the JSON body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthErrorCode::InvalidRequest => "invalid_request",
+            OAuthErrorCode::InvalidClient => "invalid_client",
+            OAuthErrorCode::InvalidGrant => "invalid_grant",
+            OAuthErrorCode::UnauthorizedClient => "unauthorized_client",
+            OAuthErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthErrorCode::InvalidScope => "invalid_scope",
+            OAuthErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            OAuthErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthErrorCode::ServerError => "server_error",
+        }
+    }
+}
+
+/// A refusal of the token service's endpoints (token, introspection, revocation), named after
+/// the condition. Each has an RFC error `code()`, a `status()` and a fixed `description()`;
+/// `reply::render_oauth_error` renders the RFC 6749 §5.2 JSON body. Emitted by `token/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    /// A parameter is missing, repeated, unsupported or malformed; the text says which (a
+    /// fixed string, never request data). 400 `invalid_request`.
+    InvalidRequest(&'static str),
+    /// The endpoint was called with another method than POST. 405 `invalid_request`, with
+    /// `Allow: POST`.
+    MethodNotAllowed,
+    /// The endpoint requires TLS and the request came in clear. 400 `invalid_request`.
+    TlsRequired,
+    /// The request body is larger than the endpoint reads. 413 `invalid_request`.
+    BodyTooLarge,
+    /// Client authentication failed: the same answer for an unknown client, a wrong secret or
+    /// a bad assertion. 401 `invalid_client` with `WWW-Authenticate: Basic` (RFC 6749 §5.2).
+    InvalidClient,
+    /// The grant (password, refresh token) is invalid, expired or revoked; the text says
+    /// which in fixed words. 400 `invalid_grant`.
+    InvalidGrant(&'static str),
+    /// The client may not use this grant type. 400 `unauthorized_client`.
+    UnauthorizedClient,
+    /// The grant type is not one the service supports. 400 `unsupported_grant_type`.
+    UnsupportedGrantType,
+    /// The requested scope exceeds what the client may have. 400 `invalid_scope`.
+    InvalidScope,
+    /// Revocation of a token type the service does not revoke (RFC 7009 §2.2.1). 400
+    /// `unsupported_token_type`.
+    UnsupportedTokenType,
+    /// An identity source could not say (down, slow, broken answer). 503
+    /// `temporarily_unavailable`.
+    SourceUnavailable,
+    /// The token store could not answer: fail closed. 503 `temporarily_unavailable`.
+    StoreUnavailable,
+    /// Every credential-hashing slot stayed taken until the wait ran out. 503
+    /// `temporarily_unavailable` with `Retry-After: 1`.
+    Busy,
+    /// Too many failed attempts from this client and address: locked out for `retry_after`
+    /// seconds. 429 `temporarily_unavailable` with `Retry-After`.
+    TooManyAttempts { retry_after: u64 },
+    /// Anything unexpected (no randomness, a claim set that does not serialize, signing
+    /// failed). 500 `server_error`.
+    ServerError,
+}
+
+impl OAuthError {
+    pub fn code(&self) -> OAuthErrorCode {
+        match self {
+            OAuthError::InvalidRequest(_)
+            | OAuthError::MethodNotAllowed
+            | OAuthError::TlsRequired
+            | OAuthError::BodyTooLarge => OAuthErrorCode::InvalidRequest,
+            OAuthError::InvalidClient => OAuthErrorCode::InvalidClient,
+            OAuthError::InvalidGrant(_) => OAuthErrorCode::InvalidGrant,
+            OAuthError::UnauthorizedClient => OAuthErrorCode::UnauthorizedClient,
+            OAuthError::UnsupportedGrantType => OAuthErrorCode::UnsupportedGrantType,
+            OAuthError::InvalidScope => OAuthErrorCode::InvalidScope,
+            OAuthError::UnsupportedTokenType => OAuthErrorCode::UnsupportedTokenType,
+            OAuthError::SourceUnavailable
+            | OAuthError::StoreUnavailable
+            | OAuthError::Busy
+            | OAuthError::TooManyAttempts { .. } => OAuthErrorCode::TemporarilyUnavailable,
+            OAuthError::ServerError => OAuthErrorCode::ServerError,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            OAuthError::InvalidRequest(_)
+            | OAuthError::TlsRequired
+            | OAuthError::InvalidGrant(_)
+            | OAuthError::UnauthorizedClient
+            | OAuthError::UnsupportedGrantType
+            | OAuthError::InvalidScope
+            | OAuthError::UnsupportedTokenType => 400,
+            OAuthError::InvalidClient => 401,
+            OAuthError::MethodNotAllowed => 405,
+            OAuthError::BodyTooLarge => 413,
+            OAuthError::TooManyAttempts { .. } => 429,
+            OAuthError::ServerError => 500,
+            OAuthError::SourceUnavailable | OAuthError::StoreUnavailable | OAuthError::Busy => 503,
+        }
+    }
+
+    /// The `error_description`: fixed words, never a detail of internals.
+    pub fn description(&self) -> Option<&'static str> {
+        match self {
+            OAuthError::InvalidRequest(d) | OAuthError::InvalidGrant(d) => Some(d),
+            OAuthError::MethodNotAllowed => Some("method not allowed"),
+            OAuthError::TlsRequired => Some("TLS is required"),
+            OAuthError::BodyTooLarge => Some("request body too large"),
+            OAuthError::InvalidClient => Some("client authentication failed"),
+            OAuthError::UnauthorizedClient => Some("the client may not use this grant type"),
+            OAuthError::InvalidScope => Some("the requested scope is not allowed"),
+            OAuthError::SourceUnavailable => Some("the identity source is unavailable"),
+            OAuthError::StoreUnavailable => Some("the token store is unavailable"),
+            OAuthError::Busy => Some("too many credential checks in progress"),
+            OAuthError::TooManyAttempts { .. } => Some("too many failed attempts"),
+            OAuthError::UnsupportedGrantType
+            | OAuthError::UnsupportedTokenType
+            | OAuthError::ServerError => None,
+        }
+    }
+
+    /// Seconds the client should wait before trying again (`Retry-After`).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            OAuthError::Busy => Some(1),
+            OAuthError::TooManyAttempts { retry_after } => Some(*retry_after),
+            OAuthError::InvalidRequest(_)
+            | OAuthError::MethodNotAllowed
+            | OAuthError::TlsRequired
+            | OAuthError::BodyTooLarge
+            | OAuthError::InvalidClient
+            | OAuthError::InvalidGrant(_)
+            | OAuthError::UnauthorizedClient
+            | OAuthError::UnsupportedGrantType
+            | OAuthError::InvalidScope
+            | OAuthError::UnsupportedTokenType
+            | OAuthError::SourceUnavailable
+            | OAuthError::StoreUnavailable
+            | OAuthError::ServerError => None,
+        }
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code().as_str())
+    }
+}
+
+impl std::error::Error for OAuthError {}
 
 impl From<&crate::jose::JoseError> for GatewayError {
     /// Request-time JOSE failures. Key and input errors cannot come from a token once keys
@@ -307,7 +584,13 @@ impl From<&crate::jose::JoseError> for GatewayError {
             }
             J::ClaimMissing(_) => GatewayError::ClaimMissing,
             J::ClaimProhibited(_) => GatewayError::ClaimProhibited,
-            _ => GatewayError::Internal,
+            // Key and input errors come from configured keys or the CLI, not from a token.
+            J::KeyRejected(_)
+            | J::KeyMalformed(_)
+            | J::KeySetAmbiguous
+            | J::PrivateKeyRequired
+            | J::CryptoFailure
+            | J::InvalidInput(_) => GatewayError::Internal,
         }
     }
 }

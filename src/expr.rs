@@ -123,7 +123,15 @@ impl Var {
             Var::Identity => v.identity.map(Cow::Borrowed),
             Var::Variable(n) => v.vars?.get(n).map(|s| Cow::Borrowed(s.as_str())),
             Var::Now => Some(Cow::Owned(unix_now().to_string())),
-            Var::Uuid => Some(Cow::Owned(uuid_v4())),
+            Var::Uuid => match uuid_v4() {
+                Ok(u) => Some(Cow::Owned(u)),
+                // Resolution has no error channel: the value is unresolved, which refuses the
+                // request unless the operator chose to ignore unresolved values.
+                Err(_) => {
+                    log::error!("no random bytes from the system for ${{uuid}}");
+                    None
+                }
+            },
             Var::Body(ptr) => v.body?.pointer(ptr).and_then(|x| match x {
                 serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
                     Some(Cow::Owned(x.to_string()))
@@ -174,21 +182,22 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A random (v4) UUID from the aws-lc-rs CSPRNG.
-pub fn uuid_v4() -> String {
+/// A random (v4) UUID from the aws-lc-rs CSPRNG; Err when the system has no randomness (a
+/// predictable `jti` would let tokens collide, so there is no fallback).
+pub fn uuid_v4() -> Result<String, aws_lc_rs::error::Unspecified> {
     let mut b = [0u8; 16];
-    let _ = aws_lc_rs::rand::fill(&mut b);
+    aws_lc_rs::rand::fill(&mut b)?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
+    Ok(format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
         &h[8..12],
         &h[12..16],
         &h[16..20],
         &h[20..32]
-    )
+    ))
 }
 
 /// A string with `${var}` references, compiled at load. `$$` is a literal `$`.
@@ -633,7 +642,7 @@ cidr = ["10.0.0.0/8"]"#
         assert!(Template::parse("${nope}").is_err());
         assert!(Template::parse("${header.x").is_err());
         assert_eq!(Template::parse("plain").unwrap().as_static(), Some("plain"));
-        let u = uuid_v4();
+        let u = uuid_v4().unwrap();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
     }

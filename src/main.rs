@@ -56,7 +56,7 @@ enum Cmd {
     AdminToken,
     /// Hash a client secret or password read from stdin (first line) for the config.
     HashSecret {
-        #[arg(long, default_value_t = tokengate::token::secret::DEFAULT_ITERATIONS)]
+        #[arg(long, default_value_t = tokengate::identity::secret::DEFAULT_ITERATIONS)]
         iterations: u32,
     },
 }
@@ -126,7 +126,7 @@ fn hash_secret(iterations: u32) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let secret = line.trim_end_matches(['\r', '\n']);
-    match tokengate::token::secret::SecretHash::create(secret.as_bytes(), iterations) {
+    match tokengate::identity::secret::SecretHash::create(secret.as_bytes(), iterations) {
         Ok(h) => {
             println!("{h}");
             ExitCode::SUCCESS

@@ -28,10 +28,12 @@ pub fn install_crypto_provider() {
 /// Load the config and assemble the server. Errors are config errors, one per line.
 pub fn build(config: PathBuf, opts: &RunOptions) -> Result<(Server, Arc<State>), Vec<String>> {
     install_crypto_provider();
+    // Draws the request-id prefix now: without randomness the process stops before serving.
+    crate::proxy::new_request_id();
     let state = State::boot(config)
         .map_err(|errs| errs.into_iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
-    let raw = state.current.load().raw.clone();
-    let s = &raw.server;
+    let settings = state.settings.clone();
+    let s = &settings.server;
     let conf = ServerConf {
         daemon: opts.daemon,
         threads: s.threads,
@@ -58,7 +60,7 @@ pub fn build(config: PathBuf, opts: &RunOptions) -> Result<(Server, Arc<State>),
         server.configuration.clone(),
     );
     proxy.handle_init_modules();
-    let fd = &raw.front_door;
+    let fd = &settings.front_door;
     let limits = state.current.load().front.limits;
     proxy.h2_options = Some(crate::front::head::h2_options(
         &limits,
@@ -70,7 +72,7 @@ pub fn build(config: PathBuf, opts: &RunOptions) -> Result<(Server, Arc<State>),
     let mut errs = Vec::new();
     let mut h2c = false;
     let mut listeners = pingora_core::listeners::Listeners::new();
-    for (i, l) in raw.listeners.iter().enumerate() {
+    for (i, l) in settings.listeners.iter().enumerate() {
         match &l.tls {
             None => {
                 listeners.add_tcp(&l.address);
@@ -102,10 +104,10 @@ pub fn build(config: PathBuf, opts: &RunOptions) -> Result<(Server, Arc<State>),
         app,
     ));
 
-    if raw.admin.enabled {
-        let a = &raw.admin;
+    if settings.admin.enabled {
+        let a = &settings.admin;
         let mut errs = crate::error::Errors::default();
-        let Some(guard) = crate::admin::Guard::compile(a, &mut errs) else {
+        let Some(guard) = crate::guard::Guard::compile(a, &mut errs) else {
             return Err(errs.0.iter().map(|e| e.to_string()).collect());
         };
         if a.tokens.is_empty() {
@@ -133,7 +135,7 @@ pub fn build(config: PathBuf, opts: &RunOptions) -> Result<(Server, Arc<State>),
                 guard,
             },
         );
-        admin.add_tcp(&raw.admin.listen);
+        admin.add_tcp(&settings.admin.listen);
         server.add_service(admin);
     }
     server.add_service(background_service(

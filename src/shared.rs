@@ -1,15 +1,18 @@
 //! State that survives config reloads: warm caches that a reload must not throw away.
 //! A policy whose config did not change finds its cache here under the same fingerprint.
+//!
+//! The composition root: compile functions never see [`Shared`], they get the one handle they
+//! use (the key cache, the verified-token caches, the token service's or the identity sources'
+//! state), so that the services and policies stay below this module.
 
+use crate::cache::verified::VerifiedCaches;
 use crate::keys::KeyCache;
-use crate::policy::jwt_verify::cache::VerifiedCache;
-use dashmap::DashMap;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 pub struct Shared {
     /// Verified-token caches by policy config fingerprint.
-    verified: DashMap<String, Arc<VerifiedCache>>,
+    pub verified: VerifiedCaches,
     /// Remote key sets (JWKS URLs, discovery), by URL.
     pub keys: Arc<KeyCache>,
     /// The token service's signing keys, store and backoff state.
@@ -22,7 +25,7 @@ impl Shared {
     /// Long-lived state whose metrics register on `registry`.
     pub fn new(registry: &prometheus::Registry) -> Result<Shared, prometheus::Error> {
         Ok(Shared {
-            verified: DashMap::new(),
+            verified: VerifiedCaches::default(),
             keys: Arc::new(KeyCache::new(registry)?),
             tokens: crate::token::TokenShared::new(true),
             identity: crate::identity::IdentityShared::new(registry)?,
@@ -37,20 +40,13 @@ impl Shared {
         Ok(s)
     }
 
-    pub fn verified_cache(&self, fingerprint: &str, capacity: usize) -> Arc<VerifiedCache> {
-        self.verified
-            .entry(fingerprint.to_string())
-            .or_insert_with(|| Arc::new(VerifiedCache::new(capacity)))
-            .clone()
-    }
-
     /// Entries across all verified-token caches (for status and tests).
     pub fn verified_entries(&self) -> usize {
-        self.verified.iter().map(|c| c.len()).sum()
+        self.verified.entries()
     }
 
     /// Drop the caches no policy of the new snapshot uses.
     pub fn retain(&self, used: &HashSet<String>) {
-        self.verified.retain(|k, _| used.contains(k));
+        self.verified.retain(used);
     }
 }

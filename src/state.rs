@@ -8,7 +8,9 @@
 
 use crate::accesslog::AccessLog;
 use crate::compile::{compile, Snapshot};
-use crate::config::{self, RawConfig};
+use crate::config::{
+    self, AccessLogConfig, AdminConfig, FrontDoorConfig, ListenerConfig, RawConfig, ServerConfig,
+};
 use crate::error::ConfigError;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
@@ -38,15 +40,43 @@ pub enum ReloadOutcome {
     Refused(Vec<ConfigError>),
 }
 
+/// The process-level settings, from the config the process started with: they take effect only
+/// at start, and a reload that changes them is reported as `restart_required`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub server: ServerConfig,
+    pub listeners: Vec<ListenerConfig>,
+    pub admin: AdminConfig,
+    pub access_log: AccessLogConfig,
+    pub front_door: FrontDoorConfig,
+}
+
+impl Settings {
+    fn of(raw: &RawConfig) -> Settings {
+        Settings {
+            server: raw.server.clone(),
+            listeners: raw.listeners.clone(),
+            admin: raw.admin.clone(),
+            access_log: raw.access_log.clone(),
+            front_door: raw.front_door.clone(),
+        }
+    }
+}
+
 pub struct State {
+    /// The compiled configuration in force, loaded once per request.
     pub current: ArcSwap<Snapshot>,
+    /// The configuration the current snapshot was compiled from, for `GET /admin/config`
+    /// (redacted there) and the settings that apply live without a compiled form (the reload
+    /// poll interval). Swapped with `current`.
+    config: ArcSwap<RawConfig>,
     /// Caches and clients that outlive a snapshot.
     pub shared: crate::shared::Shared,
     pub config_path: PathBuf,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
     /// The process-level settings the process started with.
-    boot: RawConfig,
+    pub settings: Settings,
     status: Mutex<ReloadStatus>,
     /// Serialises reloads (file watcher, SIGHUP and admin may race).
     reload_lock: Mutex<()>,
@@ -85,11 +115,12 @@ impl State {
         };
         Ok(Arc::new(State {
             current: ArcSwap::from_pointee(snap),
+            settings: Settings::of(&raw),
+            config: ArcSwap::from_pointee(raw),
             shared,
             config_path: path,
             metrics,
             access_log,
-            boot: raw,
             status: Mutex::new(status),
             reload_lock: Mutex::new(()),
             readiness: dashmap::DashMap::new(),
@@ -132,7 +163,8 @@ impl State {
             if !force && hash == cur.hash {
                 return Ok(None);
             }
-            compile(&raw, &hash, cur.generation + 1, Some(&cur), &self.shared).map(Some)
+            let snap = compile(&raw, &hash, cur.generation + 1, Some(&cur), &self.shared)?;
+            Ok(Some((snap, raw)))
         });
         let mut st = match self.status.lock() {
             Ok(s) => s,
@@ -141,9 +173,9 @@ impl State {
         st.last_attempt_at = now.clone();
         match result {
             Ok(None) => ReloadOutcome::Unchanged,
-            Ok(Some(snap)) => {
+            Ok(Some((snap, raw))) => {
                 let generation = snap.generation;
-                st.restart_required = self.restart_required(&snap.raw);
+                st.restart_required = self.restart_required(&Settings::of(&raw));
                 for s in &st.restart_required {
                     log::warn!("config reload: [{s}] changed; it takes effect after a restart");
                 }
@@ -158,6 +190,7 @@ impl State {
                     .as_ref()
                     .map(|t| t.identity_sources())
                     .unwrap_or_default();
+                self.config.store(Arc::new(raw));
                 self.current.store(Arc::new(snap));
                 self.shared.retain(&used);
                 self.shared.identity.retain(&sources);
@@ -178,8 +211,13 @@ impl State {
         }
     }
 
-    fn restart_required(&self, new: &RawConfig) -> Vec<String> {
-        let b = &self.boot;
+    /// The configuration in force (secrets included: redact before showing it).
+    pub fn config(&self) -> Arc<RawConfig> {
+        self.config.load_full()
+    }
+
+    fn restart_required(&self, new: &Settings) -> Vec<String> {
+        let b = &self.settings;
         let mut out = Vec::new();
         if b.server != new.server {
             // trusted_proxies and the poll interval apply live; the rest does not.
@@ -210,5 +248,78 @@ impl State {
             out.push("front_door".into());
         }
         out
+    }
+}
+
+/// The front door reads the snapshot in force and counts its refusals here.
+impl crate::front::head::Gate for State {
+    fn limits(&self) -> crate::front::head::HeadLimits {
+        self.current.load().front.limits
+    }
+
+    fn refusal(&self, e: &crate::error::GatewayError) -> crate::reply::Reply {
+        let snap = self.current.load();
+        crate::reply::render_error(e, &[None, None, snap.errors.as_ref()], None)
+    }
+
+    fn refused(&self, e: &crate::error::GatewayError) {
+        self.metrics
+            .front_door_refusals
+            .with_label_values(&[e.code()])
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(route: &str, threads: usize) -> String {
+        format!(
+            r#"
+[server]
+threads = {threads}
+
+[access_log]
+enabled = false
+
+[[listeners]]
+address = "127.0.0.1:0"
+
+[[routes]]
+name = "{route}"
+respond = {{ status = 200 }}
+"#
+        )
+    }
+
+    fn boot(text: &str) -> (tempfile::TempDir, Arc<State>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, text).unwrap();
+        let state = State::boot(path).unwrap();
+        (dir, state)
+    }
+
+    #[test]
+    fn a_reload_swaps_the_config_export_with_the_snapshot() {
+        let (dir, state) = boot(&config("one", 1));
+        std::fs::write(dir.path().join("gw.toml"), config("two", 1)).unwrap();
+        assert!(matches!(
+            state.reload(false),
+            ReloadOutcome::Applied { generation: 2 }
+        ));
+        assert_eq!(state.config().routes[0].name, "two");
+        assert_eq!(state.current.load().routes[0].name, "two");
+    }
+
+    #[test]
+    fn process_settings_stay_as_started_and_a_change_is_reported() {
+        let (dir, state) = boot(&config("one", 1));
+        std::fs::write(dir.path().join("gw.toml"), config("one", 2)).unwrap();
+        assert!(matches!(state.reload(false), ReloadOutcome::Applied { .. }));
+        assert_eq!(state.settings.server.threads, 1);
+        assert_eq!(state.config().server.threads, 2);
+        assert_eq!(state.status().restart_required, ["server"]);
     }
 }

@@ -130,15 +130,25 @@ impl Pool {
         if *tls && sni.is_empty() {
             errs.push(format!("{path}.sni"), "tls = true needs the sni to verify");
         }
+        // The health check with its request target, parsed once here and used as is.
+        let mut health = None;
         if let Some(hc) = health_check {
+            match health_target(&hc.path) {
+                Ok(uri) => health = Some((hc, uri)),
+                Err(e) => errs.push(format!("{path}.health_check.path"), e),
+            }
+            // Pingora's HTTP check would panic on a Host it cannot put in a header.
+            if http::HeaderValue::from_str(&hc.host).is_err() {
+                errs.push(
+                    format!("{path}.health_check.host"),
+                    "not a valid Host header value",
+                );
+            }
             if hc.healthy_threshold == 0 || hc.unhealthy_threshold == 0 {
                 errs.push(format!("{path}.health_check"), "thresholds must be >= 1");
             }
             if hc.interval.0 < Duration::from_millis(100) {
                 errs.push(format!("{path}.health_check.interval"), "must be >= 100ms");
-            }
-            if !hc.path.starts_with('/') {
-                errs.push(format!("{path}.health_check.path"), "must start with '/'");
             }
         }
         if errs.0.len() > before {
@@ -152,7 +162,7 @@ impl Pool {
                 Lb::Consistent(LoadBalancer::from_backends(backends()))
             }
         };
-        if let Some(hc) = health_check {
+        if let Some((hc, target)) = health {
             let check: Box<dyn pingora_load_balancing::health_check::HealthCheck + Send + Sync> =
                 match hc.kind {
                     HealthCheckKind::Tcp => {
@@ -168,8 +178,7 @@ impl Pool {
                         h.consecutive_failure = hc.unhealthy_threshold;
                         h.peer_template.options.connection_timeout = Some(hc.timeout.0);
                         h.peer_template.options.read_timeout = Some(hc.timeout.0);
-                        h.req
-                            .set_uri(http::Uri::try_from(hc.path.as_str()).unwrap_or_default());
+                        h.req.set_uri(target);
                         let expected = hc.expected_status.clone();
                         h.validator = Some(Box::new(move |resp| {
                             let s = resp.status.as_u16();
@@ -377,5 +386,80 @@ mod tests {
             BTreeSet::from(["127.0.0.1:9001".to_string(), "127.0.0.1:9002".to_string()])
         );
         assert_eq!(pick(&p).options.read_timeout, Some(Duration::from_secs(4)));
+    }
+}
+
+/// A health check's request target: an origin-form path (and query), e.g. `/healthz?deep=1`.
+fn health_target(p: &str) -> Result<http::Uri, &'static str> {
+    if !p.starts_with('/') || p.starts_with("//") {
+        return Err("must be a path starting with a single '/'");
+    }
+    match http::Uri::try_from(p) {
+        Ok(u) if u.scheme().is_none() && u.authority().is_none() => Ok(u),
+        Ok(_) | Err(_) => {
+            Err("not a valid request path (spaces and control bytes must be escaped)")
+        }
+    }
+}
+
+#[cfg(test)]
+mod health_target_tests {
+    use super::health_target;
+
+    #[test]
+    fn path_and_query_are_kept() {
+        let u = health_target("/healthz?deep=1").unwrap();
+        assert_eq!(u.path_and_query().unwrap().as_str(), "/healthz?deep=1");
+    }
+
+    #[test]
+    fn unparsable_path_is_refused_not_replaced_by_root() {
+        assert!(health_target("/health z").is_err());
+        assert!(health_target("/a\nb").is_err());
+    }
+
+    #[test]
+    fn path_without_leading_slash_is_refused() {
+        assert!(health_target("healthz").is_err());
+        assert!(health_target("").is_err());
+    }
+
+    #[test]
+    fn absolute_or_authority_form_is_refused() {
+        assert!(health_target("http://other/healthz").is_err());
+        assert!(health_target("//other/healthz").is_err());
+    }
+}
+
+#[cfg(test)]
+mod compile_tests {
+    use super::*;
+
+    fn compile(hc: &str) -> Errors {
+        let c: UpstreamConfig = toml::from_str(&format!(
+            "targets = [\"127.0.0.1:8080\"]\n[health_check]\nkind = \"http\"\n{hc}"
+        ))
+        .unwrap();
+        let mut errs = Errors::default();
+        let pool = Pool::compile("b", &c, "upstreams.b", &mut errs);
+        assert_eq!(pool.is_none(), !errs.is_empty());
+        errs
+    }
+
+    #[test]
+    fn bad_health_path_is_a_config_error() {
+        let e = compile("path = \"/health z\"");
+        assert_eq!(e.0[0].path, "upstreams.b.health_check.path");
+    }
+
+    #[test]
+    fn bad_health_host_is_a_config_error() {
+        let e = compile("host = \"a\\nb\"");
+        assert_eq!(e.0[0].path, "upstreams.b.health_check.host");
+    }
+
+    #[test]
+    fn good_health_check_compiles() {
+        assert!(compile("path = \"/healthz?deep=1\"").is_empty());
     }
 }

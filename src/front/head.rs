@@ -12,7 +12,7 @@
 //! proxy's own handling; their limits are the h2 settings ([`h2_options`]).
 
 use crate::error::GatewayError;
-use crate::state::State;
+use crate::reply::Reply;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
@@ -36,15 +36,17 @@ pub struct HeadLimits {
     pub body_timeout: Duration,
 }
 
+/// The defaults of `[front_door]`, so the two never disagree.
 impl Default for HeadLimits {
     fn default() -> Self {
+        let c = crate::config::FrontDoorConfig::default();
         HeadLimits {
-            max_head_size: 32 * 1024,
-            max_headers: 100,
-            max_request_line: 8 * 1024,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            body_timeout: Duration::from_secs(30),
+            max_head_size: c.max_head_size.0 as usize,
+            max_headers: c.max_headers,
+            max_request_line: c.max_request_line.0 as usize,
+            header_timeout: c.header_timeout.0,
+            idle_timeout: c.idle_timeout.0,
+            body_timeout: c.body_timeout.0,
         }
     }
 }
@@ -164,10 +166,20 @@ async fn read_head(stream: &mut Stream, l: &HeadLimits) -> Result<BytesMut, Head
     }
 }
 
+/// What the front door reads from the running gateway (implemented by `state::State`, above
+/// this module): the limits and error rendering of the snapshot in force, and the refusal count.
+pub trait Gate: Send + Sync + 'static {
+    /// The limits of the snapshot in force, read once per request.
+    fn limits(&self) -> HeadLimits;
+    /// The answer to a refused head, rendered with the snapshot's error settings.
+    fn refusal(&self, e: &GatewayError) -> Reply;
+    /// Counts a refusal, by error code.
+    fn refused(&self, e: &GatewayError);
+}
+
 /// Write a rendered refusal and close. Bounded in time: a peer that does not read is dropped.
-async fn refuse(stream: &mut Stream, state: &State, e: &GatewayError) {
-    let snap = state.current.load();
-    let reply = crate::reply::render_error(e, &[None, None, snap.errors.as_ref()]);
+async fn refuse(stream: &mut Stream, gate: &impl Gate, e: &GatewayError) {
+    let reply = gate.refusal(e);
     let reason = http::StatusCode::from_u16(reply.status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -197,11 +209,7 @@ async fn refuse(stream: &mut Stream, state: &State, e: &GatewayError) {
     {
         log::debug!("peer did not read the {} refusal", reply.status);
     }
-    state
-        .metrics
-        .front_door_refusals
-        .with_label_values(&[e.code()])
-        .inc();
+    gate.refused(e);
 }
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4): a cleartext connection that starts with it
@@ -209,18 +217,19 @@ async fn refuse(stream: &mut Stream, state: &State, e: &GatewayError) {
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The proxy app behind the front door.
-pub struct FrontDoorApp<A> {
+pub struct FrontDoorApp<A, G> {
     pub inner: Arc<A>,
-    pub state: Arc<State>,
+    pub state: Arc<G>,
 }
 
 /// HTTP/2 (ALPN `h2`, or the cleartext preface when h2c is on) goes to the proxy's own
 /// connection handling; HTTP/1 connections are driven here, one bounded head per request, so that
 /// each request gets exactly one Pingora session.
 #[async_trait]
-impl<A> ServerApp for FrontDoorApp<A>
+impl<A, G> ServerApp for FrontDoorApp<A, G>
 where
     A: HttpServerApp + Send + Sync + 'static,
+    G: Gate,
 {
     async fn process_new(
         self: &Arc<Self>,
@@ -247,12 +256,12 @@ where
         // own HTTP/1 loop carries them.
         let mut persistent: Option<Option<HttpPersistentSettings>> = None;
         loop {
-            let limits = self.state.current.load().front.limits;
+            let limits = self.state.limits();
             let head = match read_head(&mut stream, &limits).await {
                 Ok(head) => head,
                 Err(HeadError::Idle) => return None,
                 Err(HeadError::Refuse(e)) => {
-                    refuse(&mut stream, &self.state, &e).await;
+                    refuse(&mut stream, self.state.as_ref(), &e).await;
                     return None;
                 }
             };

@@ -48,11 +48,16 @@ pub enum Cached {
 }
 
 impl CredCache {
-    /// None when the system RNG fails.
-    pub fn new(ttl: Duration, negative_ttl: Duration, capacity: usize) -> Option<CredCache> {
+    /// Err when the system RNG fails (the HMAC key must be secret: no fallback).
+    pub fn new(
+        ttl: Duration,
+        negative_ttl: Duration,
+        capacity: usize,
+    ) -> Result<CredCache, String> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).ok()?;
-        Some(CredCache {
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
+            .map_err(|_| "no random bytes from the system for the credential cache key")?;
+        Ok(CredCache {
             key,
             map: DashMap::new(),
             inflight: DashMap::new(),

@@ -104,6 +104,13 @@ impl DbSource {
         if errs.0.len() > before {
             return None;
         }
+        let dummy = match super::secret::SecretHash::dummy(100_000) {
+            Ok(d) => d,
+            Err(e) => {
+                errs.push(path, e);
+                return None;
+            }
+        };
         static DRIVERS: std::sync::Once = std::sync::Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         // mariadb:// is the same wire protocol.
@@ -124,9 +131,7 @@ impl DbSource {
                 query: query.clone(),
                 roles_query: roles_query.clone(),
                 sep: roles_separator.clone(),
-                last_hash: Mutex::new(PasswordHash::Pbkdf2(
-                    crate::token::secret::SecretHash::dummy(100_000),
-                )),
+                last_hash: Mutex::new(PasswordHash::Pbkdf2(dummy)),
             }),
             Err(_) => {
                 errs.push(format!("{path}.url"), "not a valid URL");

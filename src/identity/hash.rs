@@ -1,14 +1,14 @@
 //! Password hashes read from an identity source (a database row, a static user): argon2
 //! (`$argon2id$…`, PHC), bcrypt (`$2a$`/`$2b$`/`$2y$`, modular crypt), scrypt (`$scrypt$…`,
 //! PHC) and PBKDF2 with SHA-256, SHA-512 or SHA-1 (`$pbkdf2-sha256$i=N$…` PHC, or passlib's
-//! `$pbkdf2-sha256$N$…`; checked by [`crate::token::secret::SecretHash`] on aws-lc-rs).
+//! `$pbkdf2-sha256$N$…`; checked by [`super::secret::SecretHash`] on aws-lc-rs).
 //!
 //! aws-lc-rs has PBKDF2 but no argon2, bcrypt or scrypt verifier, so those come from the
 //! RustCrypto `argon2` and `scrypt` crates and the `bcrypt` crate, all of which compare in
 //! constant time. Every hash's cost is bounded before it is used (about half a second of one
 //! core and 128 MiB at most): a row an attacker managed to write cannot stall the gateway.
 
-use crate::token::secret::SecretHash;
+use super::secret::SecretHash;
 
 // Ceilings: about 0.5 s of one core and 128 MiB for one check, several times the usual
 // settings (argon2id m=64 MiB t=3, bcrypt 12, scrypt ln=17 r=8, PBKDF2-SHA256 600 000).

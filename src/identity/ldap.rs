@@ -488,7 +488,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_password_never_reaches_a_bind() {
-        let c: crate::identity::config::LdapConfig =
+        let c: crate::config::identity::LdapConfig =
             toml::from_str("url = \"ldap://127.0.0.1:1\"\nuser_base = \"dc=x\"").unwrap();
         let mut errs = Errors(Vec::new());
         let l = LdapSource::compile(&c, Duration::from_secs(1), "l", &mut errs).unwrap();

@@ -19,17 +19,18 @@
 //! Nothing secret is logged: neither passwords, bind passwords nor usernames.
 
 pub mod cache;
-pub mod config;
+use crate::config::identity as config;
 mod database;
 pub mod hash;
 mod http;
 mod ldap;
+pub mod secret;
 
 pub use config::IdentitySourceConfig;
 
+use crate::config::token::UserConfig;
 use crate::error::Errors;
 use crate::keys::http::AbortOnDrop;
-use crate::token::config::UserConfig;
 use cache::{Cached, CredCache};
 use dashmap::DashMap;
 use hash::PasswordHash;
@@ -614,14 +615,14 @@ impl IdentityShared {
     fn get_or_build(
         &self,
         fingerprint: String,
-        build: impl FnOnce(&IdentityMetrics, Arc<IdentityRuntime>) -> Option<Source>,
-    ) -> Option<Arc<Source>> {
+        build: impl FnOnce(&IdentityMetrics, Arc<IdentityRuntime>) -> Result<Source, String>,
+    ) -> Result<Arc<Source>, String> {
         if let Some(s) = self.sources.get(&fingerprint) {
-            return Some(s.clone());
+            return Ok(s.clone());
         }
         let s = Arc::new(build(&self.metrics, self.rt.clone())?);
         self.sources.insert(fingerprint, s.clone());
-        Some(s)
+        Ok(s)
     }
 }
 
@@ -687,7 +688,9 @@ pub fn compile_static(
         return None;
     }
     let dummy = dummy?;
-    let fp = format!("static:{users:?}");
+    let fp = crate::fingerprint::of("static", users)
+        .map_err(|e| errs.push(path, e))
+        .ok()?;
     let common = IdentitySourceConfig {
         name: "static".into(),
         // Generous: a 600 000-round PBKDF2 costs ~0.3 s of a core, and a burst queues.
@@ -700,14 +703,17 @@ pub fn compile_static(
         database: None,
         http: None,
     };
-    shared.get_or_build(fp, |m, rt| {
-        source(
-            &common,
-            Backend::Static(StaticUsers { users: map, dummy }),
-            m,
-            rt,
-        )
-    })
+    shared
+        .get_or_build(fp, |m, rt| {
+            source(
+                &common,
+                Backend::Static(StaticUsers { users: map, dummy }),
+                m,
+                rt,
+            )
+        })
+        .map_err(|e| errs.push(path, e))
+        .ok()
 }
 
 fn source(
@@ -715,9 +721,9 @@ fn source(
     backend: Backend,
     m: &IdentityMetrics,
     rt: Arc<IdentityRuntime>,
-) -> Option<Source> {
+) -> Result<Source, String> {
     let cache = CredCache::new(c.cache_ttl.0, c.negative_cache_ttl.0, c.cache_capacity)?;
-    Some(Source {
+    Ok(Source {
         name: c.name.clone(),
         backend,
         timeout: c.timeout.0,
@@ -796,12 +802,21 @@ pub fn compile(
         .as_ref()
         .and_then(|l| l.ca_file.as_ref())
         .or(http.as_ref().and_then(|h| h.ca_file.as_ref()));
-    let ca_digest = ca.and_then(|f| std::fs::read(f).ok()).map(|b| {
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &b);
-        crate::jose::b64_encode(d.as_ref())
-    });
-    let fp = format!("{c:?} ca={ca_digest:?}");
-    shared.get_or_build(fp, |m, rt| source(c, backend, m, rt))
+    let ca_digest = match ca.map(std::fs::read) {
+        None => None,
+        Some(Ok(b)) => Some(crate::fingerprint::sha256_hex(&b)),
+        Some(Err(e)) => {
+            errs.push(path, format!("CA file: {e}"));
+            return None;
+        }
+    };
+    let fp = crate::fingerprint::of("identity", &(c, ca_digest))
+        .map_err(|e| errs.push(path, e))
+        .ok()?;
+    shared
+        .get_or_build(fp, |m, rt| source(c, backend, m, rt))
+        .map_err(|e| errs.push(path, e))
+        .ok()
 }
 
 /// Split a roles or scopes text on `sep` (and whitespace when `sep` is a comma or space).

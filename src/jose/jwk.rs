@@ -3,92 +3,16 @@
 
 use std::fmt;
 
+use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsBigEndian;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _};
-use aws_lc_rs::{agreement, digest};
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::curve::Curve;
 pub(crate) use super::material::{EcKey, Material, OctKey, OkpKey, RsaKey};
 use super::{b64, json, Alg, JoseError};
-
-/// A named curve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Curve {
-    P256,
-    P384,
-    P521,
-    Ed25519,
-    X25519,
-}
-
-impl Curve {
-    /// The registered `crv` name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Curve::P256 => "P-256",
-            Curve::P384 => "P-384",
-            Curve::P521 => "P-521",
-            Curve::Ed25519 => "Ed25519",
-            Curve::X25519 => "X25519",
-        }
-    }
-
-    /// Lookup by `crv` name.
-    pub fn from_name(n: &str) -> Option<Curve> {
-        [
-            Curve::P256,
-            Curve::P384,
-            Curve::P521,
-            Curve::Ed25519,
-            Curve::X25519,
-        ]
-        .into_iter()
-        .find(|c| c.name() == n)
-    }
-
-    /// Coordinate / scalar length in bytes.
-    pub const fn coord_len(self) -> usize {
-        match self {
-            Curve::P256 | Curve::Ed25519 | Curve::X25519 => 32,
-            Curve::P384 => 48,
-            Curve::P521 => 66,
-        }
-    }
-
-    pub(crate) fn agreement_alg(self) -> &'static agreement::Algorithm {
-        match self {
-            Curve::P256 => &agreement::ECDH_P256,
-            Curve::P384 => &agreement::ECDH_P384,
-            Curve::P521 => &agreement::ECDH_P521,
-            Curve::Ed25519 | Curve::X25519 => &agreement::X25519,
-        }
-    }
-
-    pub(crate) fn ecdsa(
-        self,
-    ) -> Option<(
-        &'static signature::EcdsaSigningAlgorithm,
-        &'static signature::EcdsaVerificationAlgorithm,
-    )> {
-        match self {
-            Curve::P256 => Some((
-                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                &signature::ECDSA_P256_SHA256_FIXED,
-            )),
-            Curve::P384 => Some((
-                &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
-                &signature::ECDSA_P384_SHA384_FIXED,
-            )),
-            Curve::P521 => Some((
-                &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
-                &signature::ECDSA_P521_SHA512_FIXED,
-            )),
-            _ => None,
-        }
-    }
-}
 
 /// The operation a key is asked to perform (checked against `use`, `key_ops`, `alg`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, ParsedPublicKey, 
 use aws_lc_rs::{agreement, hmac, rsa};
 use zeroize::Zeroizing;
 
-use super::jwk::Curve;
+use super::curve::Curve;
 use super::{Alg, JoseError};
 
 pub(crate) struct RsaKey {

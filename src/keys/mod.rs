@@ -61,8 +61,8 @@
 //!   the policy passes in, which for per-client sources come from its allow-list.
 //! * **Idle lazy sources**: a source with `prefetch = false` that was not used for
 //!   `max_refresh` is no longer refreshed in the background; its next use fetches.
-//! * **Clock**: every time here is monotonic (`Instant`), so a wall-clock step neither
-//!   expires nor revives a cached set.
+//! * **Clock**: every time here is monotonic (Tokio's `Instant`), so a wall-clock step neither
+//!   expires nor revives a cached set, and tests run the TTLs on paused time.
 //!
 //! HTTPS uses rustls with the process's default crypto provider (aws-lc-rs when none is
 //! installed) and the system's root certificates, or the `ClientConfig` given in
@@ -75,18 +75,17 @@ mod error;
 pub(crate) mod http;
 mod metrics;
 mod remote;
-mod settings;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::config::keys::{JwksSettings, MAX_SIZE_LIMIT, TIMEOUT_LIMIT};
 pub use error::KeyError;
 pub use remote::{RemoteJwks, SourceStatus, MAX_KEYS};
-pub use settings::{JwksSettings, MAX_SIZE_LIMIT, TIMEOUT_LIMIT};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use dashmap::DashMap;
 

@@ -3,7 +3,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::{Deserialize, Serialize};
@@ -559,7 +560,34 @@ fn jwks_uri_from(doc: &[u8], discovery: &Target) -> Result<Target, KeyError> {
 pub(crate) fn parse_remote_set(body: &[u8]) -> Result<(JwkSet, [u8; 32]), KeyError> {
     let (set, skipped) = JwkSet::from_json_lenient(body).map_err(|e| match e {
         JoseError::KeySetAmbiguous => KeyError::Invalid("ambiguous key set"),
-        _ => KeyError::Invalid("not a JWK Set"),
+        JoseError::KeyRejected(_)
+        | JoseError::KeyMalformed(_)
+        | JoseError::PrivateKeyRequired
+        | JoseError::TokenMalformed
+        | JoseError::TokenTooLarge
+        | JoseError::AlgorithmNotAllowed
+        | JoseError::EncryptionNotAllowed
+        | JoseError::CriticalHeaderUnsupported
+        | JoseError::UnencodedPayloadRejected
+        | JoseError::CompressionNotAllowed
+        | JoseError::SignatureInvalid
+        | JoseError::DecryptionFailed
+        | JoseError::NoMatchingKey
+        | JoseError::ClaimsMalformed
+        | JoseError::TokenExpired
+        | JoseError::TokenNotYetValid
+        | JoseError::TokenTooOld
+        | JoseError::IssuerMismatch
+        | JoseError::AudienceMismatch
+        | JoseError::SubjectMismatch
+        | JoseError::TypeMismatch
+        | JoseError::ClaimMissing(_)
+        | JoseError::ClaimProhibited(_)
+        | JoseError::ClaimMismatch(_)
+        | JoseError::ClaimInvalidType(_)
+        | JoseError::NestingInvalid
+        | JoseError::CryptoFailure
+        | JoseError::InvalidInput(_) => KeyError::Invalid("not a JWK Set"),
     })?;
     if set.keys().len() > MAX_KEYS {
         return Err(KeyError::Invalid("too many keys"));

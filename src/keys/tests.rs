@@ -307,7 +307,7 @@ async fn cache_control_clamped_into_min_max() {
         src.refresh().await.unwrap();
         assert_eq!(src.ttl(), Some(Duration::from_secs(secs)), "{cc:?}");
         let next = src.next_refresh().unwrap();
-        assert!(next > std::time::Instant::now(), "{cc:?}");
+        assert!(next > Instant::now(), "{cc:?}");
     }
     assert_eq!(srv.hits("/jwks"), cases.len());
     assert_eq!(src.generation(), 1, "same keys every time");
@@ -397,14 +397,16 @@ async fn concurrent_cold_keys_share_one_fetch() {
     assert_eq!(srv.hits("/jwks"), 1);
 }
 
-#[tokio::test]
+/// On paused time: the refresh falls due exactly at `max_refresh`, and the retry after a failed
+/// one after its backoff (1 s for a first failure).
+#[tokio::test(start_paused = true)]
 async fn stale_keys_served_when_refresh_fails() {
     let a = ec_key("a");
     let srv = JwksServer::start(jwks(&[&a])).await;
     let cache = cache();
     let s = JwksSettings {
-        min_refresh: ms(20),
-        max_refresh: ms(20),
+        min_refresh: ms(20_000),
+        max_refresh: ms(20_000),
         ..settings()
     };
     let src = cache.source(&srv.url("/jwks"), s).unwrap();
@@ -412,7 +414,7 @@ async fn stale_keys_served_when_refresh_fails() {
     assert_eq!(srv.hits("/jwks"), 1);
     assert!(cache.is_ready());
     srv.set(|s| s.mode = Mode::Status(500));
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    tokio::time::advance(Duration::from_millis(20_000)).await;
     cache.refresh_due().await;
     assert_eq!(srv.hits("/jwks"), 2, "refresh was due and attempted");
     assert_eq!(kids(&src.current().unwrap()), ["a"], "stale set served");
@@ -423,28 +425,32 @@ async fn stale_keys_served_when_refresh_fails() {
     assert_eq!(st.consecutive_failures, 1);
     // Recovery clears the error.
     srv.set(|s| s.mode = Mode::Serve);
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    tokio::time::advance(Duration::from_millis(1_000)).await;
     cache.refresh_due().await;
     let st = &cache.sources()[0];
     assert_eq!(st.last_error, None);
     assert_eq!(src.generation(), 1);
 }
 
-#[tokio::test]
+/// On paused time: the set is served until `max_stale` past its refresh time, not one
+/// millisecond longer.
+#[tokio::test(start_paused = true)]
 async fn fail_closed_past_max_stale() {
     let a = ec_key("a");
     let srv = JwksServer::start(jwks(&[&a])).await;
     let cache = cache();
     let s = JwksSettings {
-        min_refresh: ms(10),
-        max_refresh: ms(10),
-        max_stale: ms(30),
+        min_refresh: ms(10_000),
+        max_refresh: ms(10_000),
+        max_stale: ms(30_000),
         ..settings()
     };
     let src = cache.source(&srv.url("/jwks"), s).unwrap();
     src.keys().await.unwrap();
     srv.set(|s| s.mode = Mode::Status(503));
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    tokio::time::advance(Duration::from_millis(39_999)).await;
+    assert!(src.current().is_some(), "stale, within max_stale: served");
+    tokio::time::advance(Duration::from_millis(1)).await;
     assert!(src.current().is_none(), "past max_stale: nothing served");
     assert!(!src.is_ready() && !cache.is_ready());
     let err = src.keys().await.unwrap_err();
@@ -584,7 +590,7 @@ async fn flush_drops_keys_and_next_use_refetches() {
     assert!(src.current().is_some());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn capacity_is_bounded_with_lru_eviction() {
     let registry = prometheus::Registry::new();
     let cache = KeyCache::with_options(
@@ -598,7 +604,7 @@ async fn capacity_is_bounded_with_lru_eviction() {
     let url = |p: &str| format!("http://127.0.0.1:9{p}");
     drop(cache.source(&url("/a"), settings()).unwrap());
     drop(cache.source(&url("/b"), settings()).unwrap());
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    tokio::time::advance(Duration::from_millis(5)).await;
     drop(cache.source(&url("/a"), settings()).unwrap()); // a is now more recent than b
     drop(cache.source(&url("/c"), settings()).unwrap());
     let labels: Vec<String> = cache.sources().into_iter().map(|s| s.source).collect();

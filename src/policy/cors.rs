@@ -3,7 +3,7 @@
 //! together with `allow_credentials` (browsers reject that pair, and reflecting any origin with
 //! credentials would be a security hole).
 
-use super::{Flow, PolicyState};
+use super::{Effects, HeaderEdit, Outcome};
 use crate::config::CorsConfig;
 use crate::error::{Errors, GatewayError};
 use crate::reply::Reply;
@@ -105,14 +105,23 @@ impl Cors {
         self.any_origin || self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
     }
 
-    pub fn on_request(&self, v: &RequestView<'_>, st: &mut PolicyState) -> Flow {
+    /// The request's Origin, when this policy allows it.
+    fn allowed_origin<'a>(&self, v: &RequestView<'a>) -> Option<&'a str> {
+        let origin = v.req.headers.get(http::header::ORIGIN)?.to_str().ok()?;
+        self.origin_allowed(origin).then_some(origin)
+    }
+
+    /// Request phase: a preflight from an allowed origin is answered here (204); one from
+    /// another origin, or asking for a method or header not allowed, is denied
+    /// (`cors_origin_denied`). Actual requests go on; the browser enforces the response headers.
+    pub fn request_filter(&self, v: &RequestView<'_>, _fx: &mut Effects) -> Outcome {
         let req = v.req;
         let Some(origin) = req
             .headers
             .get(http::header::ORIGIN)
             .and_then(|o| o.to_str().ok())
         else {
-            return Flow::Continue; // not a CORS request
+            return Outcome::Continue; // not a CORS request
         };
         let preflight = req.method == Method::OPTIONS
             && req
@@ -120,15 +129,14 @@ impl Cors {
                 .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD);
         if !self.origin_allowed(origin) {
             return if preflight {
-                Flow::Deny(GatewayError::CorsOriginDenied)
+                Outcome::Deny(GatewayError::CorsOriginDenied)
             } else {
                 // The browser enforces: without our headers it withholds the response.
-                Flow::Continue
+                Outcome::Continue
             };
         }
-        st.cors_origin = Some(origin.to_string());
         if !preflight {
-            return Flow::Continue;
+            return Outcome::Continue;
         }
         let method_ok = req
             .headers
@@ -146,7 +154,7 @@ impl Cors {
                     .all(|h| self.headers.contains(&h))
             });
         if !method_ok || !headers_ok {
-            return Flow::Deny(GatewayError::CorsOriginDenied);
+            return Outcome::Deny(GatewayError::CorsOriginDenied);
         }
         let mut reply = Reply::new(204);
         self.decorate(&mut reply.headers, origin);
@@ -164,7 +172,7 @@ impl Cors {
                 .headers
                 .push((http::header::ACCESS_CONTROL_MAX_AGE, m.clone()));
         }
-        Flow::Respond(reply)
+        Outcome::Answer(reply)
     }
 
     fn decorate(&self, out: &mut Vec<(HeaderName, HeaderValue)>, origin: &str) {
@@ -186,23 +194,28 @@ impl Cors {
         }
     }
 
-    pub fn on_response(&self, resp: &mut ResponseHeader, st: &PolicyState) {
-        let Some(origin) = &st.cors_origin else {
+    /// Response phase: the allow-origin headers on a response to an allowed origin, unless
+    /// the response has them already (a preflight answered here, or an upstream doing CORS).
+    pub fn response_filter(
+        &self,
+        v: &RequestView<'_>,
+        resp: &ResponseHeader,
+        out: &mut Vec<HeaderEdit>,
+    ) {
+        let Some(origin) = self.allowed_origin(v) else {
             return;
         };
         if resp
             .headers
             .contains_key(http::header::ACCESS_CONTROL_ALLOW_ORIGIN)
         {
-            return; // a preflight we answered, or the upstream handles CORS itself
+            return;
         }
         let mut hs = Vec::new();
         self.decorate(&mut hs, origin);
         if let Some(e) = &self.expose_value {
             hs.push((http::header::ACCESS_CONTROL_EXPOSE_HEADERS, e.clone()));
         }
-        for (n, v) in hs {
-            let _ = resp.append_header(n, v);
-        }
+        out.extend(hs.into_iter().map(|(n, v)| HeaderEdit::Append(n, v)));
     }
 }

@@ -4,12 +4,12 @@
 //! `${var.minted}`); a value whose variable is absent is not sent, and a rendered value that
 //! is not valid header text (control characters from a client) is dropped, never passed on.
 
+use super::HeaderEdit;
 use crate::config::{HeaderOpsConfig, HeadersConfig};
 use crate::error::Errors;
 use crate::expr::Template;
 use crate::request::RequestView;
 use http::{HeaderName, HeaderValue};
-use pingora_http::{RequestHeader, ResponseHeader};
 
 #[derive(Debug)]
 enum Val {
@@ -35,11 +35,21 @@ pub struct HeaderOps {
 
 #[derive(Debug)]
 pub struct Headers {
-    pub request: HeaderOps,
-    pub response: HeaderOps,
+    request: HeaderOps,
+    response: HeaderOps,
 }
 
 impl Headers {
+    /// Upstream-request phase: the `request` operations.
+    pub fn upstream_request_filter(&self, v: &RequestView<'_>, out: &mut Vec<HeaderEdit>) {
+        self.request.edits(v, out);
+    }
+
+    /// Response phase: the `response` operations.
+    pub fn response_filter(&self, v: &RequestView<'_>, out: &mut Vec<HeaderEdit>) {
+        self.response.edits(v, out);
+    }
+
     pub fn compile(c: &HeadersConfig, path: &str, errs: &mut Errors) -> Option<Headers> {
         let HeadersConfig { request, response } = c;
         let before = errs.0.len();
@@ -102,44 +112,19 @@ impl HeaderOps {
         }
     }
 
-    pub fn apply_request(&self, req: &mut RequestHeader, v: &RequestView<'_>) {
-        for n in &self.remove {
-            req.remove_header(n);
-        }
+    /// The edits, in the order remove, set, add. A `set` whose value does not render removes
+    /// the header (a client's own value never passes for the gateway's).
+    fn edits(&self, v: &RequestView<'_>, out: &mut Vec<HeaderEdit>) {
+        out.extend(self.remove.iter().cloned().map(HeaderEdit::Remove));
         for (n, val) in &self.set {
-            match val.get(v) {
-                Some(h) => {
-                    let _ = req.insert_header(n.clone(), h);
-                }
-                None => {
-                    req.remove_header(n);
-                }
-            }
+            out.push(match val.get(v) {
+                Some(h) => HeaderEdit::Set(n.clone(), h),
+                None => HeaderEdit::Remove(n.clone()),
+            });
         }
         for (n, val) in &self.add {
             if let Some(h) = val.get(v) {
-                let _ = req.append_header(n.clone(), h);
-            }
-        }
-    }
-
-    pub fn apply_response(&self, resp: &mut ResponseHeader, v: &RequestView<'_>) {
-        for n in &self.remove {
-            resp.remove_header(n);
-        }
-        for (n, val) in &self.set {
-            match val.get(v) {
-                Some(h) => {
-                    let _ = resp.insert_header(n.clone(), h);
-                }
-                None => {
-                    resp.remove_header(n);
-                }
-            }
-        }
-        for (n, val) in &self.add {
-            if let Some(h) = val.get(v) {
-                let _ = resp.append_header(n.clone(), h);
+                out.push(HeaderEdit::Append(n.clone(), h));
             }
         }
     }

@@ -12,77 +12,17 @@
 //! (RFC 9700 §4.3.2: tokens in URLs leak into logs). With `bind_client_ip` on the issuing
 //! client, a token is refused from any other address than the one it was issued to.
 
+use super::edits::HeaderEdit;
 use super::jwt_verify::extract::{self, Source};
-use super::PolicyState;
+use super::Effects;
+use crate::config::policy::jwt_auth::{JwtAuthConfig, RuleConfig};
 use crate::error::{Errors, GatewayError};
 use crate::request::RequestView;
 use crate::store::now_unix;
 use crate::token::TokenService;
 use http::{HeaderName, HeaderValue, Method};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RuleConfig {
-    /// Every one of these scopes is needed.
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    /// One of these roles is needed.
-    #[serde(default)]
-    pub roles: Vec<String>,
-    /// The token's client_id must be one of these.
-    #[serde(default)]
-    pub clients: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct JwtAuthConfig {
-    /// The token's `aud` must contain one of these (empty: any audience).
-    #[serde(default)]
-    pub audiences: Vec<String>,
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    #[serde(default)]
-    pub roles: Vec<String>,
-    #[serde(default)]
-    pub clients: Vec<String>,
-    /// Rules for one method (`GET`, `POST`...), replacing the route-wide ones.
-    #[serde(default)]
-    pub methods: BTreeMap<String, RuleConfig>,
-    /// Header carrying the token's subject upstream ("" = none).
-    #[serde(default = "d_user_header")]
-    pub user_header: String,
-    /// Header carrying the roles, comma-separated ("" = none).
-    #[serde(default = "d_roles_header")]
-    pub roles_header: String,
-    /// Remove the Authorization header (and a query token) before proxying.
-    #[serde(default)]
-    pub clear_authorization: bool,
-    /// Refuse a token bound to another client IP.
-    #[serde(default = "crate::config::d_true")]
-    pub check_client_ip: bool,
-    /// Also read the token from a query parameter (discouraged, off by default).
-    #[serde(default)]
-    pub allow_query_token: bool,
-    #[serde(default = "d_query")]
-    pub query_param: String,
-    /// The realm of the Bearer challenge.
-    #[serde(default)]
-    pub realm: Option<String>,
-}
-
-fn d_user_header() -> String {
-    "X-Authenticated-User".into()
-}
-fn d_roles_header() -> String {
-    "X-Authenticated-UserRoles".into()
-}
-fn d_query() -> String {
-    "access_token".into()
-}
 
 #[derive(Debug, Default)]
 struct Rule {
@@ -196,11 +136,13 @@ impl JwtAuth {
         })
     }
 
-    /// Request phase: authenticate (401/503), then authorize (403).
-    pub async fn on_request(
+    /// Request phase: authenticate (401/503), then authorize (403). Ok: the token's subject
+    /// and claims are established; the user and roles headers (and the token's removal with
+    /// `clear_authorization`) are queued for the upstream request.
+    pub async fn request_filter(
         &self,
         v: &RequestView<'_>,
-        st: &mut PolicyState,
+        fx: &mut Effects,
     ) -> Result<(), GatewayError> {
         let (_, token) = extract::extract(&self.sources, v)?;
         let info = self.service.check_access(&token, now_unix()).await?;
@@ -221,29 +163,26 @@ impl JwtAuth {
         if !(scopes_ok && roles_ok && client_ok) {
             return Err(GatewayError::AccessDenied);
         }
+        let edits = &mut fx.edits;
+        if self.clear {
+            extract::strip(&self.sources, v, edits);
+        }
         if let Some(h) = &self.user_header {
-            st.upstream_remove.push(h.clone());
+            edits.upstream.push(HeaderEdit::Remove(h.clone()));
             if let Ok(val) = HeaderValue::from_str(&info.sub) {
-                st.upstream_add.push((h.clone(), val));
+                edits.upstream.push(HeaderEdit::Append(h.clone(), val));
             }
         }
         if let Some(h) = &self.roles_header {
-            st.upstream_remove.push(h.clone());
+            edits.upstream.push(HeaderEdit::Remove(h.clone()));
             if let Ok(val) = HeaderValue::from_str(&info.roles.join(",")) {
                 if !info.roles.is_empty() {
-                    st.upstream_add.push((h.clone(), val));
+                    edits.upstream.push(HeaderEdit::Append(h.clone(), val));
                 }
             }
         }
-        st.identity = Some(Arc::from(info.sub.as_str()));
-        st.claims = Some(Arc::new(info.claims(&self.service.issuer)));
+        fx.identity = Some(Arc::from(info.sub.as_str()));
+        fx.claims = Some(Arc::new(info.claims(&self.service.issuer)));
         Ok(())
-    }
-
-    /// Upstream phase: remove the token when `clear_authorization` is set.
-    pub fn strip_token(&self, req: &mut pingora_http::RequestHeader) {
-        if self.clear {
-            extract::strip(&self.sources, req);
-        }
     }
 }

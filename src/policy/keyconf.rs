@@ -2,13 +2,12 @@
 //! from an environment variable or a file). Parsed once at load into the JOSE engine's types.
 //! Remote sources (`jwks_url`, `discovery_url`) are resolved by the caller.
 
-use super::jwt_verify::config::KeysConfig;
+use crate::config::policy::jwt_verify::KeysConfig;
 use crate::error::{Errors, GatewayError};
 use crate::expr::Template;
 use crate::jose::{Jwk, JwkSet};
 use crate::keys::{JwksSettings, KeyCache, RemoteJwks};
 use crate::request::RequestView;
-use crate::shared::Shared;
 use std::sync::Arc;
 
 /// Where the keys of a policy come from, after compile.
@@ -174,7 +173,10 @@ fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
 
 /// Verification or decryption keys at run time.
 pub enum Keys {
-    Static(Arc<JwkSet>),
+    /// Keys from the config (inline, PEM, file, secret) and a generation derived from them:
+    /// a reload that changes a key file under the same config makes earlier verifications
+    /// in the shared cache misses.
+    Static(Arc<JwkSet>, u64),
     Remote(Arc<RemoteJwks>),
     /// A source per client: the URL is rendered per request and must match an allowed glob.
     PerClient {
@@ -188,7 +190,7 @@ pub enum Keys {
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Keys::Static(s) => write!(f, "Static({} keys)", s.keys().len()),
+            Keys::Static(s, _) => write!(f, "Static({} keys)", s.keys().len()),
             Keys::Remote(r) => write!(f, "Remote({})", r.label()),
             Keys::PerClient { .. } => write!(f, "PerClient"),
         }
@@ -197,8 +199,18 @@ impl std::fmt::Debug for Keys {
 
 /// The key source chosen for one request.
 pub enum Resolved {
-    Static(Arc<JwkSet>),
+    Static(Arc<JwkSet>, u64),
     Remote(Arc<RemoteJwks>, u64),
+}
+
+/// A generation for a fixed key set: the same keys give the same value, other keys another.
+fn set_generation(set: &JwkSet) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for k in set.keys() {
+        k.thumbprint().hash(&mut h);
+    }
+    h.finish()
 }
 
 fn url_tag(url: &str) -> u64 {
@@ -212,7 +224,7 @@ impl Keys {
     /// Pick the source for this request (per-client: render and check the URL).
     pub fn resolve(&self, v: &RequestView<'_>) -> Result<Resolved, GatewayError> {
         match self {
-            Keys::Static(s) => Ok(Resolved::Static(s.clone())),
+            Keys::Static(s, g) => Ok(Resolved::Static(s.clone(), *g)),
             Keys::Remote(r) => Ok(Resolved::Remote(r.clone(), 0)),
             Keys::PerClient {
                 url,
@@ -244,7 +256,7 @@ impl Resolved {
     /// The current key set and a generation that changes with the set (and the source).
     pub async fn get(&self) -> Result<(Arc<JwkSet>, u64), GatewayError> {
         match self {
-            Resolved::Static(s) => Ok((s.clone(), 0)),
+            Resolved::Static(s, g) => Ok((s.clone(), *g)),
             Resolved::Remote(src, tag) => {
                 // Read the generation before the set: a change in between makes a miss.
                 let generation = src.generation() ^ tag;
@@ -263,7 +275,7 @@ impl Resolved {
     /// A token named a key we do not have: one single-flight refetch (remote sources only).
     pub async fn refresh_unknown(&self) -> Option<(Arc<JwkSet>, u64)> {
         match self {
-            Resolved::Static(_) => None,
+            Resolved::Static(..) => None,
             Resolved::Remote(src, tag) => {
                 let set = src.refresh_unknown_kid().await.ok()?;
                 Some((set, src.generation() ^ tag))
@@ -277,7 +289,7 @@ pub fn compile_keys(
     c: &KeysConfig,
     path: &str,
     errs: &mut Errors,
-    shared: &Shared,
+    cache: &Arc<KeyCache>,
 ) -> Option<Option<Keys>> {
     let settings = c.remote.unwrap_or_default();
     if let Err(e) = settings.validate() {
@@ -292,11 +304,12 @@ pub fn compile_keys(
         };
     match compile(c, path, errs)? {
         KeyOrigin::None => Some(None),
-        KeyOrigin::Embedded(set) => Some(Some(Keys::Static(Arc::new(set)))),
-        KeyOrigin::JwksUrl(u) => remote(shared.keys.source(&u, settings), "jwks_url", errs),
-        KeyOrigin::Discovery(u) => {
-            remote(shared.keys.discovery(&u, settings), "discovery_url", errs)
+        KeyOrigin::Embedded(set) => {
+            let g = set_generation(&set);
+            Some(Some(Keys::Static(Arc::new(set), g)))
         }
+        KeyOrigin::JwksUrl(u) => remote(cache.source(&u, settings), "jwks_url", errs),
+        KeyOrigin::Discovery(u) => remote(cache.discovery(&u, settings), "discovery_url", errs),
         KeyOrigin::PerClient(url, allow) => {
             let url = Template::parse(&url)
                 .map_err(|e| errs.push(format!("{path}.per_client_url"), e))
@@ -321,7 +334,7 @@ pub fn compile_keys(
                 url,
                 allow,
                 settings,
-                cache: shared.keys.clone(),
+                cache: cache.clone(),
             }))
         }
     }

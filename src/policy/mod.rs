@@ -1,71 +1,36 @@
-//! Policies: a closed enum, compiled once per snapshot, run at fixed phases.
+//! Policies: a closed enum, compiled once per snapshot, run by the one runner in `chain.rs`.
 //!
-//! | phase (Pingora hook)        | what policies may do                                   |
-//! |-----------------------------|--------------------------------------------------------|
-//! | `request_filter`            | decide: continue, deny with an error, or answer        |
-//! | `upstream_request_filter`   | change the request sent upstream (headers)             |
-//! | `response_filter`           | change the response sent to the client (headers, CORS) |
-//!
-//! A denial is a value (`Flow::Deny`), not an `Err`. Conditions (`when`) are evaluated once, in
-//! the request phase; the later phases run only the policies that were active for the request.
+//! A policy reads the request and what earlier policies established through a
+//! [`RequestView`], and answers with an [`Outcome`] (a denial is a value, not an `Err`) plus
+//! explicit [`Edits`] the proxy applies without knowing which policy asked for them. Each
+//! policy module has phase functions named after Pingora's hooks and unit tests without
+//! sockets.
+
+pub mod chain;
+pub mod edits;
 
 pub mod cors;
+pub mod errors;
 pub mod headers;
 pub mod jwt_auth;
 pub mod jwt_generate;
 pub mod jwt_verify;
 pub mod keyconf;
+#[cfg(test)]
+mod tests;
 
+use crate::cache::verified::VerifiedCaches;
 use crate::config::{EnabledConfig, InlinePolicy, PolicyBody, PolicyEntry};
-use crate::error::{Errors, GatewayError};
+use crate::error::Errors;
 use crate::expr::Condition;
-use crate::reply::{ErrorOverride, Reply};
+use crate::keys::KeyCache;
+use crate::reply::ErrorOverride;
 use crate::request::RequestView;
-use crate::shared::Shared;
-use http::{HeaderName, HeaderValue};
-use pingora_http::{RequestHeader, ResponseHeader};
-use serde_json::{Map, Value};
+pub use chain::{Chain, Effects, Outcome, Run};
+pub use edits::{Edits, HeaderEdit};
+use pingora_http::ResponseHeader;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-
-/// What a policy decided in the request phase.
-#[derive(Debug)]
-pub enum Flow {
-    Continue,
-    Deny(GatewayError),
-    Respond(Reply),
-}
-
-/// Per-request state that policies hand from the request phase to later phases.
-#[derive(Debug, Default)]
-pub struct PolicyState {
-    /// Bit i set: policy i of the route's chain was active (enabled and `when` true).
-    pub active: u64,
-    /// The CORS origin to echo in the response, set by the cors policy.
-    pub cors_origin: Option<String>,
-    /// Claims of the last verified token (`claims.*` variables).
-    pub claims: Option<Arc<Map<String, Value>>>,
-    /// The identity established by a token policy (`identity` variable).
-    pub identity: Option<Arc<str>>,
-    /// Headers to remove from, then add to, the request sent upstream.
-    pub upstream_remove: Vec<HeaderName>,
-    pub upstream_add: Vec<(HeaderName, HeaderValue)>,
-    /// Query parameters to set on the request sent upstream.
-    pub upstream_query: Vec<(String, String)>,
-    /// Headers to add to the response sent to the client.
-    pub response_add: Vec<(HeaderName, HeaderValue)>,
-    /// The request body as read (when a policy of the route needs it), raw and as JSON.
-    pub body_raw: Option<bytes::Bytes>,
-    pub body: Option<Arc<Value>>,
-    /// A new request body for the upstream.
-    pub request_body: Option<bytes::Bytes>,
-    /// A new response body for the client.
-    pub response_body: Option<bytes::Bytes>,
-    /// Named values for later policies (`var.NAME`), e.g. a minted token.
-    pub vars: Option<Arc<std::collections::HashMap<String, String>>>,
-    /// Decisions worth recording: (policy index, outcome code, shadow).
-    pub decisions: Vec<(usize, &'static str, bool)>,
-}
 
 #[derive(Debug)]
 pub enum Kind {
@@ -74,12 +39,16 @@ pub enum Kind {
     JwtVerify(Box<jwt_verify::JwtVerify>),
     JwtGenerate(Box<jwt_generate::JwtGenerate>),
     JwtAuth(Box<jwt_auth::JwtAuth>),
+    Deny,
 }
 
-/// What compiling a snapshot needs besides the config: long-lived state, and a record of the
-/// caches the new snapshot uses (the others are dropped after the swap).
+/// What compiling a snapshot needs besides the config: the long-lived caches policies use, and
+/// a record of the verified-token caches the new snapshot uses (the others are dropped after
+/// the swap).
 pub struct CompileCtx<'a> {
-    pub shared: &'a Shared,
+    /// Remote key sets, by URL.
+    pub keys: &'a Arc<KeyCache>,
+    pub verified: &'a VerifiedCaches,
     pub used_caches: HashSet<String>,
     /// The compiled `[token_service]`, for `jwt_auth`.
     pub token: Option<Arc<crate::token::TokenService>>,
@@ -96,8 +65,14 @@ pub struct Policy {
     pub kind: Kind,
 }
 
-/// The most policies one route may run (global + own); the active set is a bit mask.
-pub const MAX_POLICIES_PER_ROUTE: usize = 64;
+/// The phases a policy takes part in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    pub request: bool,
+    pub upstream_request: bool,
+    pub response: bool,
+    pub logging: bool,
+}
 
 impl Policy {
     fn compile(
@@ -117,7 +92,14 @@ impl Policy {
         let shadow = match enabled {
             EnabledConfig::On => false,
             EnabledConfig::Off => return None,
-            EnabledConfig::Shadow if matches!(body, PolicyBody::JwtVerify(_)) => true,
+            EnabledConfig::Shadow
+                if matches!(
+                    body,
+                    PolicyBody::JwtVerify(_) | PolicyBody::JwtAuth(_) | PolicyBody::Deny(_)
+                ) =>
+            {
+                true
+            }
             EnabledConfig::Shadow => {
                 errs.push(
                     format!("{path}.enabled"),
@@ -136,7 +118,7 @@ impl Policy {
         };
         let errors = errors
             .as_ref()
-            .map(|e| ErrorOverride::compile(e, &format!("{path}.errors"), errs).map(Arc::new));
+            .map(|e| errors::compile_override(e, &format!("{path}.errors"), errs).map(Arc::new));
         let errors = match errors {
             Some(None) => return None,
             Some(Some(e)) => Some(e),
@@ -146,21 +128,21 @@ impl Policy {
             PolicyBody::Headers(h) => Kind::Headers(headers::Headers::compile(h, path, errs)?),
             PolicyBody::Cors(c) => Kind::Cors(cors::Cors::compile(c, path, errs)?),
             PolicyBody::JwtVerify(c) => {
-                let cache = jwt_verify::JwtVerify::cache_capacity(c).map(|cap| {
-                    let fp = format!(
-                        "jwt_verify:{}",
-                        serde_json::to_string(c).unwrap_or_default()
-                    );
+                let cache = jwt_verify::JwtVerify::cache_capacity(c).and_then(|cap| {
+                    let fp = crate::fingerprint::of("jwt_verify", c)
+                        .map_err(|e| errs.push(path, e))
+                        .ok()?;
                     cx.used_caches.insert(fp.clone());
-                    cx.shared.verified_cache(&fp, cap)
+                    Some(cx.verified.get(&fp, cap))
                 });
                 Kind::JwtVerify(Box::new(jwt_verify::JwtVerify::compile(
-                    c, path, errs, cache, cx.shared,
+                    c, path, errs, cache, cx.keys,
                 )?))
             }
             PolicyBody::JwtGenerate(c) => Kind::JwtGenerate(Box::new(
-                jwt_generate::JwtGenerate::compile(c, path, errs, cx.shared)?,
+                jwt_generate::JwtGenerate::compile(c, path, errs, cx.keys)?,
             )),
+            PolicyBody::Deny(crate::config::DenyConfig {}) => Kind::Deny,
             PolicyBody::JwtAuth(c) => Kind::JwtAuth(Box::new(jwt_auth::JwtAuth::compile(
                 c,
                 path,
@@ -168,13 +150,20 @@ impl Policy {
                 cx.token.clone(),
             )?)),
         };
-        Some(Policy {
+        let policy = Policy {
             label,
             shadow,
             when,
             errors,
             kind,
-        })
+        };
+        if let Some(r) = policy.realm() {
+            if !crate::reply::realm_is_valid(r) {
+                errs.push(format!("{path}.realm"), crate::reply::REALM_RULE);
+                return None;
+            }
+        }
+        Some(policy)
     }
 
     /// Whether this policy runs for the request.
@@ -182,47 +171,72 @@ impl Policy {
         self.when.as_ref().is_none_or(|c| c.eval(v))
     }
 
-    /// Request phase. `idx` is this policy's place in the route's chain.
-    pub async fn on_request(&self, idx: usize, v: &RequestView<'_>, st: &mut PolicyState) -> Flow {
+    /// The phases this policy takes part in (the chain lists it only there).
+    pub fn phases(&self) -> Phases {
+        let request = Phases {
+            request: true,
+            ..Phases::default()
+        };
         match &self.kind {
-            Kind::Headers(_) => Flow::Continue,
-            Kind::Cors(c) => c.on_request(v, st),
-            Kind::JwtVerify(j) => match j.on_request(v, st, self.shadow).await {
-                Ok(()) => {
-                    if self.shadow {
-                        st.decisions.push((idx, "ok", true));
-                    }
-                    Flow::Continue
-                }
-                Err(e) if self.shadow => {
-                    st.decisions.push((idx, e.code(), true));
-                    Flow::Continue
-                }
-                Err(e) => Flow::Deny(e),
+            Kind::Headers(_) => Phases {
+                upstream_request: true,
+                response: true,
+                ..Phases::default()
             },
-            Kind::JwtGenerate(g) => match g.on_request(v, st).await {
-                Ok(()) => Flow::Continue,
-                Err(e) => Flow::Deny(e),
+            Kind::Cors(_) => Phases {
+                response: true,
+                ..request
             },
-            Kind::JwtAuth(j) => match j.on_request(v, st).await {
-                Ok(()) => Flow::Continue,
-                Err(e) => Flow::Deny(e),
-            },
+            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) | Kind::Deny => request,
         }
     }
 
-    /// Upstream-request phase. `v` views the client's request and the policy results.
-    pub fn on_upstream_request(&self, req: &mut RequestHeader, v: &RequestView<'_>) {
+    /// Request phase: decide, establish, queue edits. `pending` holds the edits earlier
+    /// policies queued (a body rewrite builds on an earlier one).
+    pub async fn request_filter(
+        &self,
+        v: &RequestView<'_>,
+        pending: &Edits,
+        fx: &mut Effects,
+    ) -> Outcome {
+        let done = match &self.kind {
+            Kind::Headers(_) => Ok(()),
+            Kind::Cors(c) => return c.request_filter(v, fx),
+            Kind::JwtVerify(j) => j.request_filter(v, fx).await,
+            Kind::JwtGenerate(g) => g.request_filter(v, pending, fx).await,
+            Kind::JwtAuth(j) => j.request_filter(v, fx).await,
+            Kind::Deny => Err(crate::error::GatewayError::Forbidden),
+        };
+        match done {
+            Ok(()) => Outcome::Continue,
+            Err(e) => Outcome::Deny(e),
+        }
+    }
+
+    /// Upstream-request phase: header edits for the request sent upstream.
+    pub fn upstream_request_filter(&self, v: &RequestView<'_>, out: &mut Vec<HeaderEdit>) {
         match &self.kind {
-            Kind::Headers(h) => h.request.apply_request(req, v),
-            Kind::Cors(_) => {}
-            Kind::JwtVerify(j) => {
-                if !self.shadow {
-                    j.strip_token(req)
-                }
-            }
-            Kind::JwtAuth(j) => j.strip_token(req),
-            Kind::JwtGenerate(_) => {}
+            Kind::Headers(h) => h.upstream_request_filter(v, out),
+            Kind::Cors(_)
+            | Kind::JwtVerify(_)
+            | Kind::JwtGenerate(_)
+            | Kind::JwtAuth(_)
+            | Kind::Deny => {}
+        }
+    }
+
+    /// Response phase: header edits for the response sent to the client, from the upstream
+    /// or from the gateway alike. `resp` is the response as earlier policies left it.
+    pub fn response_filter(
+        &self,
+        v: &RequestView<'_>,
+        resp: &ResponseHeader,
+        out: &mut Vec<HeaderEdit>,
+    ) {
+        match &self.kind {
+            Kind::Headers(h) => h.response_filter(v, out),
+            Kind::Cors(c) => c.response_filter(v, resp, out),
+            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) | Kind::Deny => {}
         }
     }
 
@@ -231,7 +245,7 @@ impl Policy {
         match &self.kind {
             Kind::JwtGenerate(g) => g.reads_body,
             Kind::JwtVerify(j) => j.reads_body,
-            _ => false,
+            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtAuth(_) | Kind::Deny => false,
         }
     }
 
@@ -240,16 +254,7 @@ impl Policy {
         match &self.kind {
             Kind::JwtVerify(j) => j.realm.as_deref(),
             Kind::JwtAuth(j) => j.realm.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// Response phase. Runs for answers from the upstream and from the gateway alike.
-    pub fn on_response(&self, resp: &mut ResponseHeader, st: &PolicyState, v: &RequestView<'_>) {
-        match &self.kind {
-            Kind::Headers(h) => h.response.apply_response(resp, v),
-            Kind::Cors(c) => c.on_response(resp, st),
-            Kind::JwtVerify(_) | Kind::JwtGenerate(_) | Kind::JwtAuth(_) => {}
+            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtGenerate(_) | Kind::Deny => None,
         }
     }
 }
@@ -314,6 +319,7 @@ pub fn compile_chain(
                     PolicyBody::JwtVerify(_) => "jwt_verify",
                     PolicyBody::JwtGenerate(_) => "jwt_generate",
                     PolicyBody::JwtAuth(_) => "jwt_auth",
+                    PolicyBody::Deny(_) => "deny",
                 };
                 if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs, cx) {
                     out.push(Arc::new(pol));

@@ -1,34 +1,40 @@
 //! The data plane: `impl ProxyHttp`. Each hook is thin and says when it runs, what it may
-//! change, and what its return means; the work lives in the router, the policies and
-//! `respond.rs`.
+//! change, and what its return means; the work lives in the front door, the router, the
+//! policy runner (`policy::chain`) and the renderer (`reply`). Nothing here knows a policy
+//! type: policies return outcomes and edits, applied here generically.
 //!
 //! Phase chart (Pingora hook -> what tokengate does there):
 //! 1. `new_ctx`: load the current snapshot ONCE; every later phase sees this generation.
 //! 2. `request_filter`: the front door's canonical request (`front::admit`: method, path,
-//!    Host, forwarding headers), client IP, request id, route match, the route's gateway-owned
-//!    headers removed, request-phase policies, direct responses. Returns true when the gateway
-//!    answered (no upstream is contacted). The HTTP/1 head was bounded before this
-//!    (`front::head`).
+//!    Host, forwarding headers), client IP, request id, route match (token-service endpoints
+//!    are routes too), the route's gateway-owned headers removed, the request-phase chain,
+//!    then the route's action: direct response, token endpoint, or upstream. Returns true
+//!    when the gateway answered. The HTTP/1 head was bounded before this (`front::head`).
 //! 3. `upstream_peer`: pick a healthy target of the route's pool.
-//! 4. `upstream_request_filter`: path rewrite, X-Forwarded-For, X-Request-Id, header policies.
-//! 5. `response_filter`: response-phase policies (headers, CORS), X-Request-Id.
-//! 6. `fail_to_proxy`: upstream failures (502/504/503) rendered by the one renderer.
-//! 7. `logging`: metrics and the access log.
+//! 4. `upstream_request_filter`: path rewrite, forwarding headers, request id, the queued
+//!    edits, the upstream-request chain.
+//! 5. `request_body_filter` / `response_body_filter`: a policy's new body replaces the stream.
+//! 6. `response_filter`: the response chain (also on gateway answers), request id.
+//! 7. `fail_to_proxy`: upstream failures (502/504/503) rendered by the one renderer.
+//! 8. `logging`: metrics and the access log.
 
 pub mod client_ip;
 
 use crate::compile::{Action, Route, Snapshot};
 use crate::error::GatewayError;
-use crate::policy::{Flow, PolicyState};
+use crate::policy::edits::{apply_headers, apply_query, body_headers};
+use crate::policy::{Outcome, Run};
 use crate::reply::{render_error, Reply};
 use crate::request::RequestView;
 use crate::state::State;
 use async_trait::async_trait;
+use bytes::Bytes;
 use http::HeaderValue;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,11 +46,13 @@ pub struct Ctx {
     route: Option<usize>,
     client_ip: Option<IpAddr>,
     request_id: HeaderValue,
-    policy: PolicyState,
-    /// An error decided by the gateway (before or while choosing the upstream).
+    /// The route's policy chain state: what ran, what it established and queued.
+    run: Run,
+    /// The request body as read (when a policy of the route needs it), raw and as JSON.
+    body_raw: Option<Bytes>,
+    body_json: Option<Arc<Value>>,
+    /// An error decided while choosing the upstream (rendered in fail_to_proxy).
     pending: Option<GatewayError>,
-    /// The policy whose error overrides apply to `pending`.
-    pending_policy: Option<usize>,
     upstream: Option<pingora_core::protocols::l4::socket::SocketAddr>,
     error_code: Option<&'static str>,
     status: u16,
@@ -60,17 +68,17 @@ impl Ctx {
         self.route.and_then(|i| self.snap.routes.get(i))
     }
 
-    /// The request as policies see it after the request phase.
-    fn view<'a>(&'a self, req: &'a RequestHeader, route: &'a Route) -> RequestView<'a> {
+    /// The request as policies see it before anything is established.
+    fn facts<'a>(&'a self, req: &'a RequestHeader, route: &'a Route) -> RequestView<'a> {
         RequestView {
             req,
             client_ip: self.client_ip,
             route: &route.name,
-            claims: self.policy.claims.as_deref(),
-            identity: self.policy.identity.as_deref(),
-            vars: self.policy.vars.as_deref(),
-            body: self.policy.body.as_deref(),
-            raw_body: self.policy.body_raw.as_deref(),
+            claims: None,
+            identity: None,
+            vars: None,
+            body: self.body_json.as_deref(),
+            raw_body: self.body_raw.as_deref(),
         }
     }
 }
@@ -81,14 +89,21 @@ pub struct Gateway {
 
 /// A request id: a random per-process prefix and a counter (unique, cheap; not a secret).
 /// The CSPRNG per request cost about 2.4k instructions (loadtest/README.md).
-fn new_request_id() -> HeaderValue {
+///
+/// `server::run` draws the prefix before serving: a process without randomness stops there,
+/// loudly, rather than issue ids that collide with another instance's (all-zero prefix).
+pub(crate) fn new_request_id() -> HeaderValue {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| {
         let mut b = [0u8; 8];
-        let _ = aws_lc_rs::rand::fill(&mut b);
+        if aws_lc_rs::rand::fill(&mut b).is_err() {
+            log::error!("no random bytes from the system for the request-id prefix: aborting");
+            eprintln!("tokengate: no random bytes from the system: aborting");
+            std::process::abort();
+        }
         u64::from_le_bytes(b)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -127,44 +142,59 @@ async fn read_body(session: &mut Session, ctx: &mut Ctx) -> std::result::Result<
     }
     let raw = buf.freeze();
     if !raw.is_empty() {
-        ctx.policy.body = crate::jose::json::parse_strict(&raw).ok().map(Arc::new);
+        ctx.body_json = crate::jose::json::parse_strict(&raw).ok().map(Arc::new);
     }
-    ctx.policy.body_raw = Some(raw);
+    ctx.body_raw = Some(raw);
     Ok(())
 }
 
-/// Set query parameters (replacing any of the same name), keeping the others in order.
-fn set_query(up: &mut RequestHeader, params: &[(String, String)]) {
-    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    // RFC 3986 unreserved characters stay as they are (tokens are base64url).
-    const QUERY: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    let mut parts: Vec<String> = up
-        .uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .filter(|p| {
-            let k = p.split_once('=').map(|(k, _)| k).unwrap_or(p);
-            !params.iter().any(|(n, _)| n == k)
-        })
-        .map(str::to_string)
-        .collect();
-    for (n, v) in params {
-        parts.push(format!(
-            "{}={}",
-            utf8_percent_encode(n, QUERY),
-            utf8_percent_encode(v, QUERY)
-        ));
+/// The upstream path: the route's prefix removed, or a fixed path; the query is kept.
+fn rewrite(up: &mut RequestHeader, strip_prefix: Option<&str>, fixed: Option<&str>) -> Result<()> {
+    let path = match (strip_prefix, fixed) {
+        (Some(pre), _) => {
+            let rest = up.uri.path().strip_prefix(pre).unwrap_or("");
+            if rest.starts_with('/') {
+                rest.to_string()
+            } else {
+                format!("/{rest}")
+            }
+        }
+        (None, Some(r)) => r.to_string(),
+        (None, None) => return Ok(()),
+    };
+    let pq = match up.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let uri = http::Uri::builder()
+        .path_and_query(pq)
+        .build()
+        .map_err(|e| Error::because(ErrorType::InternalError, "path rewrite", e))?;
+    up.set_uri(uri);
+    Ok(())
+}
+
+/// X-Forwarded-For and X-Forwarded-Proto on the request sent upstream. A trusted proxy's
+/// values are extended or kept; the front door removed any other peer's.
+fn forwarding_headers(up: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+    if let Some(peer) = ctx.peer {
+        let xff = match up
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            // A trusted proxy's chain is extended by the hop we saw; the front door removed
+            // any other peer's claim.
+            Some(prev) if ctx.trusted_peer => format!("{prev}, {peer}"),
+            _ => peer.to_string(),
+        };
+        up.insert_header("x-forwarded-for", xff)?;
     }
-    let pq = format!("{}?{}", up.uri.path(), parts.join("&"));
-    if let Ok(uri) = http::Uri::builder().path_and_query(pq).build() {
-        up.set_uri(uri);
+    if !ctx.trusted_peer || !up.headers.contains_key("x-forwarded-proto") {
+        let proto = if ctx.tls { "https" } else { "http" };
+        up.insert_header("x-forwarded-proto", proto)?;
     }
+    Ok(())
 }
 
 /// An incoming X-Request-Id (only a trusted proxy's survives the front door) is kept when it
@@ -186,7 +216,7 @@ impl Gateway {
     /// Write a gateway-made reply, after the response-phase policies active so far.
     async fn send(&self, session: &mut Session, ctx: &mut Ctx, reply: Reply) -> Result<bool> {
         let mut h = reply.header()?;
-        self.decorate_response(&mut h, session.req_header(), ctx);
+        self.decorate_response(&mut h, session.req_header(), ctx)?;
         ctx.status = reply.status;
         ctx.error_code = reply.error_code;
         let head_only = session.req_header().method == http::Method::HEAD;
@@ -199,87 +229,44 @@ impl Gateway {
         Ok(true)
     }
 
-    fn render(&self, ctx: &Ctx, e: &GatewayError) -> Reply {
+    /// Render an error. `by_policy`: the error is the denial of the policy that ended the
+    /// request phase, so that policy's error overrides and challenge realm apply.
+    fn render(&self, ctx: &Ctx, e: &GatewayError, by_policy: bool) -> Reply {
         let route = ctx.route();
-        let policy = ctx.pending_policy.and_then(|i| route?.policies.get(i));
-        let mut reply = render_error(
+        let policy = match (route, ctx.run.decided_by) {
+            (Some(r), Some(i)) if by_policy => r.chain.get(i),
+            _ => None,
+        };
+        render_error(
             e,
             &[
                 policy.and_then(|p| p.errors.as_deref()),
                 route.and_then(|r| r.errors.as_ref()),
                 ctx.snap.errors.as_ref(),
             ],
-        );
-        if let Some(err) = e.bearer_error() {
-            // RFC 6750 §3: the Bearer challenge, unless the operator set one.
-            if !reply
-                .headers
-                .iter()
-                .any(|(n, _)| n == http::header::WWW_AUTHENTICATE)
-            {
-                let mut c = String::from("Bearer");
-                let mut sep = " ";
-                if let Some(realm) = policy.and_then(|p| p.realm()) {
-                    c.push_str(&format!(
-                        "{sep}realm=\"{}\"",
-                        realm.replace(['"', '\\'], "")
-                    ));
-                    sep = ", ";
-                }
-                if !err.is_empty() {
-                    c.push_str(&format!("{sep}error=\"{err}\""));
-                }
-                if let Ok(v) = HeaderValue::from_str(&c) {
-                    reply.headers.push((http::header::WWW_AUTHENTICATE, v));
-                }
-            }
-        }
-        reply
+            policy.and_then(|p| p.realm()),
+        )
     }
 
-    fn decorate_response(&self, resp: &mut ResponseHeader, req: &RequestHeader, ctx: &Ctx) {
+    /// The response-phase policies and the request id, on any response.
+    fn decorate_response(
+        &self,
+        resp: &mut ResponseHeader,
+        req: &RequestHeader,
+        ctx: &Ctx,
+    ) -> Result<()> {
         if let Some(route) = ctx.route() {
-            let v = ctx.view(req, route);
-            for (i, p) in route.policies.iter().enumerate() {
-                if ctx.policy.active & (1u64 << i) != 0 {
-                    p.on_response(resp, &ctx.policy, &v);
-                }
-            }
+            route
+                .chain
+                .response_filter(&ctx.facts(req, route), &ctx.run, resp)?;
         }
-        for (n, v) in &ctx.policy.response_add {
-            let _ = resp.append_header(n.clone(), v.clone());
-        }
-        let _ = resp.insert_header("x-request-id", ctx.request_id.clone());
-    }
-}
-
-#[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = Ctx;
-
-    fn new_ctx(&self) -> Ctx {
-        Ctx {
-            snap: self.state.current.load_full(),
-            start: Instant::now(),
-            route: None,
-            client_ip: None,
-            request_id: HeaderValue::from_static(""),
-            policy: PolicyState::default(),
-            pending: None,
-            pending_policy: None,
-            upstream: None,
-            error_code: None,
-            status: 0,
-            peer: None,
-            trusted_peer: false,
-            tls: false,
-        }
+        resp.insert_header("x-request-id", ctx.request_id.clone())
     }
 
-    /// Runs once the request header is read. Ok(true): the gateway answered (direct response,
-    /// CORS preflight, denial, no route); Ok(false): go on to the upstream.
-    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let snap = ctx.snap.clone();
+    /// The front door's checks and the connection facts: peer, trust, TLS, client IP,
+    /// request id. Err: the request is refused before any route sees it.
+    fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> std::result::Result<(), GatewayError> {
+        let snap = &ctx.snap;
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -297,26 +284,77 @@ impl ProxyHttp for Gateway {
         };
         if let Err(e) = crate::front::admit(session.req_header_mut(), conn, &snap.front.rules) {
             ctx.request_id = new_request_id();
-            let reply = self.render(ctx, &e);
-            return self.send(session, ctx, reply).await;
+            return Err(e);
         }
         let req = session.req_header();
         ctx.client_ip = client_ip::client_ip(peer, req, &snap.trusted_proxies);
         ctx.request_id = request_id(req);
-        // The token service's endpoints come before routes (RFC 8414 paths are fixed).
-        if let Some(ts) = &snap.token {
-            if let Some(ep) = ts.endpoint(req.uri.path()) {
-                let reply = ts.serve(ep, session, ctx.client_ip).await;
-                return self.send(session, ctx, reply).await;
+        Ok(())
+    }
+
+    /// What the route does once its request-phase policies let the request through: answer
+    /// at the gateway (`Some`: a direct response, a token-service endpoint) or go upstream
+    /// (`None`).
+    async fn act(&self, route: &Route, session: &mut Session, ctx: &mut Ctx) -> Option<Reply> {
+        match &route.action {
+            Action::Token { service, endpoint } => Some(
+                service
+                    .serve(*endpoint, session, ctx.client_ip, ctx.body_raw.clone())
+                    .await,
+            ),
+            Action::Respond(r) => {
+                let mut r = r.clone();
+                if let Some(b) = ctx.run.edits.response_body.take() {
+                    r.headers.retain(|(n, _)| n != http::header::CONTENT_TYPE);
+                    r.headers.push((http::header::CONTENT_TYPE, b.content_type));
+                    r.body = b.bytes;
+                }
+                Some(r)
             }
-            if ts.lookalike(req.uri.path()) {
-                let reply = self.render(ctx, &GatewayError::NoRoute);
-                return self.send(session, ctx, reply).await;
-            }
+            Action::Proxy { .. } => None,
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    /// Runs first, once per request: the snapshot this request uses from start to end.
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            snap: self.state.current.load_full(),
+            start: Instant::now(),
+            route: None,
+            client_ip: None,
+            request_id: HeaderValue::from_static(""),
+            run: Run::default(),
+            body_raw: None,
+            body_json: None,
+            pending: None,
+            upstream: None,
+            error_code: None,
+            status: 0,
+            peer: None,
+            trusted_peer: false,
+            tls: false,
+        }
+    }
+
+    /// Runs once the request head is read (bounded by the front door). May change the
+    /// request head (canonical form, gateway-owned headers removed) and read the body (for
+    /// policies that need it). Ok(true): the gateway answered (front-door refusal, token
+    /// endpoint, no route, denial, policy answer, direct response) and no upstream is
+    /// contacted; Ok(false): go on to the upstream. Err: Pingora ends the request.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let snap = ctx.snap.clone();
+        if let Err(e) = self.admit(session, ctx) {
+            let reply = self.render(ctx, &e, false);
+            return self.send(session, ctx, reply).await;
         }
         let req = session.req_header();
         let Some((idx, route)) = snap.route_for(&RequestView::new(req, ctx.client_ip)) else {
-            let reply = self.render(ctx, &GatewayError::NoRoute);
+            let reply = self.render(ctx, &GatewayError::NoRoute, false);
             return self.send(session, ctx, reply).await;
         };
         ctx.route = Some(idx);
@@ -324,90 +362,47 @@ impl ProxyHttp for Gateway {
         if !route.websocket {
             crate::front::refuse_upgrade(session.req_header_mut());
         }
-        if route.reads_body {
+        if route.chain.reads_body() {
             if let Err(e) = read_body(session, ctx).await {
-                let reply = self.render(ctx, &e);
+                let reply = self.render(ctx, &e, false);
                 return self.send(session, ctx, reply).await;
             }
         }
-        let req = session.req_header();
-        let mut flow = Flow::Continue;
-        for (i, p) in route.policies.iter().enumerate() {
-            // Rebuilt per policy: earlier policies may have added claims and an identity.
-            let claims = ctx.policy.claims.clone();
-            let identity = ctx.policy.identity.clone();
-            let vars = ctx.policy.vars.clone();
-            let body = ctx.policy.body.clone();
-            let raw_body = ctx.policy.body_raw.clone();
-            let view = RequestView {
-                req,
-                client_ip: ctx.client_ip,
-                route: &route.name,
-                claims: claims.as_deref(),
-                identity: identity.as_deref(),
-                vars: vars.as_deref(),
-                body: body.as_deref(),
-                raw_body: raw_body.as_deref(),
-            };
-            if !p.applies(&view) {
-                continue;
-            }
-            ctx.policy.active |= 1u64 << i;
-            match p.on_request(i, &view, &mut ctx.policy).await {
-                Flow::Continue => {}
-                other => {
-                    ctx.pending_policy = Some(i);
-                    let code = match &other {
-                        Flow::Deny(e) => e.code(),
-                        _ => "answered",
-                    };
-                    ctx.policy.decisions.push((i, code, false));
-                    flow = other;
-                    break;
-                }
-            }
-        }
-        let reply = match flow {
-            Flow::Continue => match &route.action {
-                Action::Respond(r) => {
-                    let mut r = r.clone();
-                    if let Some(b) = ctx.policy.response_body.take() {
-                        r.headers.retain(|(n, _)| n != http::header::CONTENT_TYPE);
-                        r.headers.push((
-                            http::header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/jwt"),
-                        ));
-                        r.body = b;
-                    }
-                    r
-                }
-                Action::Proxy { .. } => return Ok(false),
+        let mut run = std::mem::take(&mut ctx.run);
+        let facts = ctx.facts(session.req_header(), route);
+        let outcome = route.chain.request_filter(&facts, &mut run).await;
+        ctx.run = run;
+        let reply = match outcome {
+            Outcome::Continue => match self.act(route, session, ctx).await {
+                Some(r) => r,
+                None => return Ok(false),
             },
-            Flow::Respond(r) => r,
-            Flow::Deny(e) => self.render(ctx, &e),
+            Outcome::Answer(r) => r,
+            Outcome::Deny(e) => self.render(ctx, &e, true),
         };
         self.send(session, ctx, reply).await
     }
 
-    /// Chooses the target. Err when the pool has no healthy target (rendered in fail_to_proxy).
+    /// Runs after request_filter let the request through, before each connection attempt:
+    /// picks a healthy target of the route's pool (the hash of consistent_hash reads the
+    /// request and what the policies established). Changes nothing. Err: no healthy target
+    /// (rendered as 503 in fail_to_proxy).
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         // Borrowed, not cloned: only other fields of ctx are written below.
         let route = ctx.route.and_then(|i| ctx.snap.routes.get(i));
-        let Some(Route {
-            action: Action::Proxy { pool, .. },
-            name,
-            ..
-        }) = route
+        let Some(
+            route @ Route {
+                action: Action::Proxy { pool, .. },
+                ..
+            },
+        ) = route
         else {
             ctx.pending = Some(GatewayError::Internal);
             return Err(Error::explain(ErrorType::InternalError, "no proxy action"));
         };
-        let mut view = RequestView::new(session.req_header(), ctx.client_ip);
-        view.route = name;
-        view.claims = ctx.policy.claims.as_deref();
-        view.identity = ctx.policy.identity.as_deref();
-        view.vars = ctx.policy.vars.as_deref();
-        match pool.select_peer(&view) {
+        let facts = ctx.facts(session.req_header(), route);
+        let selected = pool.select_peer(&ctx.run.view(&facts));
+        match selected {
             Some(p) => {
                 ctx.upstream = Some(pingora_core::upstreams::peer::Peer::address(&*p).clone());
                 Ok(p)
@@ -422,7 +417,10 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Shapes the request sent upstream: path, forwarding headers, header policies.
+    /// Runs on the copy of the request head sent upstream (again on a retry). May change
+    /// `up` only: path rewrite, Host, X-Forwarded-For/-Proto, X-Request-Id, then the edits
+    /// the request-phase policies queued and the upstream-phase policies' header edits, in
+    /// chain order. Err: the request fails (500 in fail_to_proxy).
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -439,86 +437,29 @@ impl ProxyHttp for Gateway {
             rewrite_path,
         } = &route.action
         {
-            let new_path = match (strip_prefix, rewrite_path) {
-                (Some(pre), _) => {
-                    let rest = up.uri.path().strip_prefix(pre.as_str()).unwrap_or("");
-                    Some(if rest.starts_with('/') {
-                        rest.to_string()
-                    } else {
-                        format!("/{rest}")
-                    })
-                }
-                (None, Some(r)) => Some(r.clone()),
-                (None, None) => None,
-            };
-            if let Some(p) = new_path {
-                let pq = match up.uri.query() {
-                    Some(q) => format!("{p}?{q}"),
-                    None => p,
-                };
-                if let Ok(uri) = http::Uri::builder().path_and_query(pq).build() {
-                    up.set_uri(uri);
-                }
-            }
+            rewrite(up, strip_prefix.as_deref(), rewrite_path.as_deref())?;
             if !pool.preserve_host {
                 if let Some(u) = &ctx.upstream {
-                    let _ = up.insert_header(http::header::HOST, u.to_string());
+                    up.insert_header(http::header::HOST, u.to_string())?;
                 }
             }
         }
-        if let Some(peer) = ctx.peer {
-            let xff = match up
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                // A trusted proxy's chain is extended by the hop we saw; the front door removed
-                // any other peer's claim.
-                Some(prev) if ctx.trusted_peer => format!("{prev}, {peer}"),
-                _ => peer.to_string(),
-            };
-            let _ = up.insert_header("x-forwarded-for", xff);
+        forwarding_headers(up, ctx)?;
+        up.insert_header("x-request-id", ctx.request_id.clone())?;
+        let edits = &ctx.run.edits;
+        apply_headers(up, &edits.upstream)?;
+        apply_query(up, &edits.query)?;
+        if let Some(b) = &edits.upstream_body {
+            body_headers(up, b)?;
         }
-        if !ctx.trusted_peer || !up.headers.contains_key("x-forwarded-proto") {
-            let proto = if ctx.tls { "https" } else { "http" };
-            let _ = up.insert_header("x-forwarded-proto", proto);
-        }
-        let _ = up.insert_header("x-request-id", ctx.request_id.clone());
-        // Claims to headers: names are cleared first so a client cannot forge them.
-        for n in &ctx.policy.upstream_remove {
-            up.remove_header(n);
-        }
-        for (n, v) in &ctx.policy.upstream_add {
-            let _ = up.append_header(n.clone(), v.clone());
-        }
-        if !ctx.policy.upstream_query.is_empty() {
-            set_query(up, &ctx.policy.upstream_query);
-        }
-        if let Some(b) = &ctx.policy.request_body {
-            up.remove_header(&http::header::TRANSFER_ENCODING);
-            let _ = up.insert_header(http::header::CONTENT_LENGTH, b.len());
-            let json = b.first() == Some(&b'{');
-            let _ = up.insert_header(
-                http::header::CONTENT_TYPE,
-                if json {
-                    "application/json"
-                } else {
-                    "application/jwt"
-                },
-            );
-        }
-        let v = ctx.view(session.req_header(), route);
-        for (i, p) in route.policies.iter().enumerate() {
-            if ctx.policy.active & (1u64 << i) != 0 {
-                p.on_upstream_request(up, &v);
-            }
-        }
-        Ok(())
+        let facts = ctx.facts(session.req_header(), route);
+        let later = route.chain.upstream_request_filter(&facts, &ctx.run);
+        apply_headers(up, &later)
     }
 
-    /// The request body going upstream: replaced when a policy produced a new one. The body
-    /// was read in full in request_filter, so this runs once, at the end of the stream (again
-    /// on a retry to another target).
+    /// Runs on each chunk of the request body going upstream. A policy's new body replaces
+    /// it: the client's body was read in full in request_filter, so this sends the new one
+    /// once, at the end of the stream (again on a retry to another target).
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -526,13 +467,14 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(b) = &ctx.policy.request_body {
-            *body = end_of_stream.then(|| b.clone());
+        if let Some(b) = &ctx.run.edits.upstream_body {
+            *body = end_of_stream.then(|| b.bytes.clone());
         }
         Ok(())
     }
 
-    /// The response body going to the client: replaced by a minted token when asked.
+    /// Runs on each chunk of the upstream's response body going to the client. A policy's
+    /// new response body replaces it (sent once, at the end of the stream).
     fn response_body_filter(
         &self,
         _session: &mut Session,
@@ -540,24 +482,24 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<std::time::Duration>> {
-        if let Some(b) = &ctx.policy.response_body {
-            *body = end_of_stream.then(|| b.clone());
+        if let Some(b) = &ctx.run.edits.response_body {
+            *body = end_of_stream.then(|| b.bytes.clone());
         }
         Ok(None)
     }
 
-    /// Runs on the upstream's response header before it goes to the client.
+    /// Runs on the upstream's response head before it goes to the client. May change
+    /// `resp`: the response-phase policies' edits, the request id, the framing for a new
+    /// body. Err: the response fails.
     async fn response_filter(
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        self.decorate_response(resp, session.req_header(), ctx);
-        if let Some(b) = &ctx.policy.response_body {
-            resp.remove_header(&http::header::TRANSFER_ENCODING);
-            let _ = resp.insert_header(http::header::CONTENT_LENGTH, b.len());
-            let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/jwt");
+        self.decorate_response(resp, session.req_header(), ctx)?;
+        if let Some(b) = &ctx.run.edits.response_body {
+            body_headers(resp, b)?;
         }
         Ok(())
     }
@@ -597,8 +539,7 @@ impl ProxyHttp for Gateway {
             };
         };
         // Policy overrides apply only to denials of that policy, not to upstream failures.
-        ctx.pending_policy = None;
-        let reply = self.render(ctx, &ge);
+        let reply = self.render(ctx, &ge, false);
         let status = reply.status;
         if let Err(err) = self.send(session, ctx, reply).await {
             log::debug!("could not write the error response: {err}");
@@ -623,7 +564,8 @@ impl ProxyHttp for Gateway {
         client_gone
     }
 
-    /// After the response is done (or failed): metrics and the access log.
+    /// Runs last, once, after the response was sent or the request failed: metrics and the
+    /// access log (with the policies' decisions and a denial's detail). Changes nothing.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         let status = session
             .response_written()
@@ -635,15 +577,14 @@ impl ProxyHttp for Gateway {
         let log = self.state.access_log.as_ref();
         let mut outcomes = Vec::new();
         if let Some(r) = ctx.route() {
-            for (i, code, shadow) in &ctx.policy.decisions {
-                let label = r.policies.get(*i).map(|p| p.label.as_str()).unwrap_or("");
-                let mode = if *shadow { "shadow" } else { "enforce" };
+            for (label, code, shadow) in r.chain.decisions(&ctx.run) {
+                let mode = if shadow { "shadow" } else { "enforce" };
                 m.policy_decisions
                     .with_label_values(&[route, label, code, mode])
                     .inc();
                 // The strings are only for the access log.
                 if log.is_some() {
-                    outcomes.push(if *shadow {
+                    outcomes.push(if shadow {
                         format!("{label}:shadow:{code}")
                     } else {
                         format!("{label}:{code}")
@@ -673,6 +614,7 @@ impl ProxyHttp for Gateway {
                 latency_ms: elapsed.as_secs_f64() * 1000.0,
                 upstream: ctx.upstream.take().map(|u| u.to_string()),
                 error_code: ctx.error_code,
+                error_detail: ctx.run.detail.take(),
                 policies: outcomes,
             };
             if !log.log(entry) {

@@ -38,15 +38,16 @@
 //! 3. `put_access(AccessRecord { family_id: Some(record.family_id), .. })` for an opaque (or
 //!    tracked JWT) access token, so revoking the grant revokes it.
 
-pub mod config;
 pub mod embedded;
 pub mod redis;
+mod spec;
 mod types;
 
 #[cfg(test)]
 mod tests;
 
-pub use config::{StoreConfig, StoreKind, StoreSpec};
+pub use crate::config::store::{StoreConfig, StoreKind};
+pub use spec::StoreSpec;
 pub use types::{
     now_unix, AccessRecord, RefreshRecord, RefreshUse, Revocation, Rotation, StoreError, TokenHash,
 };

@@ -51,7 +51,7 @@ impl Form {
         let mut m = HashMap::new();
         for (k, v) in form_urlencoded::parse(body) {
             if !seen.insert(k.to_string()) {
-                return Err(OAuthError::invalid_request("a parameter is repeated"));
+                return Err(OAuthError::InvalidRequest("a parameter is repeated"));
             }
             if !v.is_empty() {
                 m.insert(k.into_owned(), v.into_owned());
@@ -73,22 +73,17 @@ fn form_decode(s: &str) -> Option<String> {
 /// `Ok(None)`: no Authorization header. A non-Basic scheme or bad encoding is an error.
 fn basic(h: Option<&str>) -> Result<Option<(String, String)>, OAuthError> {
     let Some(h) = h else { return Ok(None) };
-    let (scheme, rest) = h
-        .trim()
-        .split_once(' ')
-        .ok_or_else(OAuthError::invalid_client)?;
+    let (scheme, rest) = h.trim().split_once(' ').ok_or(OAuthError::InvalidClient)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_client());
+        return Err(OAuthError::InvalidClient);
     }
     let raw = base64::engine::general_purpose::STANDARD
         .decode(rest.trim())
-        .map_err(|_| OAuthError::invalid_client())?;
-    let text = String::from_utf8(raw).map_err(|_| OAuthError::invalid_client())?;
-    let (id, secret) = text
-        .split_once(':')
-        .ok_or_else(OAuthError::invalid_client)?;
-    let id = form_decode(id).ok_or_else(OAuthError::invalid_client)?;
-    let secret = form_decode(secret).ok_or_else(OAuthError::invalid_client)?;
+        .map_err(|_| OAuthError::InvalidClient)?;
+    let text = String::from_utf8(raw).map_err(|_| OAuthError::InvalidClient)?;
+    let (id, secret) = text.split_once(':').ok_or(OAuthError::InvalidClient)?;
+    let id = form_decode(id).ok_or(OAuthError::InvalidClient)?;
+    let secret = form_decode(secret).ok_or(OAuthError::InvalidClient)?;
     Ok(Some((id, secret)))
 }
 
@@ -115,29 +110,37 @@ async fn read_body(session: &mut Session) -> Result<Vec<u8>, OAuthError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(OAuthError::too_large());
+        return Err(OAuthError::BodyTooLarge);
     }
     let mut buf = Vec::new();
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > MAX_BODY {
-                    return Err(OAuthError::too_large());
+                    return Err(OAuthError::BodyTooLarge);
                 }
                 buf.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(buf),
-            Err(_) => return Err(OAuthError::invalid_request("unreadable request body")),
+            Err(_) => return Err(OAuthError::InvalidRequest("unreadable request body")),
         }
     }
 }
 
 impl TokenService {
     /// Answer a request to one of the endpoints. Never fails: errors become RFC 6749 answers.
-    pub async fn serve(&self, ep: Endpoint, session: &mut Session, ip: Option<IpAddr>) -> Reply {
-        match self.serve_inner(ep, session, ip).await {
+    /// Answer one endpoint request. `buffered`: the request body, when a policy of the route
+    /// already read it (else it is read here).
+    pub async fn serve(
+        &self,
+        ep: Endpoint,
+        session: &mut Session,
+        ip: Option<IpAddr>,
+        buffered: Option<bytes::Bytes>,
+    ) -> Reply {
+        match self.serve_inner(ep, session, ip, buffered).await {
             Ok(r) => r,
-            Err(e) => e.reply(),
+            Err(e) => crate::reply::render_oauth_error(&e),
         }
     }
 
@@ -146,11 +149,12 @@ impl TokenService {
         ep: Endpoint,
         session: &mut Session,
         ip: Option<IpAddr>,
+        buffered: Option<bytes::Bytes>,
     ) -> Result<Reply, OAuthError> {
         let method = session.req_header().method.clone();
         if matches!(ep, Endpoint::Jwks | Endpoint::Discovery) {
             if method != http::Method::GET && method != http::Method::HEAD {
-                let mut r = OAuthError::method_not_allowed().reply();
+                let mut r = crate::reply::render_oauth_error(&OAuthError::MethodNotAllowed);
                 r.headers.retain(|(n, _)| n != http::header::ALLOW);
                 r.headers.push((
                     http::header::ALLOW,
@@ -161,15 +165,15 @@ impl TokenService {
             return Ok(self.public_doc(ep));
         }
         if method != http::Method::POST {
-            return Err(OAuthError::method_not_allowed());
+            return Err(OAuthError::MethodNotAllowed);
         }
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         if self.require_tls && !tls {
-            return Err(OAuthError::tls_required());
+            return Err(OAuthError::TlsRequired);
         }
         let req = session.req_header();
         if req.uri.query().is_some_and(|q| !q.is_empty()) {
-            return Err(OAuthError::invalid_request(
+            return Err(OAuthError::InvalidRequest(
                 "parameters must be sent in the body, not the URI",
             ));
         }
@@ -178,7 +182,7 @@ impl TokenService {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         if !is_form(ct) {
-            return Err(OAuthError::invalid_request(
+            return Err(OAuthError::InvalidRequest(
                 "Content-Type must be application/x-www-form-urlencoded",
             ));
         }
@@ -187,16 +191,19 @@ impl TokenService {
             (None, _) => None,
             (Some(v), None) => Some(
                 v.to_str()
-                    .map_err(|_| OAuthError::invalid_client())?
+                    .map_err(|_| OAuthError::InvalidClient)?
                     .to_string(),
             ),
             (Some(_), Some(_)) => {
-                return Err(OAuthError::invalid_request(
+                return Err(OAuthError::InvalidRequest(
                     "more than one Authorization header",
                 ))
             }
         };
-        let body = read_body(session).await?;
+        let body = match buffered {
+            Some(b) => b.to_vec(),
+            None => read_body(session).await?,
+        };
         let form = Form::parse(&body)?;
         let client = self.authenticate(&form, authz.as_deref(), ip).await?;
         match ep {
@@ -243,7 +250,7 @@ impl TokenService {
             + usize::from(post.is_some())
             + usize::from(assertion.is_some() || assertion_type.is_some());
         if n > 1 {
-            return Err(OAuthError::invalid_request(
+            return Err(OAuthError::InvalidRequest(
                 "more than one client authentication method",
             ));
         }
@@ -251,29 +258,29 @@ impl TokenService {
         let (method, id, secret) = match (&basic, post, assertion) {
             (Some((id, s)), _, _) => {
                 if form_id.is_some_and(|f| f != id) {
-                    return Err(OAuthError::invalid_request("client_id differs"));
+                    return Err(OAuthError::InvalidRequest("client_id differs"));
                 }
                 (AuthMethod::ClientSecretBasic, id.clone(), Some(s.as_str()))
             }
             (None, Some(s), _) => {
-                let id = form_id.ok_or_else(OAuthError::invalid_client)?;
+                let id = form_id.ok_or(OAuthError::InvalidClient)?;
                 (AuthMethod::ClientSecretPost, id.to_string(), Some(s))
             }
             (None, None, Some(a)) => {
                 if assertion_type != Some(JWT_BEARER) || a.len() > MAX_TOKEN {
-                    return Err(OAuthError::invalid_client());
+                    return Err(OAuthError::InvalidClient);
                 }
                 let id = match form_id {
                     Some(i) => i.to_string(),
-                    None => unverified_sub(a).ok_or_else(OAuthError::invalid_client)?,
+                    None => unverified_sub(a).ok_or(OAuthError::InvalidClient)?,
                 };
                 (AuthMethod::PrivateKeyJwt, id, None)
             }
-            _ => return Err(OAuthError::invalid_client()),
+            _ => return Err(OAuthError::InvalidClient),
         };
         let key = format!("client:{id}");
         if let Some(secs) = self.backoff.check(&key, ip, Instant::now()) {
-            return Err(OAuthError::too_many(secs));
+            return Err(OAuthError::TooManyAttempts { retry_after: secs });
         }
         let client = self
             .clients
@@ -292,7 +299,7 @@ impl TokenService {
                 // A full queue says nothing about the credentials: no failure is counted.
                 let matched = verify_off_runtime(hash, s, deadline)
                     .await
-                    .map_err(|_| OAuthError::busy())?;
+                    .map_err(|_| OAuthError::Busy)?;
                 matched && known.is_some()
             }
             _ => false,
@@ -302,7 +309,7 @@ impl TokenService {
             _ => {
                 self.backoff.failure(&key, ip, Instant::now());
                 log::info!("token service: client authentication failed ({method:?})");
-                return Err(OAuthError::invalid_client());
+                return Err(OAuthError::InvalidClient);
             }
         };
         if !client.source_ips.is_empty()
@@ -312,7 +319,7 @@ impl TokenService {
                 "token service: client {:?} called from a refused address",
                 client.id
             );
-            return Err(OAuthError::invalid_client());
+            return Err(OAuthError::InvalidClient);
         }
         self.backoff.success(&key, ip);
         Ok(client)

@@ -10,10 +10,10 @@ use super::config::{Grant, TokenFormat};
 use super::endpoint::{ok_json, Form, MAX_TOKEN};
 use super::oauth::{json_reply, OAuthError};
 use super::{Client, TokenService, VERIFIED_TTL};
+use crate::cache::verified::{token_key, Entry};
 use crate::error::GatewayError;
 use crate::identity::{Ctx, Identity, IdentityError, Lookup};
 use crate::jose::{self, Limits};
-use crate::policy::jwt_verify::cache::{token_key, Entry};
 use crate::reply::Reply;
 use crate::store::{
     now_unix, AccessRecord, RefreshRecord, RefreshUse, Revocation, Rotation, TokenHash, TokenStore,
@@ -62,7 +62,7 @@ impl AccessInfo {
 
 fn random_token(bytes: usize) -> Result<String, OAuthError> {
     let mut b = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut b).map_err(|_| OAuthError::server_error())?;
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| OAuthError::ServerError)?;
     Ok(jose::b64_encode(&b))
 }
 
@@ -82,7 +82,7 @@ fn scopes(
     let mut out: Vec<String> = Vec::new();
     for s in req.split(' ').filter(|s| !s.is_empty()) {
         if !allowed.iter().any(|a| a == s) {
-            return Err(OAuthError::invalid_scope());
+            return Err(OAuthError::InvalidScope);
         }
         if !out.iter().any(|o| o == s) {
             out.push(s.to_string());
@@ -131,15 +131,15 @@ impl TokenService {
     ) -> Result<Reply, OAuthError> {
         let gt = f
             .get("grant_type")
-            .ok_or(OAuthError::invalid_request("grant_type is required"))?;
+            .ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
         let grant = match gt {
             "client_credentials" => Grant::ClientCredentials,
             "password" => Grant::Password,
             "refresh_token" => Grant::RefreshToken,
-            _ => return Err(OAuthError::unsupported_grant_type()),
+            _ => return Err(OAuthError::UnsupportedGrantType),
         };
         if !c.grants.contains(&grant) {
-            return Err(OAuthError::unauthorized_client());
+            return Err(OAuthError::UnauthorizedClient);
         }
         match grant {
             Grant::ClientCredentials => {
@@ -166,7 +166,7 @@ impl TokenService {
         let c = self
             .clients
             .get(client_id)
-            .ok_or_else(OAuthError::invalid_client)?;
+            .ok_or(OAuthError::InvalidClient)?;
         let scope = scopes(scope, &c.scopes, &c.default_scopes)?;
         let store = self.store().await?;
         let subj = Subject {
@@ -200,19 +200,16 @@ impl TokenService {
         req: &RequestHeader,
     ) -> Result<Reply, OAuthError> {
         let (Some(username), Some(password)) = (f.get("username"), f.get("password")) else {
-            return Err(OAuthError::invalid_request(
+            return Err(OAuthError::InvalidRequest(
                 "username and password are required",
             ));
         };
-        let source = c
-            .identity
-            .as_ref()
-            .ok_or_else(OAuthError::unauthorized_client)?;
+        let source = c.identity.as_ref().ok_or(OAuthError::UnauthorizedClient)?;
         // Case and surrounding space do not make a new name to guess under (LDAP and MySQL
         // compare names that way).
         let key = format!("user:{}", username.trim().to_lowercase());
         if let Some(secs) = self.backoff.check(&key, ip, Instant::now()) {
-            return Err(OAuthError::too_many(secs));
+            return Err(OAuthError::TooManyAttempts { retry_after: secs });
         }
         let ctx = Ctx { req, client_ip: ip };
         let user = match source.authenticate(username, password, ctx).await {
@@ -220,13 +217,13 @@ impl TokenService {
             Ok(None) => {
                 self.backoff.failure(&key, ip, Instant::now());
                 log::info!("token service: password grant failed for client {:?}", c.id);
-                return Err(OAuthError::invalid_grant(
+                return Err(OAuthError::InvalidGrant(
                     "invalid resource owner credentials",
                 ));
             }
-            Err(IdentityError::BadRequest(m)) => return Err(OAuthError::invalid_request(m)),
+            Err(IdentityError::BadRequest(m)) => return Err(OAuthError::InvalidRequest(m)),
             // The source could not say: not the user's fault, not a failure to count.
-            Err(_) => return Err(OAuthError::source_unavailable()),
+            Err(_) => return Err(OAuthError::SourceUnavailable),
         };
         self.backoff.success(&key, ip);
         let allowed: Vec<String> = c
@@ -282,8 +279,8 @@ impl TokenService {
     ) -> Result<Reply, OAuthError> {
         let rt = f
             .get("refresh_token")
-            .ok_or(OAuthError::invalid_request("refresh_token is required"))?;
-        let bad = || OAuthError::invalid_grant("the refresh token is invalid");
+            .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
+        let bad = || OAuthError::InvalidGrant("the refresh token is invalid");
         if rt.len() > MAX_TOKEN {
             return Err(bad());
         }
@@ -333,8 +330,8 @@ impl TokenService {
                 Ok(Lookup::Gone) => true,
                 // The source answered but could not tell: this refresh fails, the grant stays.
                 Ok(Lookup::Unsure) => return Err(bad()),
-                Err(IdentityError::BadRequest(m)) => return Err(OAuthError::invalid_request(m)),
-                Err(_) => return Err(OAuthError::source_unavailable()),
+                Err(IdentityError::BadRequest(m)) => return Err(OAuthError::InvalidRequest(m)),
+                Err(_) => return Err(OAuthError::SourceUnavailable),
             };
             if ended {
                 // Nothing of this grant lives on (a name re-created later must not inherit it).
@@ -450,8 +447,7 @@ impl TokenService {
                 let ring = self.ring.get();
                 let mut hdr = Map::new();
                 hdr.insert("typ".into(), "at+jwt".into());
-                let payload =
-                    serde_json::to_vec(&claims).map_err(|_| OAuthError::server_error())?;
+                let payload = serde_json::to_vec(&claims).map_err(|_| OAuthError::ServerError)?;
                 let signed = match &c.encrypt {
                     None => jose::sign(&payload, &ring.current, ring.alg, &hdr),
                     Some((key, ka, enc)) => jose::sign_then_encrypt(
@@ -467,7 +463,7 @@ impl TokenService {
                 };
                 let token = signed.map_err(|e| {
                     log::error!("token service: signing failed: {e}");
-                    OAuthError::server_error()
+                    OAuthError::ServerError
                 })?;
                 if c.encrypt.is_some() {
                     // The gateway cannot read a token encrypted to the client: it is tracked
@@ -607,12 +603,12 @@ impl TokenService {
     pub(super) async fn introspect(&self, c: &Client, f: &Form) -> Result<Reply, OAuthError> {
         let token = f
             .get("token")
-            .ok_or(OAuthError::invalid_request("token is required"))?;
+            .ok_or(OAuthError::InvalidRequest("token is required"))?;
         let inactive = || ok_json(&json!({"active": false}));
         let now = now_unix();
         let info = match self.check_access(token, now).await {
             Ok(i) => Some((i, "access_token")),
-            Err(GatewayError::TokenStoreUnavailable) => return Err(OAuthError::unavailable()),
+            Err(GatewayError::TokenStoreUnavailable) => return Err(OAuthError::StoreUnavailable),
             Err(_) if token.len() <= MAX_TOKEN && !token.contains('.') => {
                 let store = self.store().await?;
                 let rt = self.checked(
@@ -677,10 +673,10 @@ impl TokenService {
     pub(super) async fn revoke(&self, c: &Client, f: &Form) -> Result<Reply, OAuthError> {
         let token = f
             .get("token")
-            .ok_or(OAuthError::invalid_request("token is required"))?;
+            .ok_or(OAuthError::InvalidRequest("token is required"))?;
         let hint = f.get("token_type_hint");
         if !matches!(hint, None | Some("access_token" | "refresh_token")) {
-            return Err(OAuthError::unsupported_token_type());
+            return Err(OAuthError::UnsupportedTokenType);
         }
         let done = json_reply(200, &Value::Null);
         let mut done = done;

@@ -94,6 +94,9 @@ fn write_key(dir: &Path, slot: &str, k: &Jwk) -> Result<(), String> {
     let mut f = opts
         .open(&tmp)
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    // The mode above only applies when the file is created; a temporary file left by a crash
+    // keeps its own, so set it again before the key is written.
+    restrict(&tmp, 0o600)?;
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
@@ -111,12 +114,23 @@ fn remove_key(dir: &Path, slot: &str) -> Result<(), String> {
 
 fn ensure_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    restrict(dir, 0o700)
+}
+
+/// Set `path`'s mode. Private keys are never left readable by others: a failure refuses the
+/// load (or the write) rather than carrying on with whatever mode the path had.
+fn restrict(path: &Path, mode: u32) -> Result<(), String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("{}: cannot set mode {mode:o}: {e}", path.display()))
     }
-    Ok(())
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
 }
 
 fn alg_of(k: &Jwk, default: Alg) -> Alg {
@@ -196,7 +210,9 @@ pub fn rotate_dir(dir: &Path, alg: Alg) -> Result<String, String> {
     write_key(dir, "previous", &current)?;
     write_key(dir, "current", &next)?;
     write_key(dir, "next", &new_next)?;
-    Ok(next.kid().map(str::to_string).unwrap_or_default())
+    next.kid()
+        .map(str::to_string)
+        .ok_or_else(|| "the new current key has no kid".to_string())
 }
 
 impl KeyRing {
@@ -269,6 +285,54 @@ impl KeyRing {
 mod tests {
     use super::*;
     use crate::jose::{sign, verify, Limits};
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_dir_is_made_private_even_when_it_exists() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("k");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        KeyRing::open(dir.clone(), Alg::ES256, true).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn leftover_temporary_key_file_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let tmp = d.path().join(".current.jwk.tmp");
+        std::fs::write(&tmp, b"old").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_key(d.path(), "current", &generate(Alg::ES256).unwrap()).unwrap();
+        assert_eq!(mode(&d.path().join("current.jwk")), 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn failed_chmod_is_an_error_naming_the_path() {
+        let d = tempfile::tempdir().unwrap();
+        let gone = d.path().join("gone");
+        let e = restrict(&gone, 0o700).unwrap_err();
+        assert!(e.contains(&gone.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn key_dir_that_is_a_file_refuses_the_load() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("k");
+        std::fs::write(&f, b"x").unwrap();
+        let e = KeyRing::open(f.clone(), Alg::ES256, true).unwrap_err();
+        assert!(e.contains(&f.display().to_string()), "{e}");
+    }
 
     #[test]
     fn persists_rotates_and_verifies_old_tokens() {

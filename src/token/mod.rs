@@ -1,6 +1,8 @@
-//! The token service: the gateway as an OAuth2 authorization server (issue 6).
+//! The token service: the gateway as an OAuth2 authorization server.
 //!
-//! Endpoints on the data-plane listener, answered in `request_filter` before route matching:
+//! Endpoints on the data-plane listener, as route actions (one route per endpoint is generated
+//! ahead of the configured routes unless a route places it with `token_endpoint`, so global
+//! and route policies apply to them):
 //! token (RFC 6749: client_credentials, password for clients that opt in, refresh_token with
 //! rotation and reuse detection), introspection (RFC 7662), revocation (RFC 7009), JWKS, and
 //! discovery (RFC 8414 and `openid-configuration`). Access tokens are RFC 9068 JWTs signed with
@@ -11,8 +13,8 @@
 //! * [`TokenService`] is compiled per snapshot (clients, users, lifetimes, paths), so a reload
 //!   changes clients atomically with the routes.
 //! * The signing keys, the opened token store and the failure backoff outlive reloads
-//!   ([`TokenShared`] inside [`crate::shared::Shared`]): a reload must not forget keys, drop
-//!   the store connection, or reset a brute-force lockout.
+//!   ([`TokenShared`], held by the composition root and handed to `compile`): a reload must
+//!   not forget keys, drop the store connection, or reset a brute-force lockout.
 //! * The store is opened lazily on first use (inside Pingora's runtime; Redis connects lazily
 //!   anyway). Every store failure fails closed: 503 `temporarily_unavailable`, introspection
 //!   never `active:true`, and `/readyz` reports `token_store` until the store answers again.
@@ -20,24 +22,25 @@
 //!   carry client ids and error codes only.
 
 pub mod backoff;
-pub mod config;
+use crate::config::token as config;
 mod endpoint;
 mod grants;
 pub mod keys;
 mod oauth;
-pub mod secret;
+/// Client secrets hash like user passwords; the module lives with the identity sources.
+use crate::identity::secret;
 
 pub use config::TokenServiceConfig;
 pub use endpoint::Endpoint;
 pub use grants::AccessInfo;
 pub use oauth::OAuthError;
 
+use crate::cache::verified::VerifiedCache;
 use crate::error::Errors;
 use crate::expr::parse_net;
 use crate::identity::Source;
 use crate::jose::{Alg, Enc, EncryptOptions, Jwk, JwkSet, KeyAlg};
 use crate::keys::RemoteJwks;
-use crate::policy::jwt_verify::cache::VerifiedCache;
 use crate::store::{StoreError, StoreSpec, TokenStore};
 use backoff::Backoff;
 use config::{AuthMethod, ClientConfig, Grant, TokenFormat, UserConfig};
@@ -62,7 +65,7 @@ pub struct TokenShared {
     verified: Arc<VerifiedCache>,
 }
 
-/// Entries of the verified-JWT cache (see `policy/jwt_verify/cache.rs` for its rules).
+/// Entries of the verified-JWT cache (see `cache/verified.rs` for its rules).
 const VERIFIED_CAPACITY: usize = 100_000;
 /// Longest time a verified JWT stays cached (its `exp` bounds it too).
 const VERIFIED_TTL: u64 = 300;
@@ -98,9 +101,12 @@ impl TokenShared {
         Ok(r)
     }
 
-    fn store(&self, spec: &StoreSpec) -> Arc<StoreHandle> {
-        let key = format!("{spec:?}");
-        self.stores
+    /// The store for `spec`, kept across reloads under its fingerprint (the Redis URL may
+    /// carry a password: only its hash is in the key).
+    fn store(&self, spec: &StoreSpec) -> Result<Arc<StoreHandle>, String> {
+        let key = crate::fingerprint::of("store", &store_fingerprint_material(spec))?;
+        Ok(self
+            .stores
             .entry(key)
             .or_insert_with(|| {
                 Arc::new(StoreHandle {
@@ -109,15 +115,40 @@ impl TokenShared {
                     healthy: AtomicBool::new(true),
                 })
             })
-            .clone()
+            .clone())
     }
 
-    fn backoff(&self, c: &config::BackoffConfig) -> Arc<Backoff> {
-        let key = format!("{c:?}");
-        self.backoff
+    fn backoff(&self, c: &config::BackoffConfig) -> Result<Arc<Backoff>, String> {
+        let key = crate::fingerprint::of("backoff", c)?;
+        Ok(self
+            .backoff
             .entry(key)
             .or_insert_with(|| Arc::new(Backoff::new(c)))
-            .clone()
+            .clone())
+    }
+}
+
+/// Every field of a store spec, as JSON (the spec is a checked value, not a serde type).
+fn store_fingerprint_material(spec: &StoreSpec) -> serde_json::Value {
+    match spec {
+        StoreSpec::Embedded {
+            path,
+            purge_interval,
+        } => serde_json::json!({
+            "kind": "embedded",
+            "path": path,
+            "purge_interval_ms": purge_interval.as_millis().to_string(),
+        }),
+        StoreSpec::Redis {
+            url,
+            key_prefix,
+            timeout,
+        } => serde_json::json!({
+            "kind": "redis",
+            "url": url,
+            "key_prefix": key_prefix,
+            "timeout_ms": timeout.as_millis().to_string(),
+        }),
     }
 }
 
@@ -265,7 +296,9 @@ impl TokenService {
     pub fn compile(
         c: &TokenServiceConfig,
         errs: &mut Errors,
-        shared: &crate::shared::Shared,
+        tokens: &TokenShared,
+        identity: &crate::identity::IdentityShared,
+        key_cache: &Arc<crate::keys::KeyCache>,
     ) -> Option<TokenService> {
         let TokenServiceConfig {
             issuer,
@@ -353,7 +386,7 @@ impl TokenService {
                 cc,
                 &cp,
                 errs,
-                shared,
+                key_cache,
                 *token_format,
                 access,
                 refresh,
@@ -368,7 +401,7 @@ impl TokenService {
                 cmap.insert(cl.id.clone(), cl);
             }
         }
-        let sources = compile_sources(users, identity_sources, errs, &shared.identity);
+        let sources = compile_sources(users, identity_sources, errs, identity);
         let default_source = match password_source {
             Some(n) if !sources.contains_key(n) => {
                 errs.push(
@@ -404,7 +437,10 @@ impl TokenService {
                 cl.identity = sources.get(n).cloned();
             }
         }
-        let ring = match shared.tokens.ring(key_dir, alg) {
+        let dummy = SecretHash::dummy(max_iter)
+            .map_err(|e| errs.push(p, e))
+            .ok();
+        let ring = match tokens.ring(key_dir, alg) {
             Ok(r) => Some(r),
             Err(e) => {
                 errs.push(format!("{p}.key_dir"), e);
@@ -416,6 +452,15 @@ impl TokenService {
         }
         let ring = ring?;
         let store_spec = store_spec?;
+        let dummy = dummy?;
+        let store = tokens
+            .store(&store_spec)
+            .map_err(|e| errs.push(format!("{p}.store"), e))
+            .ok()?;
+        let backoff = tokens
+            .backoff(backoff)
+            .map_err(|e| errs.push(format!("{p}.backoff"), e))
+            .ok()?;
         let token_url = format!("{issuer}{token}");
         let discovery = discovery_doc(&issuer, paths, &ring);
         Some(TokenService {
@@ -427,11 +472,11 @@ impl TokenService {
             accept_endpoint_aud: *accept_endpoint_audience,
             clients: cmap,
             sources,
-            dummy: SecretHash::dummy(max_iter),
+            dummy,
             ring,
-            store: shared.tokens.store(&store_spec),
-            backoff: shared.tokens.backoff(backoff),
-            verified: shared.tokens.verified.clone(),
+            store,
+            backoff,
+            verified: tokens.verified.clone(),
             discovery,
         })
     }
@@ -456,6 +501,23 @@ impl TokenService {
     /// An identity source by name (tests, benches).
     pub fn identity_source(&self, name: &str) -> Option<Arc<Source>> {
         self.sources.get(name).cloned()
+    }
+
+    /// Every endpoint with its name (as `routes[].token_endpoint` spells it) and its path.
+    pub fn endpoints(&self) -> [(Endpoint, &'static str, &str); 6] {
+        let p = &self.paths;
+        [
+            (Endpoint::Token, "token", &p.token),
+            (Endpoint::Introspect, "introspect", &p.introspect),
+            (Endpoint::Revoke, "revoke", &p.revoke),
+            (Endpoint::Jwks, "jwks", &p.jwks),
+            (Endpoint::Discovery, "discovery", &p.discovery),
+            (
+                Endpoint::Discovery,
+                "openid_configuration",
+                &p.openid_configuration,
+            ),
+        ]
     }
 
     /// The endpoint a request path names, if any.
@@ -499,7 +561,7 @@ impl TokenService {
         self.store
             .get()
             .await
-            .map_err(|_| OAuthError::unavailable())
+            .map_err(|_| OAuthError::StoreUnavailable)
     }
 
     /// Map a store result, marking readiness.
@@ -514,7 +576,7 @@ impl TokenService {
                     self.store.mark(false);
                 }
                 log::warn!("token store call failed: {}", e.code());
-                Err(OAuthError::unavailable())
+                Err(OAuthError::StoreUnavailable)
             }
         }
     }
@@ -549,7 +611,7 @@ fn compile_client(
     c: &ClientConfig,
     cp: &str,
     errs: &mut Errors,
-    shared: &crate::shared::Shared,
+    key_cache: &Arc<crate::keys::KeyCache>,
     format: TokenFormat,
     access: Option<u64>,
     refresh: Option<u64>,
@@ -626,7 +688,7 @@ fn compile_client(
                 prefetch: false,
                 ..Default::default()
             };
-            match shared.keys.source(u, settings) {
+            match key_cache.source(u, settings) {
                 Ok(s) => ClientKeys::Remote(s),
                 Err(e) => {
                     errs.push(format!("{cp}.jwks_uri"), e.to_string());
@@ -791,4 +853,36 @@ fn discovery_doc(issuer: &str, p: &config::PathsConfig, ring: &KeyRing) -> bytes
         "access_token_signing_alg_values_supported": signing,
     });
     bytes::Bytes::from(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis(url: &str) -> StoreSpec {
+        StoreSpec::Redis {
+            url: url.into(),
+            key_prefix: "tg:".into(),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn stores_differing_only_by_the_password_are_two_stores() {
+        let t = TokenShared::new(false);
+        let a = t.store(&redis("redis://:pass-one@127.0.0.1:6379")).unwrap();
+        let b = t.store(&redis("redis://:pass-two@127.0.0.1:6379")).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+        let again = t.store(&redis("redis://:pass-one@127.0.0.1:6379")).unwrap();
+        assert!(Arc::ptr_eq(&a, &again));
+    }
+
+    #[test]
+    fn store_keys_do_not_carry_the_password() {
+        let t = TokenShared::new(false);
+        t.store(&redis("redis://:pass-one@127.0.0.1:6379")).unwrap();
+        for k in t.stores.iter() {
+            assert!(!k.key().contains("pass-one"), "{}", k.key());
+        }
+    }
 }

@@ -3,7 +3,9 @@ use crate::harness::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_failures_render_custom_errors() {
     let up = Upstream::start("u").await;
-    let dead = free_port();
+    // Held, never listening: connections to it are refused.
+    let dead_port = reserve_port();
+    let dead = dead_port.port;
     let gw = Gateway::start(&format!(
         r#"
 [errors]

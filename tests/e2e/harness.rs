@@ -15,20 +15,34 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// A free loopback port (bound then released; the gateway binds it right after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port held for a listener that something else binds (the gateway's own
+/// listeners, a child process): bound with SO_REUSEADDR and never listening. Connections to it
+/// are refused, the kernel hands it to no port-0 bind while it is held, and a listener that sets
+/// SO_REUSEADDR too (Pingora, slapd, redis-server) can still bind it. Hold it for as long as the
+/// port must stay ours; unused, it is a port where nothing answers.
+pub struct PortReservation {
+    pub port: u16,
+    _socket: tokio::net::TcpSocket,
+}
+
+pub fn reserve_port() -> PortReservation {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    PortReservation {
+        port,
+        _socket: socket,
+    }
 }
 
 /// A loopback HTTP upstream that echoes what it received as JSON.
-/// `/slow?ms=N` answers after N ms; `/status/N` answers with status N.
+/// `/slow?ms=N` answers after N ms; `/status/N` answers with status N; a path ending in
+/// `/hold` is counted in `hits` on arrival and answered only after [`Upstream::release`].
 pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    released: tokio::sync::watch::Sender<bool>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -38,6 +52,7 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let (released, gate) = tokio::sync::watch::channel(false);
         let h = hits.clone();
         tokio::spawn(async move {
             loop {
@@ -47,10 +62,12 @@ impl Upstream {
                 };
                 let Ok((stream, _)) = conn else { continue };
                 let h = h.clone();
+                let gate = gate.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let h = h.clone();
-                        async move { Ok::<_, hyper::Error>(echo(name, req, &h).await) }
+                        let gate = gate.clone();
+                        async move { Ok::<_, hyper::Error>(echo(name, req, &h, gate).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -61,8 +78,14 @@ impl Upstream {
         Upstream {
             addr,
             hits,
+            released,
             stop: Some(tx),
         }
+    }
+
+    /// Answer the requests held on a `/hold` path, and any that arrive later.
+    pub fn release(&self) {
+        self.released.send_replace(true);
     }
 
     /// Stop accepting connections (the port then refuses).
@@ -79,9 +102,18 @@ impl Drop for Upstream {
     }
 }
 
-async fn echo(name: &str, req: Request<Incoming>, hits: &AtomicUsize) -> Response<Full<Bytes>> {
+async fn echo(
+    name: &str,
+    req: Request<Incoming>,
+    hits: &AtomicUsize,
+    mut gate: tokio::sync::watch::Receiver<bool>,
+) -> Response<Full<Bytes>> {
     hits.fetch_add(1, Ordering::SeqCst);
     let path = req.uri().path().to_string();
+    if path.ends_with("/hold") {
+        // An error means the upstream is gone: answer anyway, the test is over.
+        let _ = gate.wait_for(|released| *released).await;
+    }
     let query = req.uri().query().unwrap_or("").to_string();
     if let Some(ms) = query
         .strip_prefix("ms=")
@@ -138,10 +170,25 @@ impl ShutdownSignalWatch for ChannelSignal {
     }
 }
 
+/// What the gateway threads that ended in a panic said, by the ports they were given: a
+/// request that cannot reach a port names the panic instead of a bare connection error.
+static GATEWAY_PANICS: Mutex<BTreeMap<u16, String>> = Mutex::new(BTreeMap::new());
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(not a string)".to_string())
+}
+
 /// A gateway running in-process on its own thread, from a config file in a temp dir.
+/// A panic of that thread is raised again in the test when the gateway is dropped.
 pub struct Gateway {
     pub port: u16,
     pub admin_port: u16,
+    /// The listeners' ports stay ours until the gateway has bound them, and after.
+    _ports: [PortReservation; 2],
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub state: Arc<tokengate::state::State>,
@@ -194,11 +241,8 @@ impl Gateway {
     /// Start with extra `[admin]` keys (e.g. `tokens = [...]`).
     pub async fn start_admin(admin: &str, body: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut admin_port = free_port();
-        while admin_port == port {
-            admin_port = free_port();
-        }
+        let ports = [reserve_port(), reserve_port()];
+        let (port, admin_port) = (ports[0].port, ports[1].port);
         let config = dir.path().join("tokengate.toml");
         std::fs::write(
             &config,
@@ -214,13 +258,24 @@ impl Gateway {
                 .unwrap_or_else(|e| panic!("config refused: {e:?}"));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::spawn(move || {
-            server.run(RunArgs {
-                shutdown_signal: Box::new(ChannelSignal(Mutex::new(Some(rx)))),
-            });
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                server.run(RunArgs {
+                    shutdown_signal: Box::new(ChannelSignal(Mutex::new(Some(rx)))),
+                })
+            }));
+            if let Err(payload) = run {
+                let text = panic_text(payload.as_ref());
+                let mut panics = GATEWAY_PANICS.lock().unwrap();
+                panics.insert(port, text.clone());
+                panics.insert(admin_port, text);
+                drop(panics);
+                std::panic::resume_unwind(payload);
+            }
         });
         let gw = Gateway {
             port,
             admin_port,
+            _ports: ports,
             dir,
             config,
             state,
@@ -228,9 +283,12 @@ impl Gateway {
             stop: Some(tx),
             thread: Some(thread),
         };
-        // Ready when both listeners answer.
+        // Ready when both listeners answer (the reservations refuse until then).
         for _ in 0..200 {
-            if get(gw.admin_port, "/healthz").await.status == 200
+            gw.check_alive();
+            if try_get(gw.admin_port, "/healthz")
+                .await
+                .is_ok_and(|r| r.status == 200)
                 && tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
                     .await
                     .is_ok()
@@ -240,12 +298,20 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!(
-            "gateway did not become ready: admin {} data {}",
-            get(gw.admin_port, "/healthz").await.status,
-            tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
-                .await
-                .is_ok()
+            "gateway did not become ready: admin {:?} data {:?}",
+            try_get(gw.admin_port, "/healthz").await.map(|r| r.status),
+            tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await
         );
+    }
+
+    /// Panics with the gateway thread's own panic when that thread has ended.
+    pub fn check_alive(&self) {
+        if let Some(text) = GATEWAY_PANICS.lock().unwrap().get(&self.port) {
+            panic!("the gateway thread panicked: {text}");
+        }
+        if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            panic!("the gateway thread ended before its shutdown signal");
+        }
     }
 
     /// Replace the config body (same preamble) on disk.
@@ -264,6 +330,7 @@ impl Gateway {
     }
 
     pub fn generation(&self) -> u64 {
+        self.check_alive();
         self.state.status().generation
     }
 }
@@ -274,7 +341,12 @@ impl Drop for Gateway {
             let _ = s.send(());
         }
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            if let Err(payload) = t.join() {
+                // Already unwinding: a second panic would abort and hide the first.
+                if !std::thread::panicking() {
+                    std::panic::resume_unwind(payload);
+                }
+            }
         }
     }
 }
@@ -295,7 +367,8 @@ impl Resp {
     }
 }
 
-/// One request on a fresh connection. Status 0 when the connection failed.
+/// One request on a fresh connection. Panics, saying why, when no answer comes back (nothing
+/// listens, the connection broke, the gateway thread panicked); [`try_request`] returns that.
 pub async fn request(
     port: u16,
     method: &str,
@@ -303,18 +376,29 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Resp {
-    let fail = Resp {
-        status: 0,
-        headers: http::HeaderMap::new(),
-        body: Bytes::new(),
+    try_request(port, method, path, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path} on 127.0.0.1:{port}: {e}"))
+}
+
+/// One request on a fresh connection, or why no answer came back.
+pub async fn try_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Resp, String> {
+    let dead = |what: String| match GATEWAY_PANICS.lock().unwrap().get(&port) {
+        Some(text) => format!("{what} (the gateway thread panicked: {text})"),
+        None => what,
     };
-    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return fail;
-    };
-    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-    else {
-        return fail;
-    };
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| dead(format!("connect: {e}")))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| dead(format!("handshake: {e}")))?;
     tokio::spawn(conn);
     let mut b = Request::builder().method(method).uri(path);
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
@@ -324,9 +408,10 @@ pub async fn request(
         b = b.header(*k, *v);
     }
     let req = b.body(Full::new(Bytes::from(body.to_string()))).unwrap();
-    let Ok(resp) = sender.send_request(req).await else {
-        return fail;
-    };
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| dead(format!("no answer: {e}")))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp
@@ -334,16 +419,20 @@ pub async fn request(
         .collect()
         .await
         .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    Resp {
+        .map_err(|e| dead(format!("body cut short: {e}")))?;
+    Ok(Resp {
         status,
         headers,
         body,
-    }
+    })
 }
 
 pub async fn get(port: u16, path: &str) -> Resp {
     request(port, "GET", path, &[], "").await
+}
+
+pub async fn try_get(port: u16, path: &str) -> Result<Resp, String> {
+    try_request(port, "GET", path, &[], "").await
 }
 
 /// A state-changing admin request, as the admin listener requires: POST, JSON.
@@ -395,4 +484,12 @@ pub fn run_script(name: &str, reqs: &[serde_json::Value]) -> Vec<serde_json::Val
         assert_eq!(r["ok"], true, "{name} error: {r}");
     }
     v
+}
+
+/// A request that gets no answer fails the test, saying where and why (never a status 0).
+#[tokio::test]
+#[should_panic(expected = "connect: Connection refused")]
+async fn a_request_without_answer_fails_with_the_reason() {
+    let nothing_listens = reserve_port();
+    get(nothing_listens.port, "/").await;
 }

@@ -301,13 +301,16 @@ struct Slapd {
     dir: tempfile::TempDir,
     port: u16,
     tls_port: u16,
+    /// Held while slapd binds them (it sets SO_REUSEADDR) and for as long as it runs.
+    _ports: [PortReservation; 2],
 }
 
 impl Slapd {
     fn start() -> Slapd {
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
-            let (port, tls_port) = (free_port(), free_port());
+            let ports = [reserve_port(), reserve_port()];
+            let (port, tls_port) = (ports[0].port, ports[1].port);
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slapd.sh");
             let out = std::process::Command::new("bash")
                 .arg(script)
@@ -321,6 +324,7 @@ impl Slapd {
                     dir,
                     port,
                     tls_port,
+                    _ports: ports,
                 };
             }
             eprintln!("slapd.sh: {}", String::from_utf8_lossy(&out.stderr));
@@ -330,6 +334,22 @@ impl Slapd {
 
     fn ca(&self) -> String {
         self.dir.path().join("ca.pem").display().to_string()
+    }
+
+    /// Stops slapd and waits (bounded) until its process has exited, so that every connection
+    /// it had is closed.
+    async fn stop(self) {
+        let pid = std::fs::read_to_string(self.dir.path().join("slapd.pid")).unwrap();
+        let proc_dir = format!("/proc/{}", pid.trim());
+        drop(self);
+        // Exited: gone, or a zombie nobody has reaped yet (state Z).
+        eventually("slapd exited", || async {
+            std::fs::read_to_string(format!("{proc_dir}/stat")).map_or(true, |stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z'))
+            })
+        })
+        .await;
     }
 }
 
@@ -362,7 +382,9 @@ role_map = {{ "gw-admins" = "admin", "gw-users" = "user" }}
 async fn ldap_bind_search_bind_with_groups_tls_and_failures() {
     let ldap = Slapd::start();
     let (hole, _h) = blackhole().await;
-    let dead = free_port();
+    // Held, never listening: connections to it are refused.
+    let dead_port = reserve_port();
+    let dead = dead_port.port;
     let ca = ldap.ca();
     let sources = [
         ldap_source(
@@ -477,8 +499,7 @@ async fn ldap_bind_search_bind_with_groups_tls_and_failures() {
 
     // LDAP going away after logins: 503, then back when it is back is the same code path
     // as "dead"; here the running server is stopped and the pooled connections fail.
-    drop(ldap);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    ldap.stop().await;
     let r = password(p, ("app", "app-secret"), "alice", "not-cached-pw", None).await;
     assert_error(&r, 503, "temporarily_unavailable");
 }
@@ -540,10 +561,11 @@ async fn postgres_source() {
             .unwrap();
     }
     let (hole, _h) = blackhole().await;
+    let dead = reserve_port();
     let q = format!("SELECT password_hash, array_to_string(roles, ',') AS roles FROM {t} WHERE username = $1 AND enabled");
     let sources = [
         db_source("pg", url, &q, "", "2s"),
-        db_source("pg_dead", &format!("postgres://postgres@127.0.0.1:{}/test", free_port()), &q, "", "1s"),
+        db_source("pg_dead", &format!("postgres://postgres@127.0.0.1:{}/test", dead.port), &q, "", "1s"),
         db_source("pg_hung", &format!("postgres://postgres@127.0.0.1:{}/test", hole.port()), &q, "", "300ms"),
         // A slow query, on a live server.
         db_source("pg_slow", url, &format!("SELECT password_hash, roles::text AS roles FROM {t}, pg_sleep(3) WHERE username = $1"), "", "300ms"),
@@ -653,13 +675,14 @@ async fn mariadb_source_with_a_roles_query() {
             .unwrap();
     }
     let (hole, _h) = blackhole().await;
+    let dead = reserve_port();
     let q = format!("SELECT pw AS password_hash FROM {t} WHERE username = ?");
     let rq = format!("roles_query = \"SELECT role FROM {tr} WHERE username = ?\"");
     let sources = [
         db_source("maria", "mariadb://root@127.0.0.1:3306/test", &q, &rq, "2s"),
         db_source(
             "maria_dead",
-            &format!("mysql://root@127.0.0.1:{}/test", free_port()),
+            &format!("mysql://root@127.0.0.1:{}/test", dead.port),
             &q,
             "",
             "1s",
@@ -970,7 +993,8 @@ subject_pointer = "/who/name"
 async fn http_api_source() {
     let api_srv = id_api().await;
     let a = api_srv.addr;
-    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dead_port = reserve_port();
+    let dead: SocketAddr = format!("127.0.0.1:{}", dead_port.port).parse().unwrap();
     let sources = [
         http_source(
             "idp",

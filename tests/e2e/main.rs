@@ -17,3 +17,4 @@ mod reload;
 mod routing;
 mod tls;
 mod token;
+mod token_routes;

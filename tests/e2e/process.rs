@@ -55,52 +55,102 @@ respond = {{ status = 200, body = "{body}" }}
     )
 }
 
+/// Two loopback ports for a gateway process: held while it binds them (Pingora sets
+/// SO_REUSEADDR), refusing connections until then.
+fn ports() -> ([PortReservation; 2], u16, u16) {
+    let held = [reserve_port(), reserve_port()];
+    let (port, admin) = (held[0].port, held[1].port);
+    (held, port, admin)
+}
+
+/// Polls until the gateway answers on `port` with 200.
+async fn wait_up(port: u16) {
+    eventually("up", || async {
+        try_get(port, "/").await.is_ok_and(|r| r.status == 200)
+    })
+    .await;
+}
+
+async fn process_generation(admin: u16) -> u64 {
+    let st = get(admin, "/admin/config/status").await.json();
+    st["generation"].as_u64().unwrap()
+}
+
+/// With polling off the changed file is left alone until SIGHUP. "Left alone" is measured
+/// against a control gateway that polls every 100 ms: each of its reloads needs a poll of its
+/// own, so [`CONTROL_RELOADS`] reloads after the change prove that many poll intervals passed
+/// (at least 400 ms) with the file changed under the process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_file() {
+    const CONTROL_RELOADS: u64 = 5;
     let dir = tempfile::tempdir().unwrap();
-    let (port, admin) = (free_port(), free_port());
+    let (_held, port, admin) = ports();
     let cfg = dir.path().join("tg.toml");
     std::fs::write(&cfg, config(dir.path(), port, admin, "one")).unwrap();
     let gw = Reap(spawn(&cfg, false));
-    eventually("up", || async { get(port, "/").await.status == 200 }).await;
+    wait_up(port).await;
     assert_eq!(&get(port, "/").await.body[..], b"one");
+    let control_body = |text: &str| {
+        format!("[[routes]]\nname = \"hello\"\nrespond = {{ status = 200, body = \"{text}\" }}\n")
+    };
+    let control = Gateway::start(&control_body("c0")).await;
+    assert!(
+        std::fs::read_to_string(&control.config)
+            .unwrap()
+            .contains("reload_poll_interval = \"100ms\""),
+        "the control polls"
+    );
+    assert_eq!(process_generation(admin).await, 1);
+
     std::fs::write(&cfg, config(dir.path(), port, admin, "two")).unwrap();
-    // Polling is off: nothing changes until SIGHUP.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 1..=CONTROL_RELOADS {
+        control.write_body(&control_body(&format!("c{n}")));
+        eventually("the control reloads by polling", || async {
+            control.generation() == n + 1
+        })
+        .await;
+    }
+    assert_eq!(process_generation(admin).await, 1, "polling is off");
     assert_eq!(&get(port, "/").await.body[..], b"one");
+
     signal(&gw.0, "HUP");
     eventually("reloaded by SIGHUP", || async {
         &get(port, "/").await.body[..] == b"two"
     })
     .await;
+    assert_eq!(process_generation(admin).await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_upgrade_hands_over_the_socket() {
     let dir = tempfile::tempdir().unwrap();
-    let (port, admin) = (free_port(), free_port());
+    let (_held, port, admin) = ports();
     let cfg_old = dir.path().join("old.toml");
     std::fs::write(&cfg_old, config(dir.path(), port, admin, "old")).unwrap();
     let mut old = Reap(spawn(&cfg_old, false));
-    eventually("old up", || async { get(port, "/").await.status == 200 }).await;
+    wait_up(port).await;
 
-    // The new binary waits for the sockets; the admin port moves with a restart-only change.
-    let admin2 = free_port();
+    // The new binary waits for the sockets on the upgrade socket it creates; the admin port
+    // moves with a restart-only change.
+    let admin2 = reserve_port();
     let cfg_new = dir.path().join("new.toml");
-    std::fs::write(&cfg_new, config(dir.path(), port, admin2, "new")).unwrap();
+    std::fs::write(&cfg_new, config(dir.path(), port, admin2.port, "new")).unwrap();
     let _new = Reap(spawn(&cfg_new, true));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let upgrade_sock = dir.path().join("upgrade.sock");
+    eventually("the new process waits for the sockets", || async {
+        upgrade_sock.exists()
+    })
+    .await;
 
     // Keep a stream of requests going across the hand-over: none may fail.
     let load = tokio::spawn(async move {
         let mut seen_new = false;
         let mut failures = 0;
         for _ in 0..400 {
-            let r = get(port, "/").await;
-            if r.status != 200 {
-                failures += 1;
+            match try_get(port, "/").await {
+                Ok(r) if r.status == 200 => seen_new |= &r.body[..] == b"new",
+                Ok(_) | Err(_) => failures += 1,
             }
-            seen_new |= &r.body[..] == b"new";
             if seen_new {
                 break;
             }
@@ -125,18 +175,23 @@ async fn graceful_upgrade_hands_over_the_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let (port, admin) = (free_port(), free_port());
+    let (_held, port, admin) = ports();
     let cfg = dir.path().join("tg.toml");
     std::fs::write(&cfg, config(dir.path(), port, admin, "bye")).unwrap();
     let mut gw = Reap(spawn(&cfg, false));
-    eventually("up", || async { get(port, "/").await.status == 200 }).await;
+    wait_up(port).await;
     signal(&gw.0, "TERM");
     let status = tokio::task::spawn_blocking(move || gw.0.wait())
         .await
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status:?}");
-    assert_eq!(get(port, "/").await.status, 0, "the listener is closed");
+    let after = try_get(port, "/").await;
+    assert!(
+        after.is_err(),
+        "the listener is closed: {:?}",
+        after.map(|r| r.status)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +199,7 @@ async fn client_disconnects_write_no_error_line() {
     use tokio::io::AsyncWriteExt;
     let up = Upstream::start("up").await;
     let dir = tempfile::tempdir().unwrap();
-    let (port, admin) = (free_port(), free_port());
+    let (_held, port, admin) = ports();
     let cfg = dir.path().join("tg.toml");
     let text = config(dir.path(), port, admin, "x").replace(
         "[[routes]]\nname = \"hello\"",
@@ -164,7 +219,7 @@ async fn client_disconnects_write_no_error_line() {
         .spawn()
         .unwrap();
     let mut gw = Reap(child);
-    eventually("up", || async { get(port, "/").await.status == 200 }).await;
+    wait_up(port).await;
     // A client that goes away while its request is proxied, and one that leaves mid-head.
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -61,8 +61,9 @@ async fn tls_with_h2_and_cleartext_h2c() {
     let certdir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(certdir.path());
     let up = Upstream::start("u").await;
-    let tls_port = free_port();
-    let h2c_port = free_port();
+    // Held while the gateway binds them (Pingora sets SO_REUSEADDR) and until the test ends.
+    let (tls_reserved, h2c_reserved) = (reserve_port(), reserve_port());
+    let (tls_port, h2c_port) = (tls_reserved.port, h2c_reserved.port);
     let gw = Gateway::start(&format!(
         r#"
 [[listeners]]

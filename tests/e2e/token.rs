@@ -6,7 +6,7 @@ use crate::harness::*;
 use serde_json::{json, Value};
 use std::path::Path;
 use tokengate::jose::{Alg, Jwk};
-use tokengate::token::secret::SecretHash;
+use tokengate::identity::secret::SecretHash;
 
 pub const ISSUER: &str = "https://issuer.test";
 pub const WEIRD_ID: &str = "we:rd %+é";
@@ -176,7 +176,7 @@ pub fn unique(name: &str) -> String {
     format!("tg-test-{name}-{}:", tokengate::jose::b64_encode(&b))
 }
 
-fn basic(id: &str, secret: &str) -> String {
+pub fn basic(id: &str, secret: &str) -> String {
     use base64::Engine as _;
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     format!(
@@ -723,7 +723,7 @@ async fn slow_gateway(cpu_secs: f64) -> (Proc, Upstream, tempfile::TempDir) {
     SecretHash::create(b"calibrate", 100_000).unwrap();
     let per_iter = t.elapsed().as_secs_f64() / 100_000.0;
     let iters =
-        ((cpu_secs / per_iter) as u32).clamp(100_000, tokengate::token::secret::MAX_ITERATIONS);
+        ((cpu_secs / per_iter) as u32).clamp(100_000, tokengate::identity::secret::MAX_ITERATIONS);
     let slow = SecretHash::create(b"slow-secret", iters).unwrap();
     let up = Upstream::start("u").await;
     let dir = tempfile::tempdir().unwrap();
@@ -1397,7 +1397,9 @@ impl Drop for OwnRedis {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_fails_closed_then_recovers() {
-    let port = free_port();
+    // Held across the restart: redis-server sets SO_REUSEADDR and binds it again.
+    let reserved = reserve_port();
+    let port = reserved.port;
     let mut redis = OwnRedis::start(port).await;
     let store = format!("kind = \"redis\"\nurl = \"redis://127.0.0.1:{}\"\nkey_prefix = \"{}\"\ntimeout = \"300ms\"", redis.port, unique("down"));
     let w = world(Some(store), "").await;
@@ -1449,6 +1451,7 @@ pub struct Proc {
     pub port: u16,
     pub admin: u16,
     _dir: tempfile::TempDir,
+    _ports: [PortReservation; 2],
 }
 
 impl Proc {
@@ -1459,7 +1462,8 @@ impl Proc {
     /// `edit` may change the preamble (e.g. the runtime flavour).
     pub async fn start_with(body: &str, edit: impl Fn(String) -> String) -> Proc {
         let dir = tempfile::tempdir().unwrap();
-        let (port, admin) = (free_port(), free_port());
+        let ports = [reserve_port(), reserve_port()];
+        let (port, admin) = (ports[0].port, ports[1].port);
         let cfg = dir.path().join("tokengate.toml");
         let pre = edit(preamble(port, admin, dir.path()));
         std::fs::write(&cfg, format!("{pre}{body}")).unwrap();
@@ -1473,7 +1477,9 @@ impl Proc {
             .unwrap();
         // The admin listener can answer before the data listener is bound.
         eventually("gateway process up", || async move {
-            get(admin, "/healthz").await.status == 200
+            try_get(admin, "/healthz")
+                .await
+                .is_ok_and(|r| r.status == 200)
                 && tokio::net::TcpStream::connect(("127.0.0.1", port))
                     .await
                     .is_ok()
@@ -1484,6 +1490,7 @@ impl Proc {
             port,
             admin,
             _dir: dir,
+            _ports: ports,
         }
     }
 

@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use super::kw;
-use crate::jose::jwk::{Curve, EcKey, Material, OkpKey};
+use crate::jose::curve::Curve;
+use crate::jose::jwk::{EcKey, Material, OkpKey};
 use crate::jose::{b64, Enc, Header, JoseError, Jwk, KeyAlg, Limits};
 
 /// The CEK plus what the JWE carries for it.

@@ -13,16 +13,17 @@
 //! (`capacity`; when full, expired entries are purged and otherwise the new token is simply
 //! not cached); off when `jti` differs per token or there is no `expires_in`.
 
-pub mod config;
+use crate::config::policy::jwt_generate as config;
 mod values;
 
+use super::edits::{Body, Edits, HeaderEdit, QueryEdit};
 use super::keyconf::{compile_keys, Keys};
-use super::PolicyState;
+use super::Effects;
 use crate::error::{Errors, GatewayError};
 use crate::expr::{unix_now, uuid_v4, Template, Var};
 use crate::jose::{self, Alg, Enc, EncryptOptions, JwkSet, KeyAlg, KeyHint, KeyOp};
+use crate::keys::KeyCache;
 use crate::request::RequestView;
-use crate::shared::Shared;
 use config::{ClaimConfig, ClaimFromConfig, JwtGenerateConfig, OutputConfig, ValueType};
 use dashmap::DashMap;
 use http::{HeaderName, HeaderValue};
@@ -126,7 +127,7 @@ impl JwtGenerate {
         c: &JwtGenerateConfig,
         path: &str,
         errs: &mut Errors,
-        shared: &Shared,
+        key_cache: &Arc<KeyCache>,
     ) -> Option<JwtGenerate> {
         let JwtGenerateConfig {
             algorithm,
@@ -165,10 +166,10 @@ impl JwtGenerate {
         }
         let sign_key = match (
             algorithm.is_some(),
-            compile_keys(key, &format!("{path}.key"), errs, shared),
+            compile_keys(key, &format!("{path}.key"), errs, key_cache),
         ) {
             (_, None) => None,
-            (true, Some(Some(Keys::Static(set)))) => match set.keys() {
+            (true, Some(Some(Keys::Static(set, _)))) => match set.keys() {
                 [k] if k.is_private() => Some(set.clone()),
                 [_] => {
                     errs.push(
@@ -308,7 +309,7 @@ impl JwtGenerate {
                     format!("unknown {:?}", e.encryption),
                 );
             }
-            let keys = match compile_keys(&e.key, &format!("{p}.key"), errs, shared) {
+            let keys = match compile_keys(&e.key, &format!("{p}.key"), errs, key_cache) {
                 Some(Some(k)) => Some(k),
                 Some(None) => {
                     errs.push(format!("{p}.key"), "the recipient's key is needed");
@@ -464,18 +465,36 @@ impl JwtGenerate {
         Ok((set.clone(), idx, id))
     }
 
-    /// Request phase: mint (or reuse) the token and queue it for its destination.
-    pub async fn on_request(
+    /// Request phase: mint (or reuse) the token and queue it for its destination (a header,
+    /// query parameter or body of the upstream request, a response header or body, or a
+    /// variable for later policies). `pending` is what earlier policies queued: a body
+    /// output builds on an earlier body rewrite.
+    pub async fn request_filter(
         &self,
         v: &RequestView<'_>,
-        st: &mut PolicyState,
+        pending: &Edits,
+        fx: &mut Effects,
     ) -> Result<(), GatewayError> {
-        let now = unix_now();
+        self.mint_at(v, pending, fx, unix_now()).await
+    }
+
+    /// The request phase at a given time (Unix seconds): `iat`/`nbf`/`exp` and the reuse of
+    /// a cached token are decided against `now`.
+    pub(crate) async fn mint_at(
+        &self,
+        v: &RequestView<'_>,
+        pending: &Edits,
+        fx: &mut Effects,
+        now: u64,
+    ) -> Result<(), GatewayError> {
         let mut claims = self.resolve_claims(v)?;
         let header = self.render_header(v)?;
         let jti = match &self.jti {
             Jti::None => None,
-            Jti::Uuid => Some(uuid_v4()),
+            Jti::Uuid => Some(uuid_v4().map_err(|_| {
+                log::error!("no random bytes from the system for a jti");
+                GatewayError::SigningFailed
+            })?),
             Jti::Template(t) => Some(t.render(v).ok_or(GatewayError::ValueUnresolved)?),
         };
         let enc_key = match &self.encrypt {
@@ -497,7 +516,7 @@ impl JwtGenerate {
                 if now < hit.1 {
                     let tok = hit.0.clone();
                     drop(hit);
-                    return self.deliver(&tok, st);
+                    return self.deliver(&tok, v, pending, fx);
                 }
             }
         }
@@ -567,23 +586,29 @@ impl JwtGenerate {
                 c.insert(k, (token.clone(), now.saturating_add(reuse)));
             }
         }
-        self.deliver(&token, st)
+        self.deliver(&token, v, pending, fx)
     }
 
+    /// The upstream request body with the token: the whole body, or set at a JSON pointer
+    /// of the JSON body (as an earlier policy rewrote it, else as the client sent it).
     fn deliver_body(
         &self,
         ptr: &Option<String>,
         token: &str,
-        v_body: Option<&Value>,
-        st: &mut PolicyState,
-    ) -> Result<(), GatewayError> {
+        v: &RequestView<'_>,
+        pending: &Edits,
+    ) -> Result<Body, GatewayError> {
         let Some(ptr) = ptr else {
-            st.request_body = Some(bytes::Bytes::from(token.to_string()));
-            return Ok(());
+            return Ok(Body {
+                bytes: bytes::Bytes::from(token.to_string()),
+                content_type: HeaderValue::from_static(JWT),
+            });
         };
-        let raw_empty = st.body_raw.as_ref().is_none_or(|b| b.is_empty());
-        let mut doc = match (&st.request_body, v_body) {
-            (Some(b), _) => serde_json::from_slice(b).unwrap_or(Value::Object(Map::new())),
+        let raw_empty = v.raw_body.is_none_or(<[u8]>::is_empty);
+        let mut doc = match (&pending.upstream_body, v.body) {
+            (Some(b), _) => {
+                serde_json::from_slice(&b.bytes).map_err(|_| GatewayError::ValueUnresolved)?
+            }
             (None, Some(b)) => b.clone(),
             (None, None) if raw_empty => Value::Object(Map::new()),
             // A body that is not JSON is never silently replaced.
@@ -592,38 +617,50 @@ impl JwtGenerate {
         set_pointer(&mut doc, ptr, Value::String(token.to_string()))
             .ok_or(GatewayError::ValueUnresolved)?;
         let bytes = serde_json::to_vec(&doc).map_err(|_| GatewayError::SigningFailed)?;
-        st.request_body = Some(bytes::Bytes::from(bytes));
-        Ok(())
+        Ok(Body {
+            bytes: bytes::Bytes::from(bytes),
+            content_type: HeaderValue::from_static("application/json"),
+        })
     }
 
-    fn deliver(&self, token: &str, st: &mut PolicyState) -> Result<(), GatewayError> {
+    fn deliver(
+        &self,
+        token: &str,
+        v: &RequestView<'_>,
+        pending: &Edits,
+        fx: &mut Effects,
+    ) -> Result<(), GatewayError> {
+        let edits = &mut fx.edits;
         match &self.output {
             Output::Header { name, prefix } => {
                 let hv = HeaderValue::from_str(&format!("{prefix}{token}"))
                     .map_err(|_| GatewayError::SigningFailed)?;
-                st.upstream_remove.push(name.clone());
-                st.upstream_add.push((name.clone(), hv));
+                edits.upstream.push(HeaderEdit::Set(name.clone(), hv));
             }
-            Output::Query(q) => st.upstream_query.push((q.clone(), token.to_string())),
+            Output::Query(q) => edits
+                .query
+                .push(QueryEdit::Set(q.clone(), token.to_string())),
             Output::ResponseHeader(name) => {
                 let hv = HeaderValue::from_str(token).map_err(|_| GatewayError::SigningFailed)?;
-                st.response_add.push((name.clone(), hv));
+                edits.response.push(HeaderEdit::Append(name.clone(), hv));
             }
-            Output::Variable(n) => {
-                Arc::make_mut(st.vars.get_or_insert_with(Default::default))
-                    .insert(n.clone(), token.to_string());
-            }
+            Output::Variable(n) => fx.vars.push((n.clone(), token.to_string())),
             Output::RequestBody(ptr) => {
-                let body = st.body.clone();
-                self.deliver_body(ptr, token, body.as_deref(), st)?;
+                edits.upstream_body = Some(self.deliver_body(ptr, token, v, pending)?);
             }
             Output::ResponseBody => {
-                st.response_body = Some(bytes::Bytes::from(token.to_string()));
+                edits.response_body = Some(Body {
+                    bytes: bytes::Bytes::from(token.to_string()),
+                    content_type: HeaderValue::from_static(JWT),
+                });
             }
         }
         Ok(())
     }
 }
+
+/// The media type of a bare token (RFC 7519 §10.3.1).
+const JWT: &str = "application/jwt";
 
 fn compile_output(o: &OutputConfig, path: &str, errs: &mut Errors) -> Option<Output> {
     let OutputConfig {

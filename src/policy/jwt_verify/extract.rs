@@ -4,9 +4,9 @@
 
 use super::config::TokenSourceConfig;
 use crate::error::{Errors, GatewayError};
+use crate::policy::edits::{Edits, HeaderEdit, QueryEdit};
 use crate::request::RequestView;
-use http::HeaderName;
-use pingora_http::RequestHeader;
+use http::{HeaderName, HeaderValue};
 
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -168,19 +168,22 @@ pub fn strip_form(sources: &[Source], v: &RequestView<'_>) -> Option<bytes::Byte
     Some(bytes::Bytes::from(kept.join("&")))
 }
 
-/// Remove the token (every source of this policy) from the request sent upstream.
-pub fn strip(sources: &[Source], req: &mut RequestHeader) {
+/// The edits that remove the token (every source of this policy) from the request sent
+/// upstream, computed from the client's request. A form-body token is removed by
+/// [`strip_form`] instead.
+pub fn strip(sources: &[Source], v: &RequestView<'_>, out: &mut Edits) {
+    let req = v.req;
     for s in sources {
         match s {
-            Source::Form(_) => {} // the body is rewritten in the request phase
-            Source::Header { name, prefix } => match prefix {
-                None => {
-                    req.remove_header(name);
-                }
-                Some(p) => {
-                    // Keep other schemes (e.g. Basic) on a shared header.
-                    let keep: Vec<_> = req
-                        .headers
+            Source::Form(_) => {}
+            Source::Header { name, prefix } => {
+                out.upstream.push(HeaderEdit::Remove(name.clone()));
+                let Some(p) = prefix else {
+                    continue;
+                };
+                // Keep other schemes (e.g. Basic) on a shared header.
+                out.upstream.extend(
+                    req.headers
                         .get_all(name)
                         .iter()
                         .filter(|h| {
@@ -190,14 +193,9 @@ pub fn strip(sources: &[Source], req: &mut RequestHeader) {
                                     .is_some_and(|x| x.eq_ignore_ascii_case(p))
                             })
                         })
-                        .cloned()
-                        .collect();
-                    req.remove_header(name);
-                    for k in keep {
-                        let _ = req.append_header(name.clone(), k);
-                    }
-                }
-            },
+                        .map(|h| HeaderEdit::Append(name.clone(), h.clone())),
+                );
+            }
             Source::Cookie(c) => {
                 let mut kept = Vec::new();
                 for h in req.headers.get_all(http::header::COOKIE) {
@@ -206,37 +204,18 @@ pub fn strip(sources: &[Source], req: &mut RequestHeader) {
                             s.split(';')
                                 .map(str::trim)
                                 .filter(|p| !p.is_empty())
-                                .filter(|p| p.split_once('=').map(|(k, _)| k) != Some(c.as_str()))
-                                .map(str::to_string),
+                                .filter(|p| p.split_once('=').map(|(k, _)| k) != Some(c.as_str())),
                         );
                     }
                 }
-                req.remove_header(&http::header::COOKIE);
-                if !kept.is_empty() {
-                    let _ = req.insert_header(http::header::COOKIE, kept.join("; "));
+                out.upstream.push(HeaderEdit::Remove(http::header::COOKIE));
+                if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+                    if !kept.is_empty() {
+                        out.upstream.push(HeaderEdit::Set(http::header::COOKIE, v));
+                    }
                 }
             }
-            Source::Query(q) => {
-                let Some(query) = req.uri.query() else {
-                    continue;
-                };
-                let kept: Vec<&str> = query
-                    .split('&')
-                    .filter(|p| {
-                        let k = p.split_once('=').map(|(k, _)| k).unwrap_or(p);
-                        percent_encoding::percent_decode_str(k).decode_utf8_lossy() != q.as_str()
-                    })
-                    .collect();
-                let path = req.uri.path().to_string();
-                let pq = if kept.is_empty() {
-                    path
-                } else {
-                    format!("{path}?{}", kept.join("&"))
-                };
-                if let Ok(uri) = http::Uri::builder().path_and_query(pq).build() {
-                    req.set_uri(uri);
-                }
-            }
+            Source::Query(q) => out.query.push(QueryEdit::Remove(q.clone())),
         }
     }
 }
@@ -259,6 +238,8 @@ mod tests {
         assert!(e.is_empty(), "{:?}", e.0);
         out
     }
+
+    use pingora_http::RequestHeader;
 
     fn req(uri: &str, h: &[(&str, &str)]) -> RequestHeader {
         let mut r = RequestHeader::build("GET", uri.as_bytes(), None).unwrap();
@@ -308,7 +289,10 @@ mod tests {
                 ("cookie", "x=1; at=T1; y=2"),
             ],
         );
-        strip(&s, &mut r);
+        let mut edits = crate::policy::Edits::default();
+        strip(&s, &RequestView::new(&r, None), &mut edits);
+        crate::policy::edits::apply_headers(&mut r, &edits.upstream).unwrap();
+        crate::policy::edits::apply_query(&mut r, &edits.query).unwrap();
         assert!(r.headers.get("authorization").is_none());
         assert_eq!(r.headers.get("cookie").unwrap(), "x=1; y=2");
         assert_eq!(r.uri.to_string(), "/x?a=1&b=2");

@@ -12,17 +12,17 @@
 //! `enabled = "shadow"` runs everything and records the decision (access log + metric) but
 //! never denies and never changes the request.
 
-pub mod cache;
-pub mod config;
+use crate::config::policy::jwt_verify as config;
 pub mod extract;
 
+use super::edits::{Body, HeaderEdit};
 use super::keyconf::{compile_keys, Keys, Resolved};
-use super::PolicyState;
+use super::Effects;
+use crate::cache::verified::{token_key, Entry, VerifiedCache};
 use crate::error::{Errors, GatewayError};
 use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, Limits};
+use crate::keys::KeyCache;
 use crate::request::RequestView;
-use crate::shared::Shared;
-use cache::{token_key, Entry, VerifiedCache};
 use config::{AclConfig, AclRuleConfig, HeaderFormat, JwtVerifyConfig, SubjectConfig, TokenForm};
 use extract::Source;
 use http::{HeaderName, HeaderValue, Method};
@@ -179,7 +179,7 @@ impl JwtVerify {
         path: &str,
         errs: &mut Errors,
         cache: Option<Arc<VerifiedCache>>,
-        shared: &Shared,
+        key_cache: &Arc<KeyCache>,
     ) -> Option<JwtVerify> {
         let JwtVerifyConfig {
             sources,
@@ -259,12 +259,12 @@ impl JwtVerify {
                 ),
             }
         }
-        let keys = compile_keys(keys, &format!("{path}.keys"), errs, shared);
+        let keys = compile_keys(keys, &format!("{path}.keys"), errs, key_cache);
         let dec_keys = compile_keys(
             decryption_keys,
             &format!("{path}.decryption_keys"),
             errs,
-            shared,
+            key_cache,
         );
         if jws || nested {
             if algorithms.is_empty() {
@@ -448,7 +448,7 @@ impl JwtVerify {
     fn resolve(keys: &Option<Keys>, v: &RequestView<'_>) -> Result<Resolved, GatewayError> {
         match keys {
             Some(k) => k.resolve(v),
-            None => Ok(Resolved::Static(Arc::new(JwkSet::default()))),
+            None => Ok(Resolved::Static(Arc::new(JwkSet::default()), 0)),
         }
     }
 
@@ -512,36 +512,43 @@ impl JwtVerify {
         }
     }
 
-    fn check_extra_rules(&self, claims: &Map<String, Value>) -> Result<(), GatewayError> {
+    /// The subject, one-of and contains rules. Err: the error and which rule failed (for logs).
+    fn check_extra_rules(&self, claims: &Map<String, Value>) -> Result<(), (GatewayError, String)> {
+        let fail = |e: GatewayError, what: &str, path: &str| Err((e, format!("{what}: {path}")));
         if let Some(s) = &self.subject {
             let sub = match claims.get("sub") {
-                None => return Err(GatewayError::ClaimMissing),
+                None => return fail(GatewayError::ClaimMissing, "subject rule", "sub"),
                 Some(Value::String(s)) => s,
-                Some(_) => return Err(GatewayError::ClaimMismatch),
+                Some(_) => return fail(GatewayError::ClaimMismatch, "subject rule", "sub"),
             };
             let ok = match s {
                 Subject::Prefix(p) => sub.starts_with(p.as_str()),
                 Subject::Regex(r) => r.is_match(sub),
             };
             if !ok {
-                return Err(GatewayError::SubjectMismatch);
+                return fail(GatewayError::SubjectMismatch, "subject rule", "sub");
             }
         }
         for (path, allowed) in &self.one_of {
-            match jose::claim_at(claims, path).map_err(|e| GatewayError::from(&e))? {
-                None => return Err(GatewayError::ClaimMissing),
+            match jose::claim_at(claims, path)
+                .map_err(|e| (GatewayError::from(&e), e.to_string()))?
+            {
+                None => return fail(GatewayError::ClaimMissing, "claims rule", path),
                 Some(v) if allowed.contains(v) => {}
-                Some(_) => return Err(GatewayError::ClaimMismatch),
+                Some(_) => return fail(GatewayError::ClaimMismatch, "claims rule", path),
             }
         }
         for (path, needed) in &self.contains {
-            let v = jose::claim_at(claims, path).map_err(|e| GatewayError::from(&e))?;
+            let v = jose::claim_at(claims, path)
+                .map_err(|e| (GatewayError::from(&e), e.to_string()))?;
             let Some(v) = v else {
-                return Err(GatewayError::ClaimMissing);
+                return fail(GatewayError::ClaimMissing, "contains rule", path);
             };
-            let members = members(v).ok_or(GatewayError::ClaimMismatch)?;
+            let Some(members) = members(v) else {
+                return fail(GatewayError::ClaimMismatch, "contains rule", path);
+            };
             if !needed.iter().all(|n| members.contains(&n.as_str())) {
-                return Err(GatewayError::ClaimMismatch);
+                return fail(GatewayError::ClaimMismatch, "contains rule", path);
             }
         }
         Ok(())
@@ -558,7 +565,11 @@ impl JwtVerify {
         }
     }
 
-    fn check_acl(&self, method: &Method, out: &Outcome) -> Result<(), GatewayError> {
+    fn check_acl(
+        &self,
+        method: &Method,
+        out: &Outcome,
+    ) -> Result<(), (GatewayError, &'static str)> {
         let Some(acl) = &self.acl else { return Ok(()) };
         let rule = acl.methods.get(method).unwrap_or(&acl.default);
         if !rule.identities.is_empty()
@@ -567,7 +578,7 @@ impl JwtVerify {
                 .as_deref()
                 .is_some_and(|id| rule.identities.iter().any(|x| x == id))
         {
-            return Err(GatewayError::AccessDenied);
+            return Err((GatewayError::AccessDenied, "acl: identity not listed"));
         }
         if !rule.roles.is_empty() {
             let roles = jose::claim_at(&out.claims, &acl.roles_claim)
@@ -576,7 +587,7 @@ impl JwtVerify {
                 .and_then(members)
                 .unwrap_or_default();
             if !rule.roles.iter().any(|r| roles.contains(&r.as_str())) {
-                return Err(GatewayError::AccessDenied);
+                return Err((GatewayError::AccessDenied, "acl: none of the roles"));
             }
         }
         if !rule.scopes.is_empty() {
@@ -586,17 +597,19 @@ impl JwtVerify {
                 .and_then(members)
                 .unwrap_or_default();
             if !rule.scopes.iter().all(|s| scopes.contains(&s.as_str())) {
-                return Err(GatewayError::AccessDenied);
+                return Err((GatewayError::AccessDenied, "acl: a scope is missing"));
             }
         }
         Ok(())
     }
 
+    /// Verify and validate. On failure `detail` says why (which claim or rule), for logs.
     async fn verify(
         &self,
         token: &str,
         now: u64,
         v: &RequestView<'_>,
+        detail: &mut Option<String>,
     ) -> Result<Outcome, GatewayError> {
         let unverified = self.unverified_claims(token);
         let sign_src = match &unverified {
@@ -635,11 +648,20 @@ impl JwtVerify {
                 opened = self.open(token, &sign, &dec);
             }
         }
-        let (claims, typ) = opened.map_err(|e| GatewayError::from(&e))?;
+        let (claims, typ) = opened.map_err(|e| {
+            *detail = Some(e.to_string());
+            GatewayError::from(&e)
+        })?;
         self.rules
             .validate(&claims, typ.as_deref(), now)
-            .map_err(|e| GatewayError::from(&e))?;
-        self.check_extra_rules(&claims)?;
+            .map_err(|e| {
+                *detail = Some(e.to_string());
+                GatewayError::from(&e)
+            })?;
+        self.check_extra_rules(&claims).map_err(|(e, d)| {
+            *detail = Some(d);
+            e
+        })?;
         let identity = self.identity_of(&claims);
         let claims = Arc::new(claims);
         if let (Some(c), Some(k)) = (&self.cache, key) {
@@ -662,53 +684,62 @@ impl JwtVerify {
         Ok(Outcome { claims, identity })
     }
 
-    /// Request phase. Ok: claims and identity are in `st`, upstream header changes queued.
-    pub async fn on_request(
+    /// Request phase: find the token, verify it, check the claim rules and the ACL. Ok: the
+    /// claims and identity are established, the token's removal (`forward_token = false`) and
+    /// the claim headers are queued for the upstream request.
+    pub async fn request_filter(
         &self,
         v: &RequestView<'_>,
-        st: &mut PolicyState,
-        shadow: bool,
+        fx: &mut Effects,
     ) -> Result<(), GatewayError> {
         let (_, token) = extract::extract(&self.sources, v)?;
         if token.len() > self.limits.max_token {
             return Err(GatewayError::TokenTooLarge);
         }
-        let out = self.verify(&token, unix_now(), v).await?;
-        self.check_acl(&v.req.method, &out)?;
-        if shadow {
-            return Ok(());
-        }
+        let out = self.verify(&token, unix_now(), v, &mut fx.detail).await?;
+        self.check_acl(&v.req.method, &out).map_err(|(e, d)| {
+            fx.detail = Some(d.to_string());
+            e
+        })?;
+        let edits = &mut fx.edits;
         if !self.forward_token {
+            extract::strip(&self.sources, v, edits);
             if let Some(b) = extract::strip_form(&self.sources, v) {
-                st.request_body = Some(b);
+                let content_type = v
+                    .req
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static(
+                        "application/x-www-form-urlencoded",
+                    ));
+                edits.upstream_body = Some(Body {
+                    bytes: b,
+                    content_type,
+                });
             }
         }
         for m in &self.to_headers {
-            st.upstream_remove.push(m.header.clone());
+            edits.upstream.push(HeaderEdit::Remove(m.header.clone()));
             let Ok(Some(val)) = jose::claim_at(&out.claims, &m.claim) else {
                 continue;
             };
             for hv in header_values(val, m.format) {
-                st.upstream_add.push((m.header.clone(), hv));
+                edits
+                    .upstream
+                    .push(HeaderEdit::Append(m.header.clone(), hv));
             }
         }
         if let Some(h) = &self.payload_header {
-            st.upstream_remove.push(h.clone());
-            let json = serde_json::to_vec(&*out.claims).unwrap_or_default();
+            edits.upstream.push(HeaderEdit::Remove(h.clone()));
+            let json = serde_json::to_vec(&*out.claims).map_err(|_| GatewayError::Internal)?;
             if let Ok(hv) = HeaderValue::from_str(&jose::b64_encode(&json)) {
-                st.upstream_add.push((h.clone(), hv));
+                edits.upstream.push(HeaderEdit::Append(h.clone(), hv));
             }
         }
-        st.claims = Some(out.claims);
-        st.identity = out.identity;
+        fx.claims = Some(out.claims);
+        fx.identity = out.identity;
         Ok(())
-    }
-
-    /// Upstream phase: strip the token when `forward_token = false`.
-    pub fn strip_token(&self, req: &mut pingora_http::RequestHeader) {
-        if !self.forward_token {
-            extract::strip(&self.sources, req);
-        }
     }
 }
 

@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 /// Generous bound for "fails quickly": the deadline is 300 ms, a hang would be forever.
 const BOUND: Duration = Duration::from_secs(5);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port bound with SO_REUSEADDR and never listening: connections to it are refused,
+/// no port-0 bind is handed it while it is held, and redis-server (which sets SO_REUSEADDR too)
+/// can still bind it, again after a restart.
+fn reserve_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }
 
 /// Run every operation against `s` and check each fails with `Unavailable` within [`BOUND`].
@@ -70,7 +73,8 @@ async fn all_fail_closed(s: &RedisStore) {
 /// R13: nothing listens: every call is `Unavailable`, quickly, again and again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_fails_closed_quickly() {
-    let url = format!("redis://127.0.0.1:{}", free_port());
+    let (_held, port) = reserve_port();
+    let url = format!("redis://127.0.0.1:{port}");
     let s = RedisStore::connect(&url, "down:", Duration::from_millis(300)).unwrap();
     for _ in 0..3 {
         let t = Instant::now();
@@ -156,7 +160,7 @@ impl Drop for RedisServer {
 /// and reloads its scripts into the fresh server).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_recovers_after_restart() {
-    let port = free_port();
+    let (_held, port) = reserve_port();
     let mut server = RedisServer::start(port);
     let url = format!("redis://127.0.0.1:{}", server.port);
     let s = RedisStore::connect(&url, "rec:", Duration::from_millis(300)).unwrap();

@@ -41,6 +41,33 @@ pub fn token_key(token: &str) -> [u8; 32] {
     k
 }
 
+/// The verified-token caches of every jwt_verify policy, by the policy's config fingerprint,
+/// so that a reload leaving a policy unchanged finds its cache warm.
+#[derive(Debug, Default)]
+pub struct VerifiedCaches {
+    by_config: DashMap<String, Arc<VerifiedCache>>,
+}
+
+impl VerifiedCaches {
+    /// The cache of the policy with this fingerprint, created with `capacity` if new.
+    pub fn get(&self, fingerprint: &str, capacity: usize) -> Arc<VerifiedCache> {
+        self.by_config
+            .entry(fingerprint.to_string())
+            .or_insert_with(|| Arc::new(VerifiedCache::new(capacity)))
+            .clone()
+    }
+
+    /// Entries across all caches (for status and tests).
+    pub fn entries(&self) -> usize {
+        self.by_config.iter().map(|c| c.len()).sum()
+    }
+
+    /// Drop the caches of policies the new snapshot no longer has.
+    pub fn retain(&self, used: &std::collections::HashSet<String>) {
+        self.by_config.retain(|k, _| used.contains(k));
+    }
+}
+
 impl VerifiedCache {
     pub fn new(capacity: usize) -> VerifiedCache {
         VerifiedCache {

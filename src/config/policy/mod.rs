@@ -2,8 +2,19 @@
 //! `type` selects the policy body. The common keys (`enabled`, `when`, `errors`) are the same for
 //! every policy type; the body keys are checked by the policy's own `deny_unknown_fields` struct.
 
+pub mod cors;
+pub mod deny;
+pub mod headers;
+pub mod jwt_auth;
+pub mod jwt_generate;
+pub mod jwt_verify;
+
+pub use cors::CorsConfig;
+pub use deny::DenyConfig;
+pub use headers::{HeaderOpsConfig, HeadersConfig};
+
+use super::{ConditionConfig, ErrorOverrideConfig};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::BTreeMap;
 
 /// One entry of a policy list.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,12 +39,20 @@ pub struct InlinePolicy {
 pub enum PolicyBody {
     Headers(HeadersConfig),
     Cors(CorsConfig),
-    JwtVerify(Box<crate::policy::jwt_verify::config::JwtVerifyConfig>),
-    JwtGenerate(Box<crate::policy::jwt_generate::config::JwtGenerateConfig>),
-    JwtAuth(Box<crate::policy::jwt_auth::JwtAuthConfig>),
+    JwtVerify(Box<jwt_verify::JwtVerifyConfig>),
+    JwtGenerate(Box<jwt_generate::JwtGenerateConfig>),
+    JwtAuth(Box<jwt_auth::JwtAuthConfig>),
+    Deny(DenyConfig),
 }
 
-const POLICY_TYPES: &[&str] = &["headers", "cors", "jwt_verify", "jwt_generate", "jwt_auth"];
+const POLICY_TYPES: &[&str] = &[
+    "headers",
+    "cors",
+    "jwt_verify",
+    "jwt_generate",
+    "jwt_auth",
+    "deny",
+];
 
 /// `enabled = true | false | "shadow"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,114 +75,6 @@ impl<'de> Deserialize<'de> for EnabledConfig {
             )),
         }
     }
-}
-
-/// A condition: exactly one of `all`, `any`, `not`, or a `var` with one operator.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ConditionConfig {
-    #[serde(default)]
-    pub all: Option<Vec<ConditionConfig>>,
-    #[serde(default)]
-    pub any: Option<Vec<ConditionConfig>>,
-    #[serde(default)]
-    pub not: Option<Box<ConditionConfig>>,
-    /// The value tested, e.g. `method`, `path`, `host`, `header.x-env`, `query.debug`,
-    /// `cookie.session`, `client_ip`, `route`.
-    #[serde(default)]
-    pub var: Option<String>,
-    #[serde(default)]
-    pub equals: Option<String>,
-    #[serde(default)]
-    pub starts_with: Option<String>,
-    #[serde(default)]
-    pub ends_with: Option<String>,
-    #[serde(default)]
-    pub contains: Option<String>,
-    /// A regular expression (Rust `regex` syntax, unanchored unless you anchor it).
-    #[serde(default)]
-    pub matches: Option<String>,
-    #[serde(default, rename = "in")]
-    pub in_list: Option<Vec<String>>,
-    #[serde(default)]
-    pub exists: Option<bool>,
-    /// A glob such as `/api/*/items` (`*` stays within one segment, `**` crosses them).
-    #[serde(default)]
-    pub glob: Option<String>,
-    /// CIDRs or addresses; for `client_ip`.
-    #[serde(default)]
-    pub cidr: Option<Vec<String>>,
-}
-
-/// How an error is rendered: every field optional; unset fields keep the default.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorOverrideConfig {
-    #[serde(default)]
-    pub status: Option<u16>,
-    #[serde(default)]
-    pub error_code: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub content_type: Option<String>,
-    /// Body template; `{status}`, `{code}` and `{message}` are replaced (JSON-escaped).
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Overrides for one error code, e.g. `[routes.errors.codes.no_route]`.
-    #[serde(default)]
-    pub codes: BTreeMap<String, ErrorOverrideConfig>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HeadersConfig {
-    /// Changes to the request sent upstream.
-    #[serde(default)]
-    pub request: HeaderOpsConfig,
-    /// Changes to the response sent to the client.
-    #[serde(default)]
-    pub response: HeaderOpsConfig,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderOpsConfig {
-    /// Replace (or create) these headers.
-    #[serde(default)]
-    pub set: BTreeMap<String, String>,
-    /// Append these values, keeping existing ones.
-    #[serde(default)]
-    pub add: BTreeMap<String, String>,
-    /// Remove these headers.
-    #[serde(default)]
-    pub remove: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CorsConfig {
-    /// Exact origins (`https://app.example.com`) or `"*"`.
-    pub allow_origins: Vec<String>,
-    #[serde(default = "d_cors_methods")]
-    pub allow_methods: Vec<String>,
-    #[serde(default)]
-    pub allow_headers: Vec<String>,
-    #[serde(default)]
-    pub expose_headers: Vec<String>,
-    #[serde(default)]
-    pub allow_credentials: bool,
-    #[serde(default)]
-    pub max_age: Option<crate::units::HumanDuration>,
-}
-
-fn d_cors_methods() -> Vec<String> {
-    ["GET", "HEAD", "POST"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
 }
 
 fn body_from<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
@@ -237,6 +148,7 @@ impl PolicyEntry {
             "jwt_verify" => PolicyBody::JwtVerify(Box::new(body_from(t)?)),
             "jwt_generate" => PolicyBody::JwtGenerate(Box::new(body_from(t)?)),
             "jwt_auth" => PolicyBody::JwtAuth(Box::new(body_from(t)?)),
+            "deny" => PolicyBody::Deny(body_from(t)?),
             other => {
                 return Err(format!(
                     "type: unknown policy type {other:?}, expected one of {}",
@@ -284,7 +196,7 @@ impl PolicyBody {
         let mut reads = Vec::new();
         match self {
             PolicyBody::Headers(h) => sets.extend(h.request.set.keys().cloned()),
-            PolicyBody::Cors(_) => {}
+            PolicyBody::Cors(_) | PolicyBody::Deny(_) => {}
             PolicyBody::JwtVerify(v) => {
                 sets.extend(v.claims_to_headers.iter().map(|c| c.header.clone()));
                 sets.extend(v.payload_header.iter().cloned());

@@ -1,6 +1,6 @@
 //! The `jwt_generate` policy's config (operator contract). Compiled by `mod.rs`.
 
-use crate::policy::jwt_verify::config::KeysConfig;
+use super::jwt_verify::KeysConfig;
 use crate::units::HumanDuration;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

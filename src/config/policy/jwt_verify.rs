@@ -90,7 +90,7 @@ pub struct KeysConfig {
     pub per_client_allow: Vec<String>,
     /// Refresh, staleness, size and time bounds of remote sources.
     #[serde(default)]
-    pub remote: Option<crate::keys::JwksSettings>,
+    pub remote: Option<crate::config::keys::JwksSettings>,
 }
 
 /// `subject = { equals = "..." }`, `{ prefix = "..." }` or `{ regex = "..." }`.

@@ -1,7 +1,7 @@
 //! `[token_service]`: the serde model of the OAuth2 token service (unknown keys refused).
 //! Compiled by [`super::TokenService::compile`]; nothing here is read at request time.
 
-use crate::store::StoreConfig;
+use super::store::StoreConfig;
 use crate::units::HumanDuration;
 use serde::{Deserialize, Serialize};
 
@@ -55,9 +55,9 @@ pub struct TokenServiceConfig {
     /// "static" for `users`). Default: "static" when users are configured.
     #[serde(default)]
     pub password_source: Option<String>,
-    /// LDAP, database and HTTP identity sources (see src/identity/config.rs).
+    /// LDAP, database and HTTP identity sources (see src/config/identity.rs).
     #[serde(default)]
-    pub identity_sources: Vec<crate::identity::IdentitySourceConfig>,
+    pub identity_sources: Vec<super::identity::IdentitySourceConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -120,18 +120,21 @@ impl SecretHash {
         ))
     }
 
-    /// A hash no secret matches, with this many iterations (for unknown names).
-    pub fn dummy(iterations: u32) -> SecretHash {
+    /// A hash no secret matches, with this many iterations (for unknown names). The hash is
+    /// random so that no secret matches it: without randomness (all zeros) it could be
+    /// precomputed, so a failed draw is an error.
+    pub fn dummy(iterations: u32) -> Result<SecretHash, String> {
         let mut salt = vec![0u8; 16];
-        let _ = aws_lc_rs::rand::fill(&mut salt);
         let mut hash = vec![0u8; 32];
-        let _ = aws_lc_rs::rand::fill(&mut hash);
-        SecretHash {
+        aws_lc_rs::rand::fill(&mut salt)
+            .and_then(|_| aws_lc_rs::rand::fill(&mut hash))
+            .map_err(|_| "no random bytes from the system")?;
+        Ok(SecretHash {
             prf: Prf::Sha256,
             iterations: NonZeroU32::new(iterations.max(1)).unwrap_or(NonZeroU32::MIN),
             salt,
             hash,
-        }
+        })
     }
 
     pub fn iterations(&self) -> u32 {
@@ -172,7 +175,7 @@ mod tests {
         assert!(h.verify(b"s3cret"));
         assert!(!h.verify(b"s3cres"));
         assert!(!h.verify(b""));
-        assert!(!SecretHash::dummy(1000).verify(b"s3cret"));
+        assert!(!SecretHash::dummy(1000).unwrap().verify(b"s3cret"));
         assert!(!format!("{h:?}").contains(&s[20..]));
     }
 

@@ -1,0 +1,288 @@
+//! The one policy runner. A route's policies (global ones first, then the route's own) compile
+//! into ordered per-phase lists; the runner applies `when`, shadow mode and ordering in one
+//! place, merges what each policy established (claims, identity, variables) and the edits it
+//! queued, and stops the request phase at the first denial or answer.
+//!
+//! | phase                     | a policy may                                              |
+//! |---------------------------|-----------------------------------------------------------|
+//! | request                   | continue, deny (error) or answer (reply); establish       |
+//! |                           | claims, identity, variables; queue request/response edits |
+//! | upstream request          | queue header edits for the request sent upstream          |
+//! | response                  | queue header edits for the response sent to the client    |
+//! | logging                   | read the final state (no policy uses it yet)              |
+//!
+//! `when` is evaluated once, in the request phase; a policy whose condition was false (or that
+//! never ran because an earlier one ended the chain) takes part in no later phase. A shadow
+//! policy runs and has its decision recorded, but nothing it established or queued is kept.
+
+use super::edits::{apply_headers, Edits, HeaderEdit};
+use super::Policy;
+use crate::error::GatewayError;
+use crate::reply::Reply;
+use crate::request::RequestView;
+use pingora_http::ResponseHeader;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a policy decided in the request phase.
+#[derive(Debug)]
+pub enum Outcome {
+    Continue,
+    Deny(GatewayError),
+    Answer(Reply),
+}
+
+/// What one policy's request phase produced besides its outcome.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub claims: Option<Arc<Map<String, Value>>>,
+    pub identity: Option<Arc<str>>,
+    /// Named values for later policies (`var.NAME`).
+    pub vars: Vec<(String, String)>,
+    pub edits: Edits,
+    /// Why the policy denied (which claim, which rule): for logs, never for the client.
+    pub detail: Option<String>,
+}
+
+/// What earlier policies established, readable by later ones through the request view.
+#[derive(Debug, Default)]
+pub struct Established {
+    pub claims: Option<Arc<Map<String, Value>>>,
+    pub identity: Option<Arc<str>>,
+    pub vars: Option<Arc<HashMap<String, String>>>,
+}
+
+/// A decision worth recording in metrics and the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The policy's place in the route's chain.
+    pub policy: usize,
+    pub code: &'static str,
+    pub shadow: bool,
+}
+
+/// A route's policies, in order, with the per-phase lists of those that take part.
+#[derive(Debug, Default)]
+pub struct Chain {
+    policies: Vec<Arc<Policy>>,
+    /// Policies with request-phase work (every policy's `when` is evaluated in that phase).
+    request: Vec<bool>,
+    upstream_request: Vec<usize>,
+    response: Vec<usize>,
+    logging: Vec<usize>,
+    reads_body: bool,
+}
+
+/// The per-request state of one chain.
+#[derive(Debug, Default)]
+pub struct Run {
+    /// Bit i set: policy i was active (its `when` held and it ran).
+    active: Vec<u64>,
+    pub established: Established,
+    /// Edits queued in the request phase, in policy order.
+    pub edits: Edits,
+    pub decisions: Vec<Decision>,
+    /// The policy whose denial or answer ended the request phase.
+    pub decided_by: Option<usize>,
+    /// The detail of a denial, for the debug log and the access log.
+    pub detail: Option<String>,
+}
+
+impl Established {
+    pub fn view<'a>(&'a self, facts: &RequestView<'a>) -> RequestView<'a> {
+        RequestView {
+            claims: self.claims.as_deref(),
+            identity: self.identity.as_deref(),
+            vars: self.vars.as_deref(),
+            ..*facts
+        }
+    }
+}
+
+impl Run {
+    fn activate(&mut self, i: usize) {
+        let w = i / 64;
+        if self.active.len() <= w {
+            self.active.resize(w + 1, 0);
+        }
+        self.active[w] |= 1 << (i % 64);
+    }
+
+    pub fn is_active(&self, i: usize) -> bool {
+        self.active
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// The request as later policies and templates read it: facts plus what was established.
+    pub fn view<'a>(&'a self, facts: &RequestView<'a>) -> RequestView<'a> {
+        self.established.view(facts)
+    }
+
+    fn keep(&mut self, fx: Effects) {
+        let Effects {
+            claims,
+            identity,
+            vars,
+            edits,
+            detail: _,
+        } = fx;
+        if claims.is_some() {
+            self.established.claims = claims;
+        }
+        if identity.is_some() {
+            self.established.identity = identity;
+        }
+        if !vars.is_empty() {
+            let map = Arc::make_mut(self.established.vars.get_or_insert_with(Default::default));
+            map.extend(vars);
+        }
+        self.edits.extend(edits);
+    }
+}
+
+impl Chain {
+    pub fn new(policies: Vec<Arc<Policy>>) -> Chain {
+        let mut c = Chain::default();
+        for (i, p) in policies.iter().enumerate() {
+            let ph = p.phases();
+            c.request.push(ph.request);
+            if ph.upstream_request {
+                c.upstream_request.push(i);
+            }
+            if ph.response {
+                c.response.push(i);
+            }
+            if ph.logging {
+                c.logging.push(i);
+            }
+            c.reads_body |= p.reads_body();
+        }
+        c.policies = policies;
+        c
+    }
+
+    pub fn len(&self) -> usize {
+        self.policies.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&Policy> {
+        self.policies.get(i).map(|p| &**p)
+    }
+
+    /// A policy of the chain reads the request body: it is buffered first.
+    pub fn reads_body(&self) -> bool {
+        self.reads_body
+    }
+
+    /// Request phase: every policy whose `when` holds becomes active, in order; those with
+    /// request-phase work run, until one denies or answers.
+    /// `facts` is the request with nothing established yet.
+    pub async fn request_filter(&self, facts: &RequestView<'_>, run: &mut Run) -> Outcome {
+        for (i, p) in self.policies.iter().enumerate() {
+            if !p.applies(&run.established.view(facts)) {
+                continue;
+            }
+            run.activate(i);
+            if !self.request[i] {
+                continue;
+            }
+            let view = run.established.view(facts);
+            let mut fx = Effects::default();
+            let out = p.request_filter(&view, &run.edits, &mut fx).await;
+            if p.shadow {
+                let code = match &out {
+                    Outcome::Continue | Outcome::Answer(_) => "ok",
+                    Outcome::Deny(e) => e.code(),
+                };
+                if let Some(d) = &fx.detail {
+                    log::debug!("policy {} (shadow): {code}: {d}", p.label);
+                }
+                run.decisions.push(Decision {
+                    policy: i,
+                    code,
+                    shadow: true,
+                });
+                continue;
+            }
+            match out {
+                Outcome::Continue => run.keep(fx),
+                Outcome::Deny(e) => {
+                    if let Some(d) = &fx.detail {
+                        log::debug!("policy {} denied: {}: {d}", p.label, e.code());
+                    }
+                    run.decisions.push(Decision {
+                        policy: i,
+                        code: e.code(),
+                        shadow: false,
+                    });
+                    run.decided_by = Some(i);
+                    run.detail = fx.detail;
+                    return Outcome::Deny(e);
+                }
+                Outcome::Answer(r) => {
+                    run.decisions.push(Decision {
+                        policy: i,
+                        code: "answered",
+                        shadow: false,
+                    });
+                    run.decided_by = Some(i);
+                    // An answering policy's response edits still apply to its answer.
+                    run.edits.response.extend(fx.edits.response);
+                    return Outcome::Answer(r);
+                }
+            }
+        }
+        Outcome::Continue
+    }
+
+    /// Upstream-request phase: header edits of the active policies, after those queued in
+    /// the request phase.
+    pub fn upstream_request_filter(&self, facts: &RequestView<'_>, run: &Run) -> Vec<HeaderEdit> {
+        let mut out = Vec::new();
+        let view = run.view(facts);
+        for &i in &self.upstream_request {
+            if run.is_active(i) && !self.policies[i].shadow {
+                self.policies[i].upstream_request_filter(&view, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Response phase: the edits queued in the request phase, then each active policy's own,
+    /// applied to `resp` in order (each policy sees the response as earlier ones left it).
+    pub fn response_filter(
+        &self,
+        facts: &RequestView<'_>,
+        run: &Run,
+        resp: &mut ResponseHeader,
+    ) -> pingora_error::Result<()> {
+        apply_headers(resp, &run.edits.response)?;
+        let view = run.view(facts);
+        let mut out = Vec::new();
+        for &i in &self.response {
+            if run.is_active(i) && !self.policies[i].shadow {
+                out.clear();
+                self.policies[i].response_filter(&view, resp, &mut out);
+                apply_headers(resp, &out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The recorded decisions with the policies' labels.
+    pub fn decisions<'a>(
+        &'a self,
+        run: &'a Run,
+    ) -> impl Iterator<Item = (&'a str, &'static str, bool)> + 'a {
+        run.decisions.iter().map(|d| {
+            let label = self.policies.get(d.policy).map(|p| p.label.as_str());
+            (label.unwrap_or(""), d.code, d.shadow)
+        })
+    }
+}
