@@ -5,8 +5,8 @@
 use crate::harness::*;
 use serde_json::{json, Value};
 use std::path::Path;
-use tokengate::jose::{Alg, Jwk};
 use tokengate::identity::secret::SecretHash;
+use tokengate::jose::{Alg, Jwk};
 
 pub const ISSUER: &str = "https://issuer.test";
 pub const WEIRD_ID: &str = "we:rd %+é";
