@@ -107,8 +107,39 @@ pub(crate) fn new_request_id() -> HeaderValue {
         u64::from_le_bytes(b)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::from_str(&format!("{prefix:016x}{n:016x}"))
-        .unwrap_or(HeaderValue::from_static("0"))
+    // Hex by hand: `format!` with padding cost about 1.2k instructions per request.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        let word = if i < 16 { prefix } else { n };
+        let shift = 60 - 4 * (i % 16);
+        *b = HEX[usize::try_from((word >> shift) & 0xf).unwrap_or(0)];
+    }
+    HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// An IP address as header text. IPv4, the common case, is written by hand: `Display` cost
+/// about 2.6k instructions per request.
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut s = String::with_capacity(15);
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if o >= 100 {
+                    s.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    s.push(char::from(b'0' + (o / 10) % 10));
+                }
+                s.push(char::from(b'0' + o % 10));
+            }
+            s
+        }
+        IpAddr::V6(_) => ip.to_string(),
+    }
 }
 
 /// The most request body buffered for a policy (Pingora's retry buffer holds this much).
@@ -186,13 +217,13 @@ fn forwarding_headers(up: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
             // A trusted proxy's chain is extended by the hop we saw; the front door removed
             // any other peer's claim.
             Some(prev) if ctx.trusted_peer => format!("{prev}, {peer}"),
-            _ => peer.to_string(),
+            _ => ip_text(peer),
         };
         up.insert_header("x-forwarded-for", xff)?;
     }
     if !ctx.trusted_peer || !up.headers.contains_key("x-forwarded-proto") {
         let proto = if ctx.tls { "https" } else { "http" };
-        up.insert_header("x-forwarded-proto", proto)?;
+        up.insert_header("x-forwarded-proto", HeaderValue::from_static(proto))?;
     }
     Ok(())
 }
@@ -621,5 +652,72 @@ impl ProxyHttp for Gateway {
                 m.access_log_dropped.inc();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_writes_ipv4_like_display() {
+        for a in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.20.30.40",
+            "100.200.255.9",
+            "255.255.255.255",
+        ] {
+            let ip: IpAddr = a.parse().expect("ip");
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn ip_text_writes_ipv6_like_display() {
+        let ip: IpAddr = "2001:db8::1".parse().expect("ip");
+        assert_eq!(ip_text(ip), "2001:db8::1");
+    }
+
+    #[test]
+    fn request_ids_are_32_hex_digits_and_differ() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .as_bytes()
+            .iter()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+        assert_eq!(
+            a.as_bytes()[..16],
+            b.as_bytes()[..16],
+            "one prefix per process"
+        );
+    }
+
+    fn up(uri: &str) -> RequestHeader {
+        RequestHeader::build("GET", uri.as_bytes(), None).expect("request")
+    }
+
+    #[test]
+    fn strip_prefix_keeps_the_rest_and_the_query() {
+        let mut r = up("/api/v1/x?a=1");
+        rewrite(&mut r, Some("/api"), None).expect("rewrite");
+        assert_eq!(r.uri.to_string(), "/v1/x?a=1");
+    }
+
+    #[test]
+    fn strip_prefix_of_the_whole_path_leaves_the_root() {
+        let mut r = up("/api");
+        rewrite(&mut r, Some("/api"), None).expect("rewrite");
+        assert_eq!(r.uri.to_string(), "/");
+    }
+
+    #[test]
+    fn a_fixed_path_keeps_the_query() {
+        let mut r = up("/anything?t=1");
+        rewrite(&mut r, None, Some("/fixed")).expect("rewrite");
+        assert_eq!(r.uri.to_string(), "/fixed?t=1");
     }
 }
