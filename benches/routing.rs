@@ -55,6 +55,61 @@ fn bench_routes(c: &mut Criterion) {
     }
 }
 
+/// `n` prefix routes `/api/v{i}` answered at the gateway (no host, any method).
+fn prefix_snapshot(n: usize) -> tokengate::Snapshot {
+    let mut text =
+        String::from("[[listeners]]\naddress = \"127.0.0.1:1\"\n[admin]\nenabled = false\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "[[routes]]\nname = \"r{i}\"\nmatch = {{ path_prefix = \"/api/v{i}\" }}\nrespond = {{ status = 200 }}\n"
+        ));
+    }
+    let raw = tokengate::config::parse_str(&text).unwrap();
+    tokengate::compile::compile(
+        &raw,
+        "h",
+        1,
+        None,
+        &tokengate::shared::Shared::detached().unwrap(),
+    )
+    .unwrap()
+}
+
+/// Lookup at 1 to 10,000 routes: the first, middle and last route and a miss, through the
+/// index (`route_for`) and, for reference, the linear scan.
+fn bench_scale(c: &mut Criterion) {
+    for n in [1usize, 100, 1_000, 10_000] {
+        let snap = prefix_snapshot(n);
+        for (what, i) in [
+            ("first", 0),
+            ("middle", n / 2),
+            ("last", n - 1),
+            ("miss", n),
+        ] {
+            let mut r =
+                RequestHeader::build("GET", format!("/api/v{i}/items").as_bytes(), None).unwrap();
+            r.insert_header("host", "api.example.com").unwrap();
+            let want = (i < n).then_some(i);
+            let v = RequestView::new(&r, None);
+            assert_eq!(snap.route_for(&v).map(|(i, _)| i), want);
+            c.bench_function(&format!("route_index/{n}/{what}"), |b| {
+                b.iter(|| {
+                    let v = RequestView::new(black_box(&r), None);
+                    black_box(snap.route_for(&v).map(|(i, _)| i))
+                })
+            });
+            if what != "middle" {
+                c.bench_function(&format!("route_linear/{n}/{what}"), |b| {
+                    b.iter(|| {
+                        let v = RequestView::new(black_box(&r), None);
+                        black_box(snap.route_for_linear(&v))
+                    })
+                });
+            }
+        }
+    }
+}
+
 fn bench_conditions(c: &mut Criterion) {
     let r = req();
     let cond: tokengate::config::ConditionConfig = toml::from_str(
@@ -80,5 +135,5 @@ fn bench_conditions(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_routes, bench_conditions);
+criterion_group!(benches, bench_routes, bench_scale, bench_conditions);
 criterion_main!(benches);

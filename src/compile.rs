@@ -21,6 +21,8 @@ pub struct Snapshot {
     pub generation: u64,
     pub hash: String,
     pub routes: Vec<Route>,
+    /// The routes' matchers indexed by host and path (`route_for`).
+    pub index: crate::router::RouteIndex,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub errors: Option<ErrorOverride>,
     pub trusted_proxies: Vec<IpNet>,
@@ -75,10 +77,22 @@ impl Snapshot {
                 return None;
             }
         }
-        self.routes
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.matcher.matches(v))
+        // A few routes are scanned: below this many the index costs more than it saves.
+        const SCAN_UP_TO: usize = 16;
+        let i = if self.routes.len() <= SCAN_UP_TO {
+            self.route_for_linear(v)?
+        } else {
+            self.index.first(v, |i| {
+                self.routes.get(i).is_some_and(|r| r.matcher.matches(v))
+            })?
+        };
+        self.routes.get(i).map(|r| (i, r))
+    }
+
+    /// The first route whose matcher accepts the request, by scanning every route in order
+    /// (the reference the index is tested against).
+    pub fn route_for_linear(&self, v: &crate::request::RequestView<'_>) -> Option<usize> {
+        self.routes.iter().position(|r| r.matcher.matches(v))
     }
 }
 
@@ -458,10 +472,12 @@ pub fn compile(
     if !errs.is_empty() {
         return Err(errs.0);
     }
+    let index = crate::router::RouteIndex::new(routes.iter().map(|r| &r.matcher));
     Ok(Snapshot {
         generation,
         hash: hash.to_string(),
         routes,
+        index,
         pools,
         errors,
         trusted_proxies: trusted,
