@@ -7,6 +7,12 @@ use pingora_http::RequestHeader;
 use std::hint::black_box;
 use tokengate::request::RequestView;
 
+fn compile(text: &str) -> tokengate::Snapshot {
+    let raw = tokengate::config::parse_str(text).unwrap();
+    let shared = tokengate::shared::Shared::detached().unwrap();
+    tokengate::compile::compile(&raw, "h", 1, None, &shared).unwrap()
+}
+
 fn snapshot(routes: usize) -> tokengate::Snapshot {
     let mut text =
         String::from("[[listeners]]\naddress = \"127.0.0.1:1\"\n[admin]\nenabled = false\n");
@@ -22,15 +28,7 @@ match = { path_regex = "^/items/[0-9]+$", headers = { "x-env" = "prod" } }
 respond = { status = 200 }
 "#,
     );
-    let raw = tokengate::config::parse_str(&text).unwrap();
-    tokengate::compile::compile(
-        &raw,
-        "h",
-        1,
-        None,
-        &tokengate::shared::Shared::detached().unwrap(),
-    )
-    .unwrap()
+    compile(&text)
 }
 
 fn req() -> RequestHeader {
@@ -64,15 +62,7 @@ fn prefix_snapshot(n: usize) -> tokengate::Snapshot {
             "[[routes]]\nname = \"r{i}\"\nmatch = {{ path_prefix = \"/api/v{i}\" }}\nrespond = {{ status = 200 }}\n"
         ));
     }
-    let raw = tokengate::config::parse_str(&text).unwrap();
-    tokengate::compile::compile(
-        &raw,
-        "h",
-        1,
-        None,
-        &tokengate::shared::Shared::detached().unwrap(),
-    )
-    .unwrap()
+    compile(&text)
 }
 
 /// Lookup at 1 to 10,000 routes: the first, middle and last route and a miss, through the
