@@ -9,7 +9,9 @@
 //! |                           | claims, identity, variables; queue request/response edits |
 //! | upstream request          | queue header edits for the request sent upstream          |
 //! | response                  | queue header edits for the response sent to the client    |
-//! | logging                   | read the final state (no policy uses it yet)              |
+//!
+//! The logging phase has no policy work: the runner records each decision (`Decision`) and a
+//! denial's detail, which the proxy's `logging` hook writes to metrics and the access log.
 //!
 //! `when` is evaluated once, in the request phase; a policy whose condition was false (or that
 //! never ran because an earlier one ended the chain) takes part in no later phase. A shadow
@@ -70,7 +72,6 @@ pub struct Chain {
     request: Vec<bool>,
     upstream_request: Vec<usize>,
     response: Vec<usize>,
-    logging: Vec<usize>,
     reads_body: bool,
 }
 
@@ -154,17 +155,10 @@ impl Chain {
             if ph.response {
                 c.response.push(i);
             }
-            if ph.logging {
-                c.logging.push(i);
-            }
             c.reads_body |= p.reads_body();
         }
         c.policies = policies;
         c
-    }
-
-    pub fn len(&self) -> usize {
-        self.policies.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -71,7 +71,6 @@ pub struct Phases {
     pub request: bool,
     pub upstream_request: bool,
     pub response: bool,
-    pub logging: bool,
 }
 
 impl Policy {
