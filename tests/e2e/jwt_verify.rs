@@ -770,3 +770,40 @@ async fn transport_edge_cases_and_log_hygiene() {
         "something token-like in the access log"
     );
 }
+
+/// A denial's detail (which rule failed) reaches the access log, never the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denial_detail_goes_to_the_access_log_not_the_client() {
+    let k = gen("EC", None, Some("P-256"), "k1");
+    let gw = Gateway::start(&format!(
+        r#"
+[[routes]]
+name = "tenant"
+respond = {{ status = 200 }}
+policies = [{{ type = "jwt_verify", algorithms = ["ES256"], keys = {{ jwks = '{set}' }}, claims = {{ tenant = "acme" }} }}]
+"#,
+        set = public_set(&[&k])
+    ))
+    .await;
+    let payload = json!({"sub": "a", "tenant": "other", "exp": now() + 300}).to_string();
+    let t = tokengate::jose::sign(
+        payload.as_bytes(),
+        &k,
+        tokengate::jose::Alg::ES256,
+        &serde_json::Map::new(),
+    )
+    .unwrap();
+    let r = request(gw.port, "GET", "/", &[("authorization", &bearer(&t))], "").await;
+    assert_eq!(r.status, 401);
+    let body = String::from_utf8_lossy(&r.body).to_string();
+    assert!(!body.contains("tenant"), "{body}");
+    let log = gw.dir.path().join("access.log");
+    eventually("the access log line", || async {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("error_detail"))
+    })
+    .await;
+    let line = std::fs::read_to_string(&log).unwrap();
+    let entry: Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(entry["error_code"], "claim_mismatch");
+    assert_eq!(entry["error_detail"], "claims rule: tenant");
+}
