@@ -50,6 +50,7 @@ mod jws;
 mod limits;
 mod material;
 mod nested;
+mod pbes2;
 mod pem;
 
 pub use alg::{Alg, Enc, KeyAlg};
@@ -63,6 +64,7 @@ pub use jwks::{JwkSet, KeyHint};
 pub use jws::{sign, verify, Verified};
 pub use limits::Limits;
 pub use nested::{decrypt_then_verify, sign_then_encrypt};
+pub use pbes2::MAX_ITERATIONS as MAX_PBKDF2_ITERATIONS;
 
 #[cfg(test)]
 mod tests;

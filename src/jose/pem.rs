@@ -28,6 +28,11 @@ fn pem_blocks(text: &str) -> Result<(String, Zeroizing<Vec<u8>>), JoseError> {
     let body = rest
         .get(body_start..body_end)
         .ok_or(JoseError::KeyMalformed("PEM"))?;
+    if body.contains("Proc-Type:") {
+        return Err(JoseError::KeyRejected(
+            "legacy PEM encryption: convert with openssl pkcs8 -topk8 -v2 aes-256-cbc",
+        ));
+    }
     let compact: Zeroizing<String> =
         Zeroizing::new(body.chars().filter(|c| !c.is_ascii_whitespace()).collect());
     Ok((label, Zeroizing::new(base64_std(&compact)?)))
@@ -168,8 +173,26 @@ impl Jwk {
     /// `RSA PRIVATE KEY` / `RSA PUBLIC KEY` (PKCS#1), `EC PRIVATE KEY` (SEC1) or
     /// `CERTIFICATE` (its public key; the certificate itself is not validated).
     pub fn from_pem(text: &str) -> Result<Jwk, JoseError> {
+        Self::from_pem_with_password(text, None)
+    }
+
+    /// Like [`Jwk::from_pem`], and also `ENCRYPTED PRIVATE KEY` (PKCS#8 with PBES2), which
+    /// needs `password`. A password given for an unencrypted key is refused: the operator
+    /// believes the file is protected and it is not.
+    pub fn from_pem_with_password(text: &str, password: Option<&[u8]>) -> Result<Jwk, JoseError> {
         let (label, der_bytes) = pem_blocks(text)?;
+        if password.is_some() && label != "ENCRYPTED PRIVATE KEY" {
+            return Err(JoseError::KeyRejected(
+                "a password was given but the key is not encrypted",
+            ));
+        }
         let material = match label.as_str() {
+            "ENCRYPTED PRIVATE KEY" => {
+                let password = password.ok_or(JoseError::KeyRejected(
+                    "the key is encrypted and no password was given",
+                ))?;
+                from_pkcs8(&super::pbes2::decrypt(&der_bytes, password)?)?
+            }
             "PRIVATE KEY" => from_pkcs8(&der_bytes)?,
             "PUBLIC KEY" => from_spki(&der_bytes)?,
             "RSA PRIVATE KEY" => rsa_private(&der_bytes)?,

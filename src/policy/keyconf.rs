@@ -2,13 +2,14 @@
 //! from an environment variable or a file). Parsed once at load into the JOSE engine's types.
 //! Remote sources (`jwks_url`, `discovery_url`) are resolved by the caller.
 
-use crate::config::policy::jwt_verify::KeysConfig;
+use crate::config::policy::jwt_verify::{KeysConfig, SecretEncoding};
 use crate::error::{Errors, GatewayError};
 use crate::expr::Template;
 use crate::jose::{Jwk, JwkSet};
 use crate::keys::{JwksSettings, KeyCache, RemoteJwks};
 use crate::request::RequestView;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// Where the keys of a policy come from, after compile.
 pub enum KeyOrigin {
@@ -20,10 +21,16 @@ pub enum KeyOrigin {
     None,
 }
 
-fn parse_text(text: &str, kid: &Option<String>, alg: &Option<String>) -> Result<JwkSet, String> {
+fn parse_text(
+    text: &str,
+    kid: &Option<String>,
+    alg: &Option<String>,
+    password: Option<&[u8]>,
+) -> Result<JwkSet, String> {
     let t = text.trim_start();
     if t.starts_with("-----BEGIN") {
-        let mut k = Jwk::from_pem(text).map_err(|e| format!("invalid PEM: {e}"))?;
+        let mut k =
+            Jwk::from_pem_with_password(text, password).map_err(|e| format!("invalid PEM: {e}"))?;
         if let Some(kid) = kid {
             k = k.with_kid(kid.clone());
         }
@@ -31,6 +38,9 @@ fn parse_text(text: &str, kid: &Option<String>, alg: &Option<String>) -> Result<
             k = k.with_alg(alg.clone());
         }
         return Ok(JwkSet::single(k));
+    }
+    if password.is_some() {
+        return Err("a password is for an ENCRYPTED PRIVATE KEY in PEM".into());
     }
     let v: serde_json::Value =
         serde_json::from_str(t).map_err(|e| format!("expected a JWK, a JWKS or PEM: {e}"))?;
@@ -47,6 +57,120 @@ fn parse_text(text: &str, kid: &Option<String>, alg: &Option<String>) -> Result<
     Ok(JwkSet::single(k))
 }
 
+/// Drops the line ending an editor leaves at the end of a file; it is never part of a
+/// secret or a password.
+fn trim_newline(mut b: Vec<u8>) -> Zeroizing<Vec<u8>> {
+    while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+        b.pop();
+    }
+    Zeroizing::new(b)
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The key bytes that a secret's text encodes. Messages never quote the text.
+fn decode_secret(text: &[u8], encoding: SecretEncoding) -> Result<Zeroizing<Vec<u8>>, String> {
+    use base64::alphabet;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine as _;
+    let b64 = |a: &alphabet::Alphabet| {
+        GeneralPurpose::new(
+            a,
+            GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        )
+    };
+    let compact: Zeroizing<Vec<u8>> = Zeroizing::new(
+        text.iter()
+            .copied()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect(),
+    );
+    match encoding {
+        SecretEncoding::Utf8 => Ok(Zeroizing::new(text.to_vec())),
+        SecretEncoding::Hex => {
+            if compact.len() % 2 != 0 {
+                return Err("not valid hex: an odd number of digits".into());
+            }
+            let mut out = Zeroizing::new(Vec::with_capacity(compact.len() / 2));
+            for pair in compact.chunks_exact(2) {
+                match (
+                    pair.first().and_then(|c| hex_digit(*c)),
+                    pair.get(1).and_then(|c| hex_digit(*c)),
+                ) {
+                    (Some(h), Some(l)) => out.push(h << 4 | l),
+                    _ => return Err("not valid hex: a character other than 0-9, a-f, A-F".into()),
+                }
+            }
+            Ok(out)
+        }
+        SecretEncoding::Base64 => b64(&alphabet::STANDARD)
+            .decode(&compact)
+            .map(Zeroizing::new)
+            .map_err(|_| "not valid base64 (standard alphabet)".into()),
+        SecretEncoding::Base64url => b64(&alphabet::URL_SAFE)
+            .decode(&compact)
+            .map(Zeroizing::new)
+            .map_err(|_| "not valid base64url".into()),
+    }
+}
+
+/// The password of an encrypted PEM key, from `password_env` or `password_file`; None when
+/// neither is set. Errors are pushed at the field's path.
+fn read_password(
+    c: &KeysConfig,
+    path: &str,
+    errs: &mut Errors,
+) -> Result<Option<Zeroizing<Vec<u8>>>, ()> {
+    let fail = |errs: &mut Errors, key: &str, msg: String| {
+        errs.push(format!("{path}.{key}"), msg);
+        Err(())
+    };
+    match (&c.password_env, &c.password_file) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => fail(
+            errs,
+            "password_file",
+            "give password_env or password_file, not both".into(),
+        ),
+        _ if c.pem.is_none() && c.file.is_none() => {
+            let key = if c.password_env.is_some() {
+                "password_env"
+            } else {
+                "password_file"
+            };
+            fail(
+                errs,
+                key,
+                "a password is for an encrypted PEM key in `pem` or `file`".into(),
+            )
+        }
+        (Some(name), None) => match std::env::var(name) {
+            Ok(p) if !p.is_empty() => Ok(Some(Zeroizing::new(p.into_bytes()))),
+            Ok(_) => fail(
+                errs,
+                "password_env",
+                format!("environment variable {name} is empty"),
+            ),
+            Err(_) => fail(
+                errs,
+                "password_env",
+                format!("environment variable {name} is not set"),
+            ),
+        },
+        (None, Some(f)) => match std::fs::read(f) {
+            Ok(b) => Ok(Some(trim_newline(b))),
+            Err(e) => fail(errs, "password_file", format!("cannot read {f}: {e}")),
+        },
+    }
+}
+
 /// Compile a `keys` table. `path` is its TOML path.
 fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
     let KeysConfig {
@@ -56,6 +180,9 @@ fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
         secret,
         secret_env,
         secret_file,
+        encoding,
+        password_env: _,
+        password_file: _,
         kid,
         alg,
         jwks_url,
@@ -90,6 +217,15 @@ fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
     .iter()
     .filter(|b| **b)
     .count();
+    if encoding.is_some() && secret.is_none() && secret_env.is_none() && secret_file.is_none() {
+        errs.push(
+            format!("{path}.encoding"),
+            "is for secret, secret_env or secret_file",
+        );
+        return None;
+    }
+    let password = read_password(c, path, errs).ok()?;
+    let password = password.as_deref().map(Vec::as_slice);
     if forms == 0 {
         return Some(KeyOrigin::None);
     }
@@ -108,7 +244,8 @@ fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
             None
         }
     };
-    let secret_set = |bytes: Vec<u8>| -> Result<JwkSet, String> {
+    let secret_set = |text: Zeroizing<Vec<u8>>| -> Result<JwkSet, String> {
+        let bytes = decode_secret(&text, encoding.unwrap_or_default())?;
         let mut k = Jwk::from_secret(&bytes).map_err(|e| format!("unusable secret: {e}"))?;
         if let Some(kid) = kid {
             k = k.with_kid(kid.clone());
@@ -119,36 +256,34 @@ fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
         Ok(JwkSet::single(k))
     };
     if let Some(t) = jwks {
-        return set(parse_text(t, kid, alg), "jwks", errs);
+        return set(parse_text(t, kid, alg, password), "jwks", errs);
     }
     if let Some(t) = pem {
-        return set(parse_text(t, kid, alg), "pem", errs);
+        return set(parse_text(t, kid, alg, password), "pem", errs);
     }
     if let Some(f) = file {
         let r = std::fs::read_to_string(f)
             .map_err(|e| format!("cannot read {f}: {e}"))
-            .and_then(|t| parse_text(&t, kid, alg));
+            .and_then(|t| parse_text(&t, kid, alg, password));
         return set(r, "file", errs);
     }
     if let Some(s) = secret {
-        return set(secret_set(s.as_bytes().to_vec()), "secret", errs);
+        return set(
+            secret_set(Zeroizing::new(s.as_bytes().to_vec())),
+            "secret",
+            errs,
+        );
     }
     if let Some(name) = secret_env {
         let r = std::env::var(name)
             .map_err(|_| format!("environment variable {name} is not set"))
-            .and_then(|s| secret_set(s.into_bytes()));
+            .and_then(|s| secret_set(Zeroizing::new(s.into_bytes())));
         return set(r, "secret_env", errs);
     }
     if let Some(f) = secret_file {
         let r = std::fs::read(f)
             .map_err(|e| format!("cannot read {f}: {e}"))
-            .map(|mut b| {
-                // A trailing newline from an editor is not part of the secret.
-                while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-                    b.pop();
-                }
-                b
-            })
+            .map(trim_newline)
             .and_then(secret_set);
         return set(r, "secret_file", errs);
     }
@@ -339,3 +474,7 @@ pub fn compile_keys(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "keyconf_tests.rs"]
+mod tests;

@@ -69,6 +69,15 @@ pub struct KeysConfig {
     pub secret_env: Option<String>,
     #[serde(default)]
     pub secret_file: Option<String>,
+    /// How the text of `secret`, `secret_env` or `secret_file` encodes the key bytes.
+    #[serde(default)]
+    pub encoding: Option<SecretEncoding>,
+    /// The password of an `ENCRYPTED PRIVATE KEY` (`pem` or `file`), from an environment
+    /// variable or a file (a trailing newline is not part of it); never inline.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<String>,
     /// `kid` and `alg` given to PEM keys and secrets.
     #[serde(default)]
     pub kid: Option<String>,
@@ -91,6 +100,21 @@ pub struct KeysConfig {
     /// Refresh, staleness, size and time bounds of remote sources.
     #[serde(default)]
     pub remote: Option<crate::config::keys::JwksSettings>,
+}
+
+/// How a configured secret's text becomes key bytes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretEncoding {
+    /// The UTF-8 bytes of the text as is.
+    #[default]
+    Utf8,
+    /// Hex digits of either case; whitespace is ignored.
+    Hex,
+    /// Standard base64, padded or not; whitespace is ignored.
+    Base64,
+    /// URL-safe base64, padded or not; whitespace is ignored.
+    Base64url,
 }
 
 /// `subject = { equals = "..." }`, `{ prefix = "..." }` or `{ regex = "..." }`.

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 mod claims;
 mod cookbook;
+mod encrypted_pem;
 mod hostile;
 mod peers;
 mod rfc;
