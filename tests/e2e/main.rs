@@ -11,6 +11,7 @@ mod identity;
 mod jwks;
 mod jwt_generate;
 mod jwt_verify;
+mod keymat;
 mod policies;
 mod process;
 mod reload;
