@@ -77,6 +77,11 @@ impl JwkSet {
         &self.keys
     }
 
+    /// The keys, by value.
+    pub fn into_keys(self) -> Vec<Jwk> {
+        self.keys
+    }
+
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()

@@ -211,6 +211,30 @@ fn sign_bytes(key: &Jwk, alg: Alg, msg: &[u8]) -> Result<Vec<u8>, JoseError> {
     }
 }
 
+impl Jwk {
+    /// Whether this key can sign with `alg`: the private half of the right family and curve
+    /// (or an HMAC secret at least as long as the hash output), and `alg` / `use` /
+    /// `key_ops` permit it.
+    pub fn can_sign(&self, alg: Alg) -> bool {
+        let fits = match &self.material {
+            Material::Oct(o) => hmac_index(alg)
+                .and_then(|i| o.hmac.get(i))
+                .is_some_and(Option::is_some),
+            Material::Rsa(r) => {
+                matches!(
+                    alg,
+                    Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512
+                ) && r.private.is_some()
+            }
+            Material::Ec(e) => ec_curve(alg) == Some(e.crv) && e.private.is_some(),
+            Material::Okp(o) => {
+                alg == Alg::EdDSA && o.private.as_ref().is_some_and(|p| p.sign.is_some())
+            }
+        };
+        fits && self.permits(KeyOp::Sign, &[alg.name()]).is_ok()
+    }
+}
+
 /// Builds the protected header JSON for signing: `extra` members, then `alg`, and the key's
 /// `kid` unless `extra` sets one. `crit`, `b64` and `zip` are refused.
 pub(crate) fn header_json(

@@ -119,10 +119,25 @@ impl Default for KeyCacheOptions {
     }
 }
 
+/// The three kinds of source, each in its own map.
+#[derive(Debug, Clone, Copy)]
+enum Map {
+    Jwks,
+    Discovery,
+    Signing,
+}
+
+impl Map {
+    const ALL: [Map; 3] = [Map::Jwks, Map::Discovery, Map::Signing];
+}
+
 /// The process-wide cache of remote key sources. `Send + Sync`; see the module docs.
 pub struct KeyCache {
     jwks: DashMap<String, Arc<RemoteJwks>>,
     discovery: DashMap<String, Arc<RemoteJwks>>,
+    /// JWKS URLs whose private keys are kept (signing keys): a URL named both for public
+    /// keys and for signing keys is two sources, so a verifier never holds private keys.
+    signing: DashMap<String, Arc<RemoteJwks>>,
     capacity: usize,
     serial: AtomicU64,
     epoch: Instant,
@@ -158,6 +173,7 @@ impl KeyCache {
         Ok(KeyCache {
             jwks: DashMap::new(),
             discovery: DashMap::new(),
+            signing: DashMap::new(),
             capacity: capacity.max(1),
             serial: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -171,7 +187,18 @@ impl KeyCache {
     /// The source for a JWKS URL, created (without fetching) when absent. An existing source
     /// takes `settings` (a reload; when two policies name one URL, the last call wins).
     pub fn source(&self, url: &str, settings: JwksSettings) -> Result<Arc<RemoteJwks>, KeyError> {
-        self.get_or_create(false, url, settings)
+        self.get_or_create(Map::Jwks, url, settings)
+    }
+
+    /// The source for a JWKS URL that serves private keys (signing keys): private members
+    /// are kept, symmetric keys are still refused. Created without fetching, like
+    /// [`KeyCache::source`], and separate from the public source of the same URL.
+    pub fn signing_source(
+        &self,
+        url: &str,
+        settings: JwksSettings,
+    ) -> Result<Arc<RemoteJwks>, KeyError> {
+        self.get_or_create(Map::Signing, url, settings)
     }
 
     /// The source for an OIDC discovery URL (e.g.
@@ -183,24 +210,19 @@ impl KeyCache {
         discovery_url: &str,
         settings: JwksSettings,
     ) -> Result<Arc<RemoteJwks>, KeyError> {
-        self.get_or_create(true, discovery_url, settings)
+        self.get_or_create(Map::Discovery, discovery_url, settings)
     }
 
-    fn map(&self, discovery: bool) -> &DashMap<String, Arc<RemoteJwks>> {
-        if discovery {
-            &self.discovery
-        } else {
-            &self.jwks
+    fn map(&self, which: Map) -> &DashMap<String, Arc<RemoteJwks>> {
+        match which {
+            Map::Jwks => &self.jwks,
+            Map::Discovery => &self.discovery,
+            Map::Signing => &self.signing,
         }
     }
 
-    fn lookup(
-        &self,
-        discovery: bool,
-        url: &str,
-        settings: JwksSettings,
-    ) -> Option<Arc<RemoteJwks>> {
-        let src = self.map(discovery).get(url).map(|e| e.value().clone())?;
+    fn lookup(&self, which: Map, url: &str, settings: JwksSettings) -> Option<Arc<RemoteJwks>> {
+        let src = self.map(which).get(url).map(|e| e.value().clone())?;
         src.touch(Instant::now());
         src.update_settings(settings);
         Some(src)
@@ -208,25 +230,25 @@ impl KeyCache {
 
     fn get_or_create(
         &self,
-        discovery: bool,
+        which: Map,
         url: &str,
         settings: JwksSettings,
     ) -> Result<Arc<RemoteJwks>, KeyError> {
-        if let Some(src) = self.lookup(discovery, url, settings) {
+        if let Some(src) = self.lookup(which, url, settings) {
             return Ok(src);
         }
         let target = parse_url(url)?;
         let _insert = self.insert.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(src) = self.lookup(discovery, url, settings) {
+        if let Some(src) = self.lookup(which, url, settings) {
             return Ok(src);
         }
         while self.len() >= self.capacity {
             self.evict_one()?;
         }
-        let kind = if discovery {
-            SourceKind::Discovery(target)
-        } else {
-            SourceKind::Jwks(target)
+        let kind = match which {
+            Map::Jwks => SourceKind::Jwks(target),
+            Map::Discovery => SourceKind::Discovery(target),
+            Map::Signing => SourceKind::SigningJwks(target),
         };
         let src = Arc::new(RemoteJwks::new(
             url,
@@ -237,7 +259,7 @@ impl KeyCache {
             self.http.clone(),
             self.metrics.clone(),
         ));
-        self.map(discovery).insert(url.to_owned(), src.clone());
+        self.map(which).insert(url.to_owned(), src.clone());
         self.metrics.sources.set(self.len_i64());
         Ok(src)
     }
@@ -245,24 +267,24 @@ impl KeyCache {
     /// Removes the least recently used source that nothing else holds.
     fn evict_one(&self) -> Result<(), KeyError> {
         for _ in 0..3 {
-            let mut victim: Option<(bool, String, (u64, u64))> = None;
-            for discovery in [false, true] {
-                for e in self.map(discovery).iter() {
+            let mut victim: Option<(Map, String, (u64, u64))> = None;
+            for which in Map::ALL {
+                for e in self.map(which).iter() {
                     if Arc::strong_count(e.value()) != 1 {
                         continue;
                     }
                     let rank = (e.value().last_used_ms(), e.value().serial);
                     if victim.as_ref().is_none_or(|(_, _, r)| rank < *r) {
-                        victim = Some((discovery, e.key().clone(), rank));
+                        victim = Some((which, e.key().clone(), rank));
                     }
                 }
             }
-            let Some((discovery, key, _)) = victim else {
+            let Some((which, key, _)) = victim else {
                 return Err(KeyError::TooManySources);
             };
             // Re-checked under the shard's write lock: nobody can clone it meanwhile.
             if let Some((_, src)) = self
-                .map(discovery)
+                .map(which)
                 .remove_if(&key, |_, v| Arc::strong_count(v) == 1)
             {
                 log::info!("jwks {}: evicted (least recently used)", src.label());
@@ -282,7 +304,7 @@ impl KeyCache {
         let targets: Vec<Arc<RemoteJwks>> = match url {
             None => self.all(),
             Some(u) => {
-                let exact: Vec<_> = [false, true]
+                let exact: Vec<_> = Map::ALL
                     .into_iter()
                     .filter_map(|d| self.map(d).get(u).map(|e| e.value().clone()))
                     .collect();
@@ -308,7 +330,7 @@ impl KeyCache {
 
     /// Number of sources.
     pub fn len(&self) -> usize {
-        self.jwks.len() + self.discovery.len()
+        self.jwks.len() + self.discovery.len() + self.signing.len()
     }
 
     fn len_i64(&self) -> i64 {
@@ -329,6 +351,7 @@ impl KeyCache {
         self.jwks
             .iter()
             .chain(self.discovery.iter())
+            .chain(self.signing.iter())
             .map(|e| e.value().clone())
             .collect()
     }

@@ -25,6 +25,8 @@ pub(crate) enum SourceKind {
     Jwks(Target),
     /// An OIDC discovery document URL; its `jwks_uri` is looked up on every fetch.
     Discovery(Target),
+    /// A JWK Set URL serving private keys to sign with: private members are kept.
+    SigningJwks(Target),
 }
 
 /// The cached key set of a source.
@@ -87,7 +89,7 @@ impl std::fmt::Debug for RemoteJwks {
 pub struct SourceStatus {
     /// `host[:port]/path` of the configured URL (never the query).
     pub source: String,
-    /// `jwks` or `discovery`.
+    /// `jwks`, `discovery` or `signing_jwks`.
     pub kind: String,
     /// Ready for `/readyz`: usable, or not prefetched.
     pub ready: bool,
@@ -129,7 +131,9 @@ impl RemoteJwks {
         metrics: Metrics,
     ) -> RemoteJwks {
         let label = match &kind {
-            SourceKind::Jwks(t) | SourceKind::Discovery(t) => t.label.clone(),
+            SourceKind::Jwks(t) | SourceKind::Discovery(t) | SourceKind::SigningJwks(t) => {
+                t.label.clone()
+            }
         };
         RemoteJwks {
             url: url.to_owned(),
@@ -386,6 +390,7 @@ impl RemoteJwks {
             kind: match self.kind {
                 SourceKind::Jwks(_) => "jwks".into(),
                 SourceKind::Discovery(_) => "discovery".into(),
+                SourceKind::SigningJwks(_) => "signing_jwks".into(),
             },
             ready: !self.settings.load().prefetch || usable,
             usable,
@@ -453,14 +458,15 @@ impl RemoteJwks {
         let max = settings.max_size.0;
         let work = async {
             let fetched = match &self.kind {
-                SourceKind::Jwks(t) => self.http.get(t, max).await?,
+                SourceKind::Jwks(t) | SourceKind::SigningJwks(t) => self.http.get(t, max).await?,
                 SourceKind::Discovery(d) => {
                     let doc = self.http.get(d, max).await?;
                     let target = jwks_uri_from(&doc.body, d)?;
                     self.http.get(&target, max).await?
                 }
             };
-            let (set, digest) = parse_remote_set(&fetched.body)?;
+            let keep_private = matches!(self.kind, SourceKind::SigningJwks(_));
+            let (set, digest) = parse_remote_set(&fetched.body, keep_private)?;
             Ok((set, digest, fetched.max_age))
         };
         tokio::time::timeout(settings.timeout.0, work)
@@ -556,8 +562,12 @@ fn jwks_uri_from(doc: &[u8], discovery: &Target) -> Result<Target, KeyError> {
 
 /// Parses a fetched body into a set of public asymmetric keys and its content digest.
 /// Unusable keys are skipped (a set may carry keys for other consumers); symmetric keys are
-/// refused (a shared secret is never fetched from a URL); private members are dropped.
-pub(crate) fn parse_remote_set(body: &[u8]) -> Result<(JwkSet, [u8; 32]), KeyError> {
+/// refused (a shared secret is never fetched from a URL); private members are dropped unless
+/// `keep_private` (a source of signing keys).
+pub(crate) fn parse_remote_set(
+    body: &[u8],
+    keep_private: bool,
+) -> Result<(JwkSet, [u8; 32]), KeyError> {
     let (set, skipped) = JwkSet::from_json_lenient(body).map_err(|e| match e {
         JoseError::KeySetAmbiguous => KeyError::Invalid("ambiguous key set"),
         JoseError::KeyRejected(_)
@@ -595,13 +605,19 @@ pub(crate) fn parse_remote_set(body: &[u8]) -> Result<(JwkSet, [u8; 32]), KeyErr
     let set = if set
         .keys()
         .iter()
-        .any(|k| k.is_symmetric() || k.is_private())
+        .any(|k| k.is_symmetric() || (k.is_private() && !keep_private))
     {
         let keys: Vec<Jwk> = set
-            .keys()
-            .iter()
+            .into_keys()
+            .into_iter()
             .filter(|k| !k.is_symmetric())
-            .filter_map(|k| k.to_public().ok())
+            .filter_map(|k| {
+                if keep_private {
+                    Some(k)
+                } else {
+                    k.to_public().ok()
+                }
+            })
             .collect();
         JwkSet::new(keys).map_err(|_| KeyError::Invalid("ambiguous key set"))?
     } else {

@@ -737,6 +737,39 @@ async fn private_members_are_dropped() {
 }
 
 #[tokio::test]
+async fn signing_source_keeps_private_members_apart_from_the_public_source() {
+    let k = Jwk::generate("EC", None, Some(Curve::P256))
+        .unwrap()
+        .with_kid("s")
+        .to_value(true)
+        .unwrap();
+    let srv = JwksServer::start(jwks(&[&k])).await;
+    let cache = cache();
+    let url = srv.url("/jwks");
+    let signing = cache.signing_source(&url, settings()).unwrap();
+    let public = cache.source(&url, settings()).unwrap();
+    assert!(!Arc::ptr_eq(&signing, &public));
+    let set = signing.keys().await.unwrap();
+    assert!(set.keys().iter().all(Jwk::is_private));
+    let set = public.keys().await.unwrap();
+    assert!(set.keys().iter().all(|k| !k.is_private()));
+    assert_eq!(signing.status().kind, "signing_jwks");
+}
+
+#[tokio::test]
+async fn signing_source_still_refuses_secrets() {
+    let oct = Jwk::generate("oct", Some(256), None)
+        .unwrap()
+        .with_kid("hs")
+        .to_value(true)
+        .unwrap();
+    let srv = JwksServer::start(jwks(&[&oct])).await;
+    let cache = cache();
+    let src = cache.signing_source(&srv.url("/jwks"), settings()).unwrap();
+    assert!(src.keys().await.is_err());
+}
+
+#[tokio::test]
 async fn refresh_due_prefetches_only_prefetch_sources() {
     let a = ec_key("a");
     let srv = JwksServer::start(jwks(&[&a])).await;

@@ -306,6 +306,14 @@ fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
     Some(KeyOrigin::None)
 }
 
+/// What remote sources of a key table serve: public keys (verification, encryption), or
+/// private keys to sign with, cached apart so a verifier never holds a private key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    PublicKeys,
+    SigningKeys,
+}
+
 /// Verification or decryption keys at run time.
 pub enum Keys {
     /// Keys from the config (inline, PEM, file, secret) and a generation derived from them:
@@ -319,6 +327,7 @@ pub enum Keys {
         allow: globset::GlobSet,
         settings: JwksSettings,
         cache: Arc<KeyCache>,
+        fetch: Fetch,
     },
 }
 
@@ -366,6 +375,7 @@ impl Keys {
                 allow,
                 settings,
                 cache,
+                fetch,
             } => {
                 let u = url.render(v).ok_or(GatewayError::NoMatchingKey)?;
                 // Rendered from client data: no query, fragment, userinfo, escapes or dot
@@ -376,7 +386,11 @@ impl Keys {
                     log::warn!("per-client JWKS URL refused: not in the allow-list");
                     return Err(GatewayError::NoMatchingKey);
                 }
-                let src = cache.source(&u, *settings).map_err(|e| {
+                let src = match fetch {
+                    Fetch::PublicKeys => cache.source(&u, *settings),
+                    Fetch::SigningKeys => cache.signing_source(&u, *settings),
+                };
+                let src = src.map_err(|e| {
                     log::warn!("per-client JWKS source refused: {}", e.code());
                     GatewayError::JwksUnavailable
                 })?;
@@ -425,6 +439,7 @@ pub fn compile_keys(
     path: &str,
     errs: &mut Errors,
     cache: &Arc<KeyCache>,
+    fetch: Fetch,
 ) -> Option<Option<Keys>> {
     let settings = c.remote.unwrap_or_default();
     if let Err(e) = settings.validate() {
@@ -443,7 +458,20 @@ pub fn compile_keys(
             let g = set_generation(&set);
             Some(Some(Keys::Static(Arc::new(set), g)))
         }
-        KeyOrigin::JwksUrl(u) => remote(cache.source(&u, settings), "jwks_url", errs),
+        KeyOrigin::JwksUrl(u) => {
+            let src = match fetch {
+                Fetch::PublicKeys => cache.source(&u, settings),
+                Fetch::SigningKeys => cache.signing_source(&u, settings),
+            };
+            remote(src, "jwks_url", errs)
+        }
+        KeyOrigin::Discovery(_) if fetch == Fetch::SigningKeys => {
+            errs.push(
+                format!("{path}.discovery_url"),
+                "a discovery document publishes public keys: give the signing keys' jwks_url",
+            );
+            None
+        }
         KeyOrigin::Discovery(u) => remote(cache.discovery(&u, settings), "discovery_url", errs),
         KeyOrigin::PerClient(url, allow) => {
             let url = Template::parse(&url)
@@ -470,6 +498,7 @@ pub fn compile_keys(
                 allow,
                 settings,
                 cache: cache.clone(),
+                fetch,
             }))
         }
     }

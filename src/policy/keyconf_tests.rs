@@ -1,7 +1,7 @@
 //! Key tables compiled without sockets: secret encodings and password-protected PEM keys.
 //! Each error is checked for its TOML path.
 
-use super::{compile_keys, Keys};
+use super::{compile_keys, Fetch, Keys};
 use crate::config::policy::jwt_verify::KeysConfig;
 use crate::error::{ConfigError, Errors};
 use crate::jose::JwkSet;
@@ -17,7 +17,7 @@ fn cache() -> Arc<KeyCache> {
 fn compile(table: &str) -> Result<Arc<JwkSet>, Vec<ConfigError>> {
     let c: KeysConfig = toml::from_str(table).expect("a keys table");
     let mut errs = Errors::default();
-    match compile_keys(&c, "p.key", &mut errs, &cache()) {
+    match compile_keys(&c, "p.key", &mut errs, &cache(), Fetch::PublicKeys) {
         Some(Some(Keys::Static(set, _))) if errs.is_empty() => Ok(set),
         _ => Err(errs.0),
     }
@@ -248,4 +248,15 @@ fn password_for_a_secret_is_refused() {
 #[test]
 fn inline_password_is_not_a_field() {
     assert!(toml::from_str::<KeysConfig>("pem = \"x\"\npassword = \"pw\"").is_err());
+}
+
+#[test]
+fn signing_keys_from_a_discovery_document_are_refused() {
+    let c: KeysConfig =
+        toml::from_str("discovery_url = \"https://idp.example/.well-known/openid-configuration\"")
+            .unwrap();
+    let mut errs = Errors::default();
+    assert!(compile_keys(&c, "p.key", &mut errs, &cache(), Fetch::SigningKeys).is_none());
+    assert_eq!(errs.0.len(), 1);
+    assert_eq!(errs.0[0].path, "p.key.discovery_url");
 }

@@ -607,6 +607,20 @@ fn a_realm_that_cannot_be_a_header_value_is_refused_at_load() {
     );
 }
 
+#[test]
+fn an_embedded_key_that_cannot_sign_with_the_algorithm_is_refused_at_load() {
+    // An EC P-256 key configured for ES384: the curve does not fit.
+    let policy = format!(
+        "[[routes.policies]]\ntype = \"jwt_generate\"\nalgorithm = \"ES384\"\nkey = {{ jwks = '{PRIVATE}' }}\n"
+    );
+    let errs = compile_route(&policy, &Deps::new()).expect_err("refused");
+    assert!(
+        errs.iter()
+            .any(|e| e.path == "routes[0].policies[0].key" && e.message.contains("ES384")),
+        "{errs:?}"
+    );
+}
+
 /// The minted token of one jwt_generate policy at `now`.
 fn mint_at(c: &Chain, r: &RequestHeader, now: u64) -> String {
     let Some(super::Policy {

@@ -70,6 +70,13 @@ impl JwksServer {
         self.sets.lock().unwrap().insert(path.into(), v.to_string());
     }
 
+    /// Serves the keys with their private members (a source of signing keys).
+    pub fn set_private(&self, path: &str, keys: &[&Jwk]) {
+        let v =
+            json!({"keys": keys.iter().map(|k| k.to_value(true).unwrap()).collect::<Vec<Value>>()});
+        self.sets.lock().unwrap().insert(path.into(), v.to_string());
+    }
+
     pub fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
     }

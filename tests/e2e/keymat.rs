@@ -3,7 +3,8 @@
 //! implementations (joserfc, jwcrypto).
 
 use crate::harness::*;
-use crate::jwt_verify::{peer, public};
+use crate::jwks::JwksServer;
+use crate::jwt_verify::{gen, peer, public};
 use serde_json::{json, Value};
 use tokengate::jose::{b64_decode, b64_encode, Jwk};
 
@@ -132,4 +133,110 @@ policies = [{{ type = "jwt_generate", algorithm = "EdDSA", key = {{ file = "{kf}
         "erin"
     );
     assert_eq!(claims_of(&token)["sub"], "erin");
+}
+
+fn header_of(token: &str) -> Value {
+    let h = token.split('.').next().unwrap();
+    serde_json::from_slice(&b64_decode(h).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_generate_signs_with_a_private_key_served_by_a_jwks() {
+    let up = Upstream::start("u").await;
+    // The set also holds an RSA key: the configured algorithm picks the EC one.
+    let rsa = gen("RSA", Some(2048), None, "rsa-1");
+    let ec = gen("EC", None, Some("P-256"), "ec-1");
+    let idp = JwksServer::default();
+    idp.set_private("/signing.json", &[&rsa, &ec]);
+    let addr = idp.start().await;
+    let gw = Gateway::start(&format!(
+        r#"
+[upstreams.pool]
+targets = ["{up}"]
+
+[[routes]]
+name = "gen"
+match = {{ path_prefix = "/gen" }}
+upstream = "pool"
+policies = [{{ type = "jwt_generate", algorithm = "ES256", key = {{ jwks_url = "http://{addr}/signing.json" }}, expires_in = "5m", claims = {{ sub = {{ from = "header.x-user" }} }} }}]
+"#,
+        up = up.addr,
+    ))
+    .await;
+    let r = request(gw.port, "GET", "/gen/x", &[("x-user", "frank")], "").await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let token = bearer_of(&r);
+    assert_eq!(header_of(&token)["kid"], "ec-1");
+    assert_eq!(header_of(&token)["alg"], "ES256");
+    assert_eq!(
+        verify_with("joserfc", &public(&ec), "ES256", &token)["sub"],
+        "frank"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_generate_refuses_a_jwks_without_private_keys() {
+    let up = Upstream::start("u").await;
+    let ec = gen("EC", None, Some("P-256"), "ec-pub");
+    let idp = JwksServer::default();
+    idp.set("/public.json", &[&ec]);
+    let addr = idp.start().await;
+    let gw = Gateway::start(&format!(
+        r#"
+[upstreams.pool]
+targets = ["{up}"]
+
+[[routes]]
+name = "gen"
+match = {{ path_prefix = "/gen" }}
+upstream = "pool"
+policies = [{{ type = "jwt_generate", algorithm = "ES256", key = {{ jwks_url = "http://{addr}/public.json" }}, claims = {{ sub = "x" }} }}]
+"#,
+        up = up.addr,
+    ))
+    .await;
+    let r = request(gw.port, "GET", "/gen/x", &[], "").await;
+    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["errorCode"], "key_unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_generate_signs_with_a_per_client_key_from_the_allow_list() {
+    let up = Upstream::start("u").await;
+    let a = gen("EC", None, Some("P-256"), "tenant-a");
+    let b = gen("OKP", None, Some("Ed25519"), "tenant-b");
+    let idp = JwksServer::default();
+    idp.set_private("/a/signing.json", &[&a]);
+    idp.set_private("/b/signing.json", &[&b]);
+    let addr = idp.start().await;
+    let gw = Gateway::start(&format!(
+        r#"
+[upstreams.pool]
+targets = ["{up}"]
+
+[[routes]]
+name = "gen"
+match = {{ path_prefix = "/gen" }}
+upstream = "pool"
+policies = [{{ type = "jwt_generate", algorithm = "ES256", key = {{ per_client_url = "http://{addr}/${{header.x-tenant}}/signing.json", per_client_allow = ["http://{addr}/*/signing.json"] }}, claims = {{ sub = {{ from = "header.x-tenant" }} }} }}]
+"#,
+        up = up.addr,
+    ))
+    .await;
+    let r = request(gw.port, "GET", "/gen/x", &[("x-tenant", "a")], "").await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let token = bearer_of(&r);
+    assert_eq!(
+        verify_with("jwcrypto", &public(&a), "ES256", &token)["sub"],
+        "a"
+    );
+    // Tenant b's key is Ed25519: the configured ES256 fixes the algorithm, so it is not used.
+    let r = request(gw.port, "GET", "/gen/x", &[("x-tenant", "b")], "").await;
+    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["errorCode"], "key_unavailable");
+    // Outside the allow-list: nothing is fetched.
+    let before = idp.fetches();
+    let r = request(gw.port, "GET", "/gen/x", &[("x-tenant", "a/../b")], "").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(idp.fetches(), before);
 }

@@ -5,8 +5,9 @@
 //! Claims come from literals and from the value language (`header.*`, `query.*`, `cookie.*`,
 //! `claims.*` of a token verified earlier, `identity`, `client_ip`, `env.*`, `now`, `uuid`,
 //! ...), each converted to a declared JSON type, with a default when absent. Values are data:
-//! nothing a client sends is evaluated. The encryption key may be embedded or taken per request
-//! from a remote (per-client) JWKS, cached in the same key cache as `jwt_verify`.
+//! nothing a client sends is evaluated. The signing and encryption keys may be embedded or
+//! taken per request from a remote (per-client) JWKS, cached in the same key cache as
+//! `jwt_verify` (signing keys in sources of their own that keep private members).
 //!
 //! Minted-token cache: a token whose rendered claims (without iat/exp/nbf/jti), header and
 //! keys are unchanged is reused until `refresh_at` (default 80%) of its lifetime; bounded
@@ -17,7 +18,7 @@ use crate::config::policy::jwt_generate as config;
 mod values;
 
 use super::edits::{Body, Edits, HeaderEdit, QueryEdit};
-use super::keyconf::{compile_keys, Keys};
+use super::keyconf::{compile_keys, Fetch, Keys};
 use super::Effects;
 use crate::error::{Errors, GatewayError};
 use crate::expr::{unix_now, uuid_v4, Template, Var};
@@ -88,8 +89,9 @@ struct Encrypt {
 #[derive(Debug)]
 pub struct JwtGenerate {
     alg: Option<Alg>,
-    /// A set holding exactly one private key (checked at load).
-    sign_key: Option<Arc<JwkSet>>,
+    /// Embedded: a set holding exactly one key that can sign with `alg` (checked at load).
+    /// Remote or per client: a key that can is picked per request.
+    sign_keys: Option<Keys>,
     header: Vec<(String, Template)>,
     claims: Vec<(String, Source)>,
     claims_from: Option<Var>,
@@ -164,14 +166,27 @@ impl JwtGenerate {
                 "set `algorithm` (signed), `encrypt` (encrypted), or both (nested)",
             );
         }
-        let sign_key = match (
+        let sign_keys = match (
             algorithm.is_some(),
-            compile_keys(key, &format!("{path}.key"), errs, key_cache),
+            compile_keys(
+                key,
+                &format!("{path}.key"),
+                errs,
+                key_cache,
+                Fetch::SigningKeys,
+            ),
         ) {
             (_, None) => None,
-            (true, Some(Some(Keys::Static(set, _)))) => match set.keys() {
-                [k] if k.is_private() => Some(set.clone()),
-                [_] => {
+            (true, Some(Some(Keys::Static(set, g)))) => match (set.keys(), alg) {
+                ([k], Some(a)) if k.is_private() && !k.can_sign(a) => {
+                    errs.push(
+                        format!("{path}.key"),
+                        format!("the key cannot sign with {}", a.name()),
+                    );
+                    None
+                }
+                ([k], _) if k.is_private() => Some(Keys::Static(set.clone(), g)),
+                ([_], _) => {
                     errs.push(
                         format!("{path}.key"),
                         "a private key (or a secret) is needed to sign",
@@ -183,10 +198,8 @@ impl JwtGenerate {
                     None
                 }
             },
-            (true, Some(Some(_))) => {
-                errs.push(format!("{path}.key"), "the signing key must be embedded");
-                None
-            }
+            // A remote or per-client source: the key is picked per request.
+            (true, Some(Some(k))) => Some(k),
             (true, Some(None)) => {
                 errs.push(format!("{path}.key"), "a signing key is needed");
                 None
@@ -309,7 +322,13 @@ impl JwtGenerate {
                     format!("unknown {:?}", e.encryption),
                 );
             }
-            let keys = match compile_keys(&e.key, &format!("{p}.key"), errs, key_cache) {
+            let keys = match compile_keys(
+                &e.key,
+                &format!("{p}.key"),
+                errs,
+                key_cache,
+                Fetch::PublicKeys,
+            ) {
                 Some(Some(k)) => Some(k),
                 Some(None) => {
                     errs.push(format!("{p}.key"), "the recipient's key is needed");
@@ -361,7 +380,7 @@ impl JwtGenerate {
             || matches!(output, Some(Output::RequestBody(_)));
         Some(JwtGenerate {
             alg,
-            sign_key,
+            sign_keys,
             header: hdr,
             claims: cl,
             claims_from,
@@ -465,6 +484,45 @@ impl JwtGenerate {
         Ok((set.clone(), idx, id))
     }
 
+    /// The key to sign with, as (set, index, id for the minted-token cache): the embedded
+    /// key, or the first key of the remote (per-client) set that can sign with `alg` and,
+    /// when the header names a kid, has that kid. An unknown kid triggers the source's
+    /// single-flight refetch once.
+    async fn signing_key(
+        keys: &Keys,
+        alg: Alg,
+        kid: Option<&str>,
+        v: &RequestView<'_>,
+    ) -> Result<(Arc<JwkSet>, usize, String), GatewayError> {
+        if let Keys::Static(set, _) = keys {
+            return Ok((set.clone(), 0, String::new()));
+        }
+        let src = keys.resolve(v).map_err(|_| GatewayError::KeyUnavailable)?;
+        let (mut set, _) = src.get().await.map_err(|_| GatewayError::KeyUnavailable)?;
+        let pick = |set: &JwkSet| {
+            set.keys()
+                .iter()
+                .position(|k| kid.is_none_or(|want| k.kid() == Some(want)) && k.can_sign(alg))
+        };
+        let mut idx = pick(&set);
+        if idx.is_none() && kid.is_some() {
+            if let Some((fresh, _)) = src.refresh_unknown().await {
+                idx = pick(&fresh);
+                set = fresh;
+            }
+        }
+        let Some(idx) = idx else {
+            log::warn!(
+                "jwt_generate: no key of the signing JWKS can sign with {}",
+                alg.name()
+            );
+            return Err(GatewayError::KeyUnavailable);
+        };
+        let key = set.keys().get(idx).ok_or(GatewayError::KeyUnavailable)?;
+        let id = format!("{}#{}", key.kid().unwrap_or(""), key.thumbprint());
+        Ok((set, idx, id))
+    }
+
     /// Request phase: mint (or reuse) the token and queue it for its destination (a header,
     /// query parameter or body of the upstream request, a response header or body, or a
     /// variable for later policies). `pending` is what earlier policies queued: a body
@@ -497,12 +555,25 @@ impl JwtGenerate {
             })?),
             Jti::Template(t) => Some(t.render(v).ok_or(GatewayError::ValueUnresolved)?),
         };
+        let sign_key = match (&self.sign_keys, self.alg) {
+            (Some(keys), Some(alg)) => {
+                let kid = header.get("kid").and_then(Value::as_str);
+                Some(Self::signing_key(keys, alg, kid, v).await?)
+            }
+            _ => None,
+        };
         let enc_key = match &self.encrypt {
             Some(e) => Some(self.encryption_key(e, v).await?),
             None => None,
         };
         let cache_key = self.cache.as_ref().map(|_| {
-            let material = serde_json::json!([claims, header, jti, enc_key.as_ref().map(|k| &k.2)]);
+            let material = serde_json::json!([
+                claims,
+                header,
+                jti,
+                enc_key.as_ref().map(|k| &k.2),
+                sign_key.as_ref().map(|k| &k.2)
+            ]);
             let d = aws_lc_rs::digest::digest(
                 &aws_lc_rs::digest::SHA256,
                 material.to_string().as_bytes(),
@@ -536,7 +607,9 @@ impl JwtGenerate {
             claims.insert("jti".into(), Value::String(j));
         }
         let payload = serde_json::to_vec(&claims).map_err(|_| GatewayError::SigningFailed)?;
-        let sign_key = self.sign_key.as_ref().and_then(|s| s.keys().first());
+        let sign_key = sign_key
+            .as_ref()
+            .and_then(|(set, idx, _)| set.keys().get(*idx));
         let signed = match (&self.alg, sign_key) {
             (Some(alg), Some(key)) => {
                 Some(jose::sign(&payload, key, *alg, &header).map_err(|e| {

@@ -16,7 +16,7 @@ use crate::config::policy::jwt_verify as config;
 pub mod extract;
 
 use super::edits::{Body, HeaderEdit};
-use super::keyconf::{compile_keys, Keys, Resolved};
+use super::keyconf::{compile_keys, Fetch, Keys, Resolved};
 use super::Effects;
 use crate::cache::verified::{token_key, Entry, VerifiedCache};
 use crate::error::{Errors, GatewayError};
@@ -259,12 +259,19 @@ impl JwtVerify {
                 ),
             }
         }
-        let keys = compile_keys(keys, &format!("{path}.keys"), errs, key_cache);
+        let keys = compile_keys(
+            keys,
+            &format!("{path}.keys"),
+            errs,
+            key_cache,
+            Fetch::PublicKeys,
+        );
         let dec_keys = compile_keys(
             decryption_keys,
             &format!("{path}.decryption_keys"),
             errs,
             key_cache,
+            Fetch::PublicKeys,
         );
         if jws || nested {
             if algorithms.is_empty() {
