@@ -2,9 +2,10 @@
 //! from an environment variable or a file). Parsed once at load into the JOSE engine's types.
 //! Remote sources (`jwks_url`, `discovery_url`) are resolved by the caller.
 
+use super::reqkey::RequestKey;
 use crate::config::policy::jwt_verify::{KeysConfig, SecretEncoding};
 use crate::error::{Errors, GatewayError};
-use crate::expr::Template;
+use crate::expr::{Template, Var};
 use crate::jose::{Jwk, JwkSet};
 use crate::keys::{JwksSettings, KeyCache, RemoteJwks};
 use crate::request::RequestView;
@@ -18,10 +19,12 @@ pub enum KeyOrigin {
     Discovery(String),
     /// (URL template, allowed URL globs)
     PerClient(String, Vec<String>),
+    /// A request variable.
+    FromRequest(String),
     None,
 }
 
-fn parse_text(
+pub(super) fn parse_text(
     text: &str,
     kid: &Option<String>,
     alg: &Option<String>,
@@ -189,6 +192,7 @@ fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
         discovery_url,
         per_client_url,
         per_client_allow,
+        from,
         remote,
     } = c;
     let remote_form = jwks_url.is_some() || discovery_url.is_some() || per_client_url.is_some();
@@ -213,6 +217,7 @@ fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
         jwks_url.is_some(),
         discovery_url.is_some(),
         per_client_url.is_some(),
+        from.is_some(),
     ]
     .iter()
     .filter(|b| **b)
@@ -233,7 +238,7 @@ fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
         errs.push(
             path,
             "give exactly one of jwks, pem, file, secret, secret_env, secret_file, jwks_url, \
-             discovery_url, per_client_url",
+             discovery_url, per_client_url, from",
         );
         return None;
     }
@@ -303,6 +308,9 @@ fn compile(c: &KeysConfig, path: &str, errs: &mut Errors) -> Option<KeyOrigin> {
         }
         return Some(KeyOrigin::PerClient(u.clone(), per_client_allow.clone()));
     }
+    if let Some(f) = from {
+        return Some(KeyOrigin::FromRequest(f.clone()));
+    }
     Some(KeyOrigin::None)
 }
 
@@ -329,6 +337,8 @@ pub enum Keys {
         cache: Arc<KeyCache>,
         fetch: Fetch,
     },
+    /// Public keys carried by the request (a variable), parsed once per distinct value.
+    FromRequest(Arc<RequestKey>),
 }
 
 impl std::fmt::Debug for Keys {
@@ -337,6 +347,7 @@ impl std::fmt::Debug for Keys {
             Keys::Static(s, _) => write!(f, "Static({} keys)", s.keys().len()),
             Keys::Remote(r) => write!(f, "Remote({})", r.label()),
             Keys::PerClient { .. } => write!(f, "PerClient"),
+            Keys::FromRequest(r) => write!(f, "{r:?}"),
         }
     }
 }
@@ -370,6 +381,7 @@ impl Keys {
         match self {
             Keys::Static(s, g) => Ok(Resolved::Static(s.clone(), *g)),
             Keys::Remote(r) => Ok(Resolved::Remote(r.clone(), 0)),
+            Keys::FromRequest(r) => r.resolve(v).map(|(s, g)| Resolved::Static(s, g)),
             Keys::PerClient {
                 url,
                 allow,
@@ -473,6 +485,19 @@ pub fn compile_keys(
             None
         }
         KeyOrigin::Discovery(u) => remote(cache.discovery(&u, settings), "discovery_url", errs),
+        KeyOrigin::FromRequest(f) => {
+            let p = format!("{path}.from");
+            if fetch == Fetch::SigningKeys {
+                errs.push(p, "a signing key never comes from the request");
+                return None;
+            }
+            let var = Var::parse(&f).map_err(|e| errs.push(&p, e)).ok()?;
+            if var.reads_body() {
+                errs.push(p, "a key is not read from the body");
+                return None;
+            }
+            Some(Some(Keys::FromRequest(Arc::new(RequestKey::new(var)))))
+        }
         KeyOrigin::PerClient(url, allow) => {
             let url = Template::parse(&url)
                 .map_err(|e| errs.push(format!("{path}.per_client_url"), e))

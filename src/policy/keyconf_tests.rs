@@ -260,3 +260,19 @@ fn signing_keys_from_a_discovery_document_are_refused() {
     assert_eq!(errs.0.len(), 1);
     assert_eq!(errs.0[0].path, "p.key.discovery_url");
 }
+
+#[test]
+fn a_signing_key_from_the_request_is_refused() {
+    let c: KeysConfig = toml::from_str("from = \"header.x-key\"").unwrap();
+    let mut errs = Errors::default();
+    assert!(compile_keys(&c, "p.key", &mut errs, &cache(), Fetch::SigningKeys).is_none());
+    assert_eq!(errs.0[0].path, "p.key.from");
+}
+
+#[test]
+fn a_key_from_the_body_is_refused() {
+    let c: KeysConfig = toml::from_str("from = \"body./jwk\"").unwrap();
+    let mut errs = Errors::default();
+    assert!(compile_keys(&c, "p.key", &mut errs, &cache(), Fetch::PublicKeys).is_none());
+    assert_eq!(errs.0[0].path, "p.key.from");
+}

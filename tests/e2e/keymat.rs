@@ -240,3 +240,45 @@ policies = [{{ type = "jwt_generate", algorithm = "ES256", key = {{ per_client_u
     assert_eq!(r.status, 503);
     assert_eq!(idp.fetches(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_generate_encrypts_to_a_public_key_the_request_carries() {
+    let up = Upstream::start("u").await;
+    let client = gen("EC", None, Some("P-256"), "client-enc");
+    let gw = Gateway::start(&format!(
+        r#"
+[upstreams.pool]
+targets = ["{up}"]
+
+[[routes]]
+name = "gen"
+match = {{ path_prefix = "/gen" }}
+upstream = "pool"
+policies = [{{ type = "jwt_generate", claims = {{ sub = "for-the-client" }}, encrypt = {{ key = {{ from = "header.x-client-key" }}, key_algorithm = "ECDH-ES+A128KW", encryption = "A128GCM" }} }}]
+"#,
+        up = up.addr,
+    ))
+    .await;
+    let key = public(&client).to_string();
+    let r = request(gw.port, "GET", "/gen/x", &[("x-client-key", &key)], "").await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let jwe = bearer_of(&r);
+    let out = peer(&[
+        json!({"lib": "joserfc", "op": "decrypt", "key": client.to_value(true).unwrap(),
+                            "alg": "ECDH-ES+A128KW", "enc": "A128GCM", "token": jwe}),
+    ]);
+    let claims: Value =
+        serde_json::from_slice(&b64_decode(out[0]["payload"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["sub"], "for-the-client");
+    // A private key in the header is refused, not used.
+    let r = request(
+        gw.port,
+        "GET",
+        "/gen/x",
+        &[("x-client-key", &client.to_value(true).unwrap().to_string())],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["errorCode"], "key_unavailable");
+}

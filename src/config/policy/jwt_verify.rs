@@ -97,6 +97,10 @@ pub struct KeysConfig {
     /// Globs the rendered URL must match, e.g. `"https://*.idp.example.com/jwks.json"`.
     #[serde(default)]
     pub per_client_allow: Vec<String>,
+    /// A request variable holding a public JWK, JWKS or PEM key, e.g. `"claims.cnf.jwk"` of a
+    /// token verified earlier; parsed once per distinct value, size-bounded.
+    #[serde(default)]
+    pub from: Option<String>,
     /// Refresh, staleness, size and time bounds of remote sources.
     #[serde(default)]
     pub remote: Option<crate::config::keys::JwksSettings>,

@@ -301,6 +301,12 @@ impl JwtVerify {
                 );
             }
         }
+        if matches!(dec_keys, Some(Some(Keys::FromRequest(_)))) {
+            errs.push(
+                format!("{path}.decryption_keys.from"),
+                "a private key never comes from the request",
+            );
+        }
         if jwe && !allow_unsigned_jwe {
             if let Some(i) = key_algs.iter().position(|a| a.is_public_key()) {
                 errs.push(
