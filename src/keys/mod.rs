@@ -52,7 +52,9 @@
 //!   `max_size` is enforced on `Content-Length` and while streaming, before parsing; status
 //!   must be 200; at most [`MAX_KEYS`] keys; keys that the JOSE engine refuses are
 //!   skipped, a set with zero usable keys is refused; symmetric keys are refused (a shared
-//!   secret is never fetched from a URL) and private members are dropped.
+//!   secret is never fetched from a URL) and private members are dropped, except in the
+//!   sources of signing keys ([`KeyCache::signing_source`]), which are cached apart from the
+//!   public source of the same URL.
 //! * **URLs**: `https`, or plain `http` to a loopback host only (tests, local sidecars); no
 //!   userinfo, no fragment, at most 2048 bytes. Redirects are followed only to the same
 //!   scheme, host and port, at most 3. Whatever DNS answers, link-local (cloud metadata),

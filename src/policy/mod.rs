@@ -16,6 +16,7 @@ pub mod jwt_auth;
 pub mod jwt_generate;
 pub mod jwt_verify;
 pub mod keyconf;
+mod keytext;
 pub mod reqkey;
 #[cfg(test)]
 mod tests;
