@@ -74,7 +74,7 @@ enum KeysCmd {
 
 fn keys_rotate(config: &std::path::Path) -> ExitCode {
     let raw = match tokengate::config::load_file(config) {
-        Ok((raw, _)) => raw,
+        Ok((raw, ..)) => raw,
         Err(errs) => {
             for e in errs {
                 eprintln!("{}: {e}", config.display());
@@ -141,7 +141,7 @@ fn hash_secret(iterations: u32) -> ExitCode {
 fn check(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for f in files {
-        let res = tokengate::config::load_file(f).and_then(|(raw, hash)| {
+        let res = tokengate::config::load_file(f).and_then(|(raw, hash, _)| {
             let shared = tokengate::shared::Shared::detached()
                 .map_err(|e| vec![tokengate::error::ConfigError::new("", e.to_string())])?;
             tokengate::compile::compile(&raw, &hash, 1, None, &shared)

@@ -35,7 +35,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub enum Kind {
     Headers(headers::Headers),
-    Cors(cors::Cors),
+    Cors(Box<cors::Cors>),
     JwtVerify(Box<jwt_verify::JwtVerify>),
     JwtGenerate(Box<jwt_generate::JwtGenerate>),
     JwtAuth(Box<jwt_auth::JwtAuth>),
@@ -60,7 +60,7 @@ pub struct Policy {
     /// `headers`, or the name of the `[policies.NAME]` it came from.
     pub label: String,
     pub shadow: bool,
-    pub when: Option<Condition>,
+    pub when: Option<Box<Condition>>,
     pub errors: Option<Arc<ErrorOverride>>,
     pub kind: Kind,
 }
@@ -125,7 +125,7 @@ impl Policy {
         };
         let kind = match body {
             PolicyBody::Headers(h) => Kind::Headers(headers::Headers::compile(h, path, errs)?),
-            PolicyBody::Cors(c) => Kind::Cors(cors::Cors::compile(c, path, errs)?),
+            PolicyBody::Cors(c) => Kind::Cors(Box::new(cors::Cors::compile(c, path, errs)?)),
             PolicyBody::JwtVerify(c) => {
                 let cache = jwt_verify::JwtVerify::cache_capacity(c).and_then(|cap| {
                     let fp = crate::fingerprint::of("jwt_verify", c)
@@ -152,7 +152,7 @@ impl Policy {
         let policy = Policy {
             label,
             shadow,
-            when,
+            when: when.map(Box::new),
             errors,
             kind,
         };

@@ -272,7 +272,7 @@ impl Gateway {
             e,
             &[
                 policy.and_then(|p| p.errors.as_deref()),
-                route.and_then(|r| r.errors.as_ref()),
+                route.and_then(|r| r.errors.as_deref()),
                 ctx.snap.errors.as_ref(),
             ],
             policy.and_then(|p| p.realm()),
