@@ -242,6 +242,14 @@ impl State {
         r.push(old);
     }
 
+    /// How many replaced snapshots wait for their last request.
+    pub fn retired(&self) -> usize {
+        match self.retired.lock() {
+            Ok(r) => r.len(),
+            Err(p) => p.into_inner().len(),
+        }
+    }
+
     /// Drop the replaced snapshots that no request holds any more; returns how many are left.
     /// `ArcSwap::swap` settles the readers' borrowed references into counts before it returns,
     /// so a count of one means only this list holds the snapshot, and nothing can take a new
@@ -256,13 +264,9 @@ impl State {
             *r = keep;
             done
         };
-        let left = match self.retired.lock() {
-            Ok(r) => r.len(),
-            Err(p) => p.into_inner().len(),
-        };
         // Freed here, outside the lock.
         drop(done);
-        left
+        self.retired()
     }
 
     /// The config text in force and its live settings.
