@@ -9,6 +9,7 @@ mod errors;
 mod hostile;
 mod identity;
 mod jwks;
+mod jwt_auth_sources;
 mod jwt_generate;
 mod jwt_verify;
 mod policies;
