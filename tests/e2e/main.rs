@@ -18,4 +18,5 @@ mod reload;
 mod routing;
 mod tls;
 mod token;
+mod token_metrics;
 mod token_routes;
