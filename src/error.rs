@@ -488,6 +488,28 @@ impl OAuthError {
         }
     }
 
+    /// The outcome label of the token-service metrics: the RFC code, except that the
+    /// `temporarily_unavailable` causes are told apart.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            OAuthError::SourceUnavailable => "source_unavailable",
+            OAuthError::StoreUnavailable => "store_unavailable",
+            OAuthError::Busy => "busy",
+            OAuthError::TooManyAttempts { .. } => "throttled",
+            OAuthError::InvalidRequest(_)
+            | OAuthError::MethodNotAllowed
+            | OAuthError::TlsRequired
+            | OAuthError::BodyTooLarge
+            | OAuthError::InvalidClient
+            | OAuthError::InvalidGrant(_)
+            | OAuthError::UnauthorizedClient
+            | OAuthError::UnsupportedGrantType
+            | OAuthError::InvalidScope
+            | OAuthError::UnsupportedTokenType
+            | OAuthError::ServerError => self.code().as_str(),
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             OAuthError::InvalidRequest(_)

@@ -18,6 +18,11 @@ pub struct Metrics {
     pub policy_decisions: IntCounterVec,
     /// Request heads refused before parsing (too large, too slow), by error code.
     pub front_door_refusals: IntCounterVec,
+    /// Token endpoint requests by grant type, client and outcome (labels bounded by the
+    /// token service: configured client ids and known grant names only).
+    pub token_requests: IntCounterVec,
+    /// Introspection and revocation requests by operation, client and outcome.
+    pub token_operations: IntCounterVec,
     /// Handles for requests that matched no route (route label "").
     pub no_route: RouteMetrics,
 }
@@ -73,6 +78,22 @@ impl Metrics {
             ),
             &["code"],
         )?;
+        let token_requests = IntCounterVec::new(
+            Opts::new(
+                "tokengate_token_requests_total",
+                "Token endpoint requests by grant type, client and outcome",
+            ),
+            &["grant_type", "client", "outcome"],
+        )?;
+        let token_operations = IntCounterVec::new(
+            Opts::new(
+                "tokengate_token_operations_total",
+                "Introspection and revocation requests by operation, client and outcome",
+            ),
+            &["operation", "client", "outcome"],
+        )?;
+        registry.register(Box::new(token_requests.clone()))?;
+        registry.register(Box::new(token_operations.clone()))?;
         registry.register(Box::new(front_door_refusals.clone()))?;
         registry.register(Box::new(policy_decisions.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -91,6 +112,8 @@ impl Metrics {
             access_log_dropped,
             policy_decisions,
             front_door_refusals,
+            token_requests,
+            token_operations,
             no_route: RouteMetrics::default(),
         })
     }

@@ -18,6 +18,7 @@ pub mod jwt_verify;
 pub mod keyconf;
 #[cfg(test)]
 mod tests;
+pub mod token_source;
 
 use crate::cache::verified::VerifiedCaches;
 use crate::config::{EnabledConfig, InlinePolicy, PolicyBody, PolicyEntry};
@@ -244,7 +245,8 @@ impl Policy {
         match &self.kind {
             Kind::JwtGenerate(g) => g.reads_body,
             Kind::JwtVerify(j) => j.reads_body,
-            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtAuth(_) | Kind::Deny => false,
+            Kind::JwtAuth(j) => j.reads_body,
+            Kind::Headers(_) | Kind::Cors(_) | Kind::Deny => false,
         }
     }
 

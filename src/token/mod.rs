@@ -31,7 +31,7 @@ mod oauth;
 use crate::identity::secret;
 
 pub use config::TokenServiceConfig;
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, Served};
 pub use grants::AccessInfo;
 pub use oauth::OAuthError;
 

@@ -13,10 +13,10 @@
 //! never denies and never changes the request.
 
 use crate::config::policy::jwt_verify as config;
-pub mod extract;
 
-use super::edits::{Body, HeaderEdit};
+use super::edits::HeaderEdit;
 use super::keyconf::{compile_keys, Keys, Resolved};
+use super::token_source::{self, Source};
 use super::Effects;
 use crate::cache::verified::{token_key, Entry, VerifiedCache};
 use crate::error::{Errors, GatewayError};
@@ -24,7 +24,6 @@ use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, Lim
 use crate::keys::KeyCache;
 use crate::request::RequestView;
 use config::{AclConfig, AclRuleConfig, HeaderFormat, JwtVerifyConfig, SubjectConfig, TokenForm};
-use extract::Source;
 use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -212,14 +211,7 @@ impl JwtVerify {
             realm,
         } = c;
         let before = errs.0.len();
-        if sources.is_empty() {
-            errs.push(format!("{path}.sources"), "list at least one token source");
-        }
-        let sources: Vec<Source> = sources
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| Source::compile(s, &format!("{path}.sources[{i}]"), errs))
-            .collect();
+        let sources = token_source::compile_all(sources, path, errs);
         if forms.is_empty() {
             errs.push(
                 format!("{path}.forms"),
@@ -394,7 +386,7 @@ impl JwtVerify {
         if errs.0.len() > before {
             return None;
         }
-        let reads_body = sources.iter().any(|s| matches!(s, Source::Form(_)));
+        let reads_body = token_source::reads_body(&sources);
         let rules = ClaimRules {
             issuers: issuers.clone(),
             audiences: audiences.clone(),
@@ -692,7 +684,7 @@ impl JwtVerify {
         v: &RequestView<'_>,
         fx: &mut Effects,
     ) -> Result<(), GatewayError> {
-        let (_, token) = extract::extract(&self.sources, v)?;
+        let (_, token) = token_source::extract(&self.sources, v)?;
         if token.len() > self.limits.max_token {
             return Err(GatewayError::TokenTooLarge);
         }
@@ -703,21 +695,7 @@ impl JwtVerify {
         })?;
         let edits = &mut fx.edits;
         if !self.forward_token {
-            extract::strip(&self.sources, v, edits);
-            if let Some(b) = extract::strip_form(&self.sources, v) {
-                let content_type = v
-                    .req
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .cloned()
-                    .unwrap_or(HeaderValue::from_static(
-                        "application/x-www-form-urlencoded",
-                    ));
-                edits.upstream_body = Some(Body {
-                    bytes: b,
-                    content_type,
-                });
-            }
+            token_source::remove(&self.sources, v, edits);
         }
         for m in &self.to_headers {
             edits.upstream.push(HeaderEdit::Remove(m.header.clone()));
