@@ -92,6 +92,9 @@ impl State {
         let shared = crate::shared::Shared::new(metrics.registry())
             .map_err(|e| vec![ConfigError::new("", e.to_string())])?;
         let snap = compile(&raw, &hash, 1, None, &shared)?;
+        for w in crate::lint::lint(&raw) {
+            log::warn!("config warning: {w}");
+        }
         if let Some(t) = &snap.token {
             shared.identity.retain(&t.identity_sources());
         }
@@ -190,12 +193,16 @@ impl State {
                     .as_ref()
                     .map(|t| t.identity_sources())
                     .unwrap_or_default();
+                let warnings = crate::lint::lint(&raw);
                 self.config.store(Arc::new(raw));
                 self.current.store(Arc::new(snap));
                 self.shared.retain(&used);
                 self.shared.identity.retain(&sources);
                 self.metrics.reloads.with_label_values(&["ok"]).inc();
                 log::info!("config reload: generation {generation} applied");
+                for w in warnings {
+                    log::warn!("config warning: {w}");
+                }
                 ReloadOutcome::Applied { generation }
             }
             Err(errs) => {

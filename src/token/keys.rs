@@ -13,7 +13,7 @@
 //! the old or the new file, never a torn one. In `detached` mode (`tokengate check`) nothing
 //! is written: keys are made in memory.
 
-use crate::jose::{Alg, Curve, Jwk, JwkSet};
+use crate::jose::{Alg, Curve, Jwk, JwkSet, KeyOp};
 use arc_swap::ArcSwap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -150,6 +150,13 @@ fn build(alg: Alg, keys: [Option<Jwk>; 3]) -> Result<Ring, String> {
     {
         let p = k.to_public().map_err(|e| e.to_string())?;
         let a = alg_of(k, alg);
+        // A key that cannot sign its algorithm would fail every token request.
+        k.fits_alg(a, KeyOp::Sign).map_err(|e| {
+            format!(
+                "key {} cannot sign {a}: {e}",
+                k.kid().unwrap_or("without kid")
+            )
+        })?;
         if !algs.contains(&a) {
             algs.push(a);
         }
