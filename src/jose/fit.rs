@@ -154,3 +154,153 @@ impl Jwk {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jose::{sign, verify, JwkSet, Limits};
+
+    fn ec(crv: Curve) -> Jwk {
+        Jwk::generate("EC", None, Some(crv)).unwrap()
+    }
+
+    fn code(r: Result<(), JoseError>) -> &'static str {
+        r.map_or_else(|e| e.code(), |()| "ok")
+    }
+
+    #[test]
+    fn hmac_secrets_shorter_than_the_hash_output_are_too_short() {
+        for (alg, min) in [(Alg::HS256, 32), (Alg::HS384, 48), (Alg::HS512, 64)] {
+            let short = Jwk::from_secret(&vec![7; min - 1]).unwrap();
+            assert_eq!(code(short.fits_alg(alg, KeyOp::Sign)), "key_too_short");
+            let ok = Jwk::from_secret(&vec![7; min]).unwrap();
+            assert_eq!(code(ok.fits_alg(alg, KeyOp::Sign)), "ok");
+        }
+    }
+
+    #[test]
+    fn each_signature_family_needs_its_key_type() {
+        let rsa = Jwk::generate("RSA", Some(2048), None).unwrap();
+        let secret = Jwk::from_secret(&[1; 64]).unwrap();
+        let ed = Jwk::generate("OKP", None, Some(Curve::Ed25519)).unwrap();
+        assert_eq!(
+            code(rsa.fits_alg(Alg::HS256, KeyOp::Verify)),
+            "key_type_mismatch"
+        );
+        assert_eq!(
+            code(secret.fits_alg(Alg::RS256, KeyOp::Verify)),
+            "key_type_mismatch"
+        );
+        assert_eq!(
+            code(ec(Curve::P256).fits_alg(Alg::PS256, KeyOp::Verify)),
+            "key_type_mismatch"
+        );
+        assert_eq!(
+            code(ed.fits_alg(Alg::ES256, KeyOp::Verify)),
+            "key_type_mismatch"
+        );
+        assert_eq!(code(rsa.fits_alg(Alg::PS512, KeyOp::Sign)), "ok");
+        assert_eq!(code(ed.fits_alg(Alg::EdDSA, KeyOp::Sign)), "ok");
+    }
+
+    #[test]
+    fn ecdsa_algorithms_need_their_curve() {
+        assert_eq!(
+            code(ec(Curve::P256).fits_alg(Alg::ES256, KeyOp::Sign)),
+            "ok"
+        );
+        assert_eq!(
+            code(ec(Curve::P384).fits_alg(Alg::ES256, KeyOp::Sign)),
+            "invalid_curve"
+        );
+        assert_eq!(
+            code(ec(Curve::P256).fits_alg(Alg::ES384, KeyOp::Sign)),
+            "invalid_curve"
+        );
+        assert_eq!(
+            code(ec(Curve::P384).fits_alg(Alg::ES512, KeyOp::Sign)),
+            "invalid_curve"
+        );
+        let x = Jwk::generate("OKP", None, Some(Curve::X25519)).unwrap();
+        assert_eq!(code(x.fits_alg(Alg::EdDSA, KeyOp::Verify)), "invalid_curve");
+    }
+
+    #[test]
+    fn signing_reports_the_misfit_instead_of_a_generic_failure() {
+        let e = sign(b"{}", &ec(Curve::P384), Alg::ES256, &Default::default()).unwrap_err();
+        assert_eq!(e.code(), "invalid_curve");
+    }
+
+    #[test]
+    fn a_key_of_another_type_is_skipped_when_verifying() {
+        let signer = ec(Curve::P256);
+        let t = sign(b"{}", &signer, Alg::ES256, &Default::default()).unwrap();
+        let rsa = Jwk::generate("RSA", Some(2048), None)
+            .unwrap()
+            .to_public()
+            .unwrap();
+        let set = JwkSet::new(vec![rsa]).unwrap();
+        let e = verify(&t, &set, &[Alg::ES256], &Limits::default()).unwrap_err();
+        assert_eq!(e, JoseError::NoMatchingKey);
+    }
+
+    #[test]
+    fn dir_keys_must_have_the_content_key_length() {
+        for enc in Enc::ALL {
+            let k = Jwk::from_secret(&vec![3; enc.cek_len()]).unwrap();
+            assert_eq!(code(k.fits_key_alg(KeyAlg::Dir, enc, KeyOp::Decrypt)), "ok");
+            let k = Jwk::from_secret(&vec![3; enc.cek_len() + 8]).unwrap();
+            assert_eq!(
+                code(k.fits_key_alg(KeyAlg::Dir, enc, KeyOp::Decrypt)),
+                "key_length_mismatch",
+                "{enc}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_wrap_algorithms_need_their_key_type_and_length() {
+        let k16 = Jwk::from_secret(&[3; 16]).unwrap();
+        let enc = Enc::A128Gcm;
+        assert_eq!(
+            code(k16.fits_key_alg(KeyAlg::A128KW, enc, KeyOp::Encrypt)),
+            "ok"
+        );
+        assert_eq!(
+            code(k16.fits_key_alg(KeyAlg::A256GCMKW, enc, KeyOp::Encrypt)),
+            "key_length_mismatch"
+        );
+        assert_eq!(
+            code(k16.fits_key_alg(KeyAlg::RsaOaep256, enc, KeyOp::Encrypt)),
+            "key_type_mismatch"
+        );
+        assert_eq!(
+            code(k16.fits_key_alg(KeyAlg::EcdhEsA128KW, enc, KeyOp::Encrypt)),
+            "key_type_mismatch"
+        );
+        assert_eq!(
+            code(k16.fits_key_alg(KeyAlg::Pbes2Hs256A128KW, enc, KeyOp::Encrypt)),
+            "ok"
+        );
+        let ed = Jwk::generate("OKP", None, Some(Curve::Ed25519)).unwrap();
+        assert_eq!(
+            code(ed.fits_key_alg(KeyAlg::EcdhEs, enc, KeyOp::Encrypt)),
+            "invalid_curve"
+        );
+        let p = ec(Curve::P384);
+        assert_eq!(
+            code(p.fits_key_alg(KeyAlg::EcdhEs, enc, KeyOp::Decrypt)),
+            "ok"
+        );
+        let public = p.to_public().unwrap();
+        assert_eq!(
+            code(public.fits_key_alg(KeyAlg::EcdhEs, enc, KeyOp::Decrypt)),
+            "private_key_required"
+        );
+        let rsa = Jwk::generate("RSA", Some(2048), None).unwrap();
+        assert_eq!(
+            code(rsa.fits_key_alg(KeyAlg::Dir, enc, KeyOp::Encrypt)),
+            "key_type_mismatch"
+        );
+    }
+}

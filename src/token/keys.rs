@@ -333,6 +333,24 @@ mod tests {
     }
 
     #[test]
+    fn a_key_that_cannot_sign_the_algorithm_refuses_the_load() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("k");
+        // An EC key without `alg` under an RS256 config would fail every token request.
+        let k = Jwk::generate("EC", None, Some(Curve::P256)).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join("current.jwk"),
+            k.to_value(true).unwrap().to_string(),
+        )
+        .unwrap();
+        let e = KeyRing::open(dir.clone(), Alg::RS256, true).unwrap_err();
+        assert!(e.contains("cannot sign RS256: key_type_mismatch"), "{e}");
+        // Under the algorithm it fits, the same key loads.
+        KeyRing::open(dir, Alg::ES256, true).unwrap();
+    }
+
+    #[test]
     fn key_dir_that_is_a_file_refuses_the_load() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("k");

@@ -924,6 +924,48 @@ mod tests {
     }
 
     #[test]
+    fn issuer_is_https_without_query_or_fragment() {
+        assert!(check_issuer("https://auth.example.com").is_ok());
+        assert!(check_issuer("https://auth.example.com/tenant-1").is_ok());
+        for bad in [
+            "http://auth.example.com",
+            "https://auth.example.com/#frag",
+            "https://auth.example.com#",
+            "https://auth.example.com/?a=1",
+            "https://auth.example.com?",
+            "ftp://auth.example.com",
+            "auth.example.com",
+        ] {
+            assert!(check_issuer(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_loopback_http_issuer_is_accepted_for_tests_but_never_with_a_fragment() {
+        for ok in [
+            "http://127.0.0.1",
+            "http://localhost:8080",
+            "http://[::1]:9000",
+        ] {
+            assert!(check_issuer(ok).is_ok(), "{ok}");
+        }
+        assert!(check_issuer("http://127.0.0.1/#x").is_err());
+        assert!(check_issuer("http://127.0.0.1/?x").is_err());
+    }
+
+    #[test]
+    fn a_lifetime_with_a_fraction_of_a_second_is_refused_and_zero_means_never() {
+        let mut errs = Errors::default();
+        assert_eq!(lifetime(Duration::ZERO, "p", &mut errs), None);
+        assert_eq!(lifetime(Duration::from_secs(90), "p", &mut errs), Some(90));
+        assert!(errs.is_empty());
+        assert_eq!(lifetime(Duration::from_millis(1500), "p", &mut errs), None);
+        assert_eq!(errs.0.len(), 1);
+        assert_eq!(errs.0[0].path, "p");
+        assert!(errs.0[0].message.contains("seconds"), "{}", errs.0[0]);
+    }
+
+    #[test]
     fn store_keys_do_not_carry_the_password() {
         let t = TokenShared::new(false);
         t.store(&redis("redis://:pass-one@127.0.0.1:6379")).unwrap();
