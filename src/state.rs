@@ -113,6 +113,9 @@ impl State {
         let shared = crate::shared::Shared::new(metrics.registry())
             .map_err(|e| vec![ConfigError::new("", e.to_string())])?;
         let snap = compile(&raw, &hash, 1, None, &shared)?;
+        for w in crate::lint::lint(&raw) {
+            log::warn!("config warning: {w}");
+        }
         if let Some(t) = &snap.token {
             shared.identity.retain(&t.identity_sources());
         }
@@ -212,6 +215,7 @@ impl State {
                     .as_ref()
                     .map(|t| t.identity_sources())
                     .unwrap_or_default();
+                let warnings = crate::lint::lint(&raw);
                 self.source.store(Arc::new(Source::of(text, &raw)));
                 let old = self.current.swap(Arc::new(snap));
                 self.retire(old);
@@ -219,6 +223,9 @@ impl State {
                 self.shared.identity.retain(&sources);
                 self.metrics.reloads.with_label_values(&["ok"]).inc();
                 log::info!("config reload: generation {generation} applied");
+                for w in warnings {
+                    log::warn!("config warning: {w}");
+                }
                 ReloadOutcome::Applied { generation }
             }
             Err(errs) => {

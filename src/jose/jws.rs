@@ -165,17 +165,12 @@ pub fn verify(
 }
 
 fn sign_bytes(key: &Jwk, alg: Alg, msg: &[u8]) -> Result<Vec<u8>, JoseError> {
-    let no_key = JoseError::KeyRejected("key type does not match alg");
+    key.fits_alg(alg, KeyOp::Sign)?;
+    let no_key = JoseError::KeyTypeMismatch("the key does not fit the algorithm");
     match &key.material {
         Material::Oct(o) => {
-            let i = hmac_index(alg).ok_or(no_key)?;
-            let k = o
-                .hmac
-                .get(i)
-                .and_then(Option::as_ref)
-                .ok_or(JoseError::KeyRejected(
-                    "HMAC key shorter than the hash output",
-                ))?;
+            let i = hmac_index(alg).ok_or(no_key.clone())?;
+            let k = o.hmac.get(i).and_then(Option::as_ref).ok_or(no_key)?;
             Ok(hmac::sign(k, msg).as_ref().to_vec())
         }
         Material::Rsa(r) => {

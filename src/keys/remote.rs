@@ -562,6 +562,10 @@ pub(crate) fn parse_remote_set(body: &[u8]) -> Result<(JwkSet, [u8; 32]), KeyErr
         JoseError::KeySetAmbiguous => KeyError::Invalid("ambiguous key set"),
         JoseError::KeyRejected(_)
         | JoseError::KeyMalformed(_)
+        | JoseError::KeyTypeMismatch(_)
+        | JoseError::KeyTooShort(_)
+        | JoseError::KeyLengthMismatch(_)
+        | JoseError::InvalidCurve(_)
         | JoseError::PrivateKeyRequired
         | JoseError::TokenMalformed
         | JoseError::TokenTooLarge

@@ -15,12 +15,12 @@
 use crate::config::policy::jwt_verify as config;
 
 use super::edits::HeaderEdit;
-use super::keyconf::{compile_keys, Keys, Resolved};
+use super::keyconf::{check_enc_keys, check_sig_keys, compile_keys, Keys, Resolved};
 use super::token_source::{self, Source};
 use super::Effects;
 use crate::cache::verified::{token_key, Entry, VerifiedCache};
 use crate::error::{Errors, GatewayError};
-use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, Limits};
+use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, KeyOp, Limits};
 use crate::keys::KeyCache;
 use crate::request::RequestView;
 use config::{AclConfig, AclRuleConfig, HeaderFormat, JwtVerifyConfig, SubjectConfig, TokenForm};
@@ -258,6 +258,19 @@ impl JwtVerify {
             errs,
             key_cache,
         );
+        if let (true, Some(Some(k))) = (jws || nested, &keys) {
+            check_sig_keys(k, &algs, KeyOp::Verify, &format!("{path}.keys"), errs);
+        }
+        if let (true, Some(Some(k))) = (jwe || nested, &dec_keys) {
+            check_enc_keys(
+                k,
+                &key_algs,
+                &encs,
+                KeyOp::Decrypt,
+                &format!("{path}.decryption_keys"),
+                errs,
+            );
+        }
         if jws || nested {
             if algorithms.is_empty() {
                 errs.push(
@@ -383,6 +396,14 @@ impl JwtVerify {
                 "must be >= 1 (or enabled = false)",
             );
         }
+        let mut secs = |d: &crate::units::HumanDuration, key: &str| {
+            crate::units::whole_seconds(d.0)
+                .map_err(|e| errs.push(format!("{path}.{key}"), e))
+                .unwrap_or(0)
+        };
+        let leeway = secs(clock_skew, "clock_skew");
+        let max_lifetime = max_lifetime.as_ref().map(|d| secs(d, "max_lifetime"));
+        let cache_ttl = secs(&cache_cfg.ttl, "cache.ttl");
         if errs.0.len() > before {
             return None;
         }
@@ -392,10 +413,10 @@ impl JwtVerify {
             audiences: audiences.clone(),
             subject: subject_exact,
             typ: typ.clone(),
-            leeway: clock_skew.0.as_secs(),
+            leeway,
             require_exp: *require_exp,
             require_iat: max_lifetime.is_some(),
-            max_lifetime: max_lifetime.map(|d| d.0.as_secs()),
+            max_lifetime,
             max_age: None,
             required: required_claims.clone(),
             prohibited: prohibited_claims.clone(),
@@ -427,7 +448,7 @@ impl JwtVerify {
             forward_token: *forward_token,
             reads_body,
             cache: if cache_cfg.enabled { cache } else { None },
-            cache_ttl: cache_cfg.ttl.0.as_secs(),
+            cache_ttl,
             realm: realm.clone(),
         })
     }
