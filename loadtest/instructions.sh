@@ -14,10 +14,14 @@
 # Python origin; PATHS="/local /proxied" picks them), dump, and report instructions / N: for all
 # threads (Ir_per_request) and for the data-plane worker thread alone (Ir_data_plane, the figure
 # to compare: the other threads do work per unit of time, which valgrind's slowdown inflates).
+# ROUTES=N puts N prefix routes `/r/0` .. `/r/N-1` ahead of those two, each proxied to the origin
+# with its own `headers` policy (routing at scale: PATHS="/r/0/x /r/9999/x" for the first and
+# the last of 10,000; ROUTES=1 for the one-route baseline).
 # Loopback only; every process started here is stopped on exit.
 set -euo pipefail
 WARMUP=${WARMUP:-200}
 N=${N:-3000}
+ROUTES=${ROUTES:-0}
 PATHS=${PATHS:-/local /proxied}
 [ $# -ge 1 ] || { echo "usage: $0 BIN [BIN...]" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 1; }
@@ -60,6 +64,12 @@ measure() { # bin path n -> "Ir_all_threads Ir_data_plane_thread" for n requests
     bare:*) cmd=("${bin#bare:}" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$ORIGIN") ;;
     *) cmd=("$bin" run -c "$d/tg.toml") ;;
   esac
+  python3 - "$ROUTES" >"$d/routes.toml" <<'PY'
+import sys
+for i in range(int(sys.argv[1])):
+    print(f'[[routes]]\nname = "r{i}"\nmatch = {{ path_prefix = "/r/{i}" }}\nupstream = "origin"')
+    print(f'policies = [{{ type = "headers", request = {{ set = {{ "x-route" = "r{i}" }} }} }}]')
+PY
   cat >"$d/tg.toml" <<TOML
 [server]
 threads = 1
@@ -74,6 +84,7 @@ enabled = false
 address = "127.0.0.1:$port"
 [upstreams.origin]
 targets = ["127.0.0.1:$ORIGIN"]
+$(cat "$d/routes.toml")
 [[routes]]
 name = "local"
 match = { path_exact = "/local" }

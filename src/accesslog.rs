@@ -27,6 +27,13 @@ pub struct Entry {
     pub error_detail: Option<String>,
     /// Policy outcomes, e.g. `["cors:denied"]`, for the policies that did something notable.
     pub policies: Vec<String>,
+    /// Token-service requests: the client id the request named, only when it is a configured
+    /// client (never a secret, never an id the caller made up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Token endpoint requests: the grant type, `other` when not one the service knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_type: Option<&'static str>,
 }
 
 pub struct AccessLog {

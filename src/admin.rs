@@ -272,7 +272,11 @@ impl Admin {
             }
             "/admin/config/status" => json_reply(StatusCode::OK, json!(self.state.status())),
             "/admin/config" => {
-                let mut v = serde_json::to_value(&*self.state.config()).unwrap_or(Value::Null);
+                let mut v = self
+                    .state
+                    .config()
+                    .and_then(|c| serde_json::to_value(&c).ok())
+                    .unwrap_or(Value::Null);
                 redact(&mut v);
                 json_reply(StatusCode::OK, v)
             }

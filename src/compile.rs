@@ -57,7 +57,7 @@ pub struct Route {
     pub action: Action,
     /// Global policies first, then the route's own, in config order, with per-phase lists.
     pub chain: Chain,
-    pub errors: Option<ErrorOverride>,
+    pub errors: Option<Box<ErrorOverride>>,
     /// Headers the route's policies may set upstream: removed from every client request.
     pub owned_headers: crate::front::OwnedHeaders,
     /// `Upgrade` requests are tunnelled (else the upgrade is removed from the request).
@@ -259,7 +259,8 @@ fn compile_route(
     ));
     let errors = errors
         .as_ref()
-        .and_then(|e| crate::policy::errors::compile_override(e, &format!("{path}.errors"), errs));
+        .and_then(|e| crate::policy::errors::compile_override(e, &format!("{path}.errors"), errs))
+        .map(Box::new);
     if errs.0.len() > before {
         return None;
     }

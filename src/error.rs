@@ -155,6 +155,18 @@ pub enum GatewayError {
     SigningFailed,
     /// Encrypting a minted token failed. 500, from `jwt_generate`.
     EncryptionFailed,
+    /// The key to sign or encrypt with is of a type the algorithm cannot use (an RSA key for
+    /// HS256, an EC key for RSA-OAEP). A configured key is refused at load; this comes from a
+    /// remote (per-client) key. 500, from `jwt_generate`.
+    KeyTypeMismatch,
+    /// The key is shorter than the algorithm needs (an HMAC secret under the hash output).
+    /// 500, from `jwt_generate`.
+    KeyTooShort,
+    /// The key's length is not the one the algorithm fixes (`dir`, AES key wrap). 500, from
+    /// `jwt_generate`.
+    KeyLengthMismatch,
+    /// The key is on another curve than the algorithm uses. 500, from `jwt_generate`.
+    InvalidCurve,
     /// The token was revoked (or is unknown to the token store). 401 `invalid_token`, from
     /// `jwt_auth` via the token service.
     TokenRevoked,
@@ -236,6 +248,10 @@ impl GatewayError {
             GatewayError::KeyUnavailable => "key_unavailable",
             GatewayError::SigningFailed => "signing_failed",
             GatewayError::EncryptionFailed => "encryption_failed",
+            GatewayError::KeyTypeMismatch => "key_type_mismatch",
+            GatewayError::KeyTooShort => "key_too_short",
+            GatewayError::KeyLengthMismatch => "key_length_mismatch",
+            GatewayError::InvalidCurve => "invalid_curve",
             GatewayError::TokenRevoked => "token_revoked",
             GatewayError::TokenBindingMismatch => "token_binding_mismatch",
             GatewayError::TokenStoreUnavailable => "temporarily_unavailable",
@@ -285,6 +301,10 @@ impl GatewayError {
             | GatewayError::KeyUnavailable
             | GatewayError::SigningFailed
             | GatewayError::EncryptionFailed
+            | GatewayError::KeyTypeMismatch
+            | GatewayError::KeyTooShort
+            | GatewayError::KeyLengthMismatch
+            | GatewayError::InvalidCurve
             | GatewayError::TokenStoreUnavailable
             | GatewayError::Internal => None,
         }
@@ -327,7 +347,11 @@ impl GatewayError {
             GatewayError::HeaderTooLarge => 431,
             GatewayError::Internal
             | GatewayError::SigningFailed
-            | GatewayError::EncryptionFailed => 500,
+            | GatewayError::EncryptionFailed
+            | GatewayError::KeyTypeMismatch
+            | GatewayError::KeyTooShort
+            | GatewayError::KeyLengthMismatch
+            | GatewayError::InvalidCurve => 500,
             GatewayError::UpstreamConnect | GatewayError::UpstreamProtocol => 502,
             GatewayError::NoHealthyUpstream
             | GatewayError::JwksUnavailable
@@ -378,9 +402,12 @@ impl GatewayError {
             GatewayError::ValueUnresolved => "a value required by the gateway is missing",
             GatewayError::BodyTooLarge => "the request body is too large",
             GatewayError::KeyUnavailable => "a key needed by the gateway is unavailable",
-            GatewayError::SigningFailed | GatewayError::EncryptionFailed => {
-                "the gateway could not produce a token"
-            }
+            GatewayError::SigningFailed
+            | GatewayError::EncryptionFailed
+            | GatewayError::KeyTypeMismatch
+            | GatewayError::KeyTooShort
+            | GatewayError::KeyLengthMismatch
+            | GatewayError::InvalidCurve => "the gateway could not produce a token",
             GatewayError::TokenRevoked => "the token is invalid",
             GatewayError::TokenBindingMismatch => "the token is invalid",
             GatewayError::TokenStoreUnavailable => "token validation is temporarily unavailable",
@@ -488,6 +515,28 @@ impl OAuthError {
         }
     }
 
+    /// The outcome label of the token-service metrics: the RFC code, except that the
+    /// `temporarily_unavailable` causes are told apart.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            OAuthError::SourceUnavailable => "source_unavailable",
+            OAuthError::StoreUnavailable => "store_unavailable",
+            OAuthError::Busy => "busy",
+            OAuthError::TooManyAttempts { .. } => "throttled",
+            OAuthError::InvalidRequest(_)
+            | OAuthError::MethodNotAllowed
+            | OAuthError::TlsRequired
+            | OAuthError::BodyTooLarge
+            | OAuthError::InvalidClient
+            | OAuthError::InvalidGrant(_)
+            | OAuthError::UnauthorizedClient
+            | OAuthError::UnsupportedGrantType
+            | OAuthError::InvalidScope
+            | OAuthError::UnsupportedTokenType
+            | OAuthError::ServerError => self.code().as_str(),
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             OAuthError::InvalidRequest(_)
@@ -573,6 +622,10 @@ impl From<&crate::jose::JoseError> for GatewayError {
             J::SignatureInvalid => GatewayError::SignatureInvalid,
             J::DecryptionFailed => GatewayError::DecryptionFailed,
             J::NoMatchingKey => GatewayError::NoMatchingKey,
+            J::KeyTypeMismatch(_) => GatewayError::KeyTypeMismatch,
+            J::KeyTooShort(_) => GatewayError::KeyTooShort,
+            J::KeyLengthMismatch(_) => GatewayError::KeyLengthMismatch,
+            J::InvalidCurve(_) => GatewayError::InvalidCurve,
             J::TokenExpired => GatewayError::TokenExpired,
             J::TokenNotYetValid => GatewayError::TokenNotYetValid,
             J::TokenTooOld => GatewayError::TokenTooOld,

@@ -13,7 +13,7 @@
 //! L2 blocks   : expr, router, upstream, front/, guard, keys/, store/, cache/
 //! L3 services : identity/, token/
 //! L4 policies : policy/
-//! L5 compose  : compile, shared
+//! L5 compose  : compile, shared, lint
 //! L6 runtime  : state, reload, proxy/, admin, server, main
 //! ```
 #![forbid(unsafe_code)]
@@ -31,6 +31,7 @@ pub mod guard;
 pub mod identity;
 pub mod jose;
 pub mod keys;
+pub mod lint;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

@@ -74,7 +74,7 @@ enum KeysCmd {
 
 fn keys_rotate(config: &std::path::Path) -> ExitCode {
     let raw = match tokengate::config::load_file(config) {
-        Ok((raw, _)) => raw,
+        Ok((raw, ..)) => raw,
         Err(errs) => {
             for e in errs {
                 eprintln!("{}: {e}", config.display());
@@ -138,10 +138,15 @@ fn hash_secret(iterations: u32) -> ExitCode {
     }
 }
 
+/// Errors make a file fail; warnings (risky but working settings, `lint`) are printed with
+/// their TOML paths and do not.
 fn check(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for f in files {
-        let res = tokengate::config::load_file(f).and_then(|(raw, hash)| {
+        let res = tokengate::config::load_file(f).and_then(|(raw, hash, _)| {
+            for w in tokengate::lint::lint(&raw) {
+                eprintln!("{}: warning: {w}", f.display());
+            }
             let shared = tokengate::shared::Shared::detached()
                 .map_err(|e| vec![tokengate::error::ConfigError::new("", e.to_string())])?;
             tokengate::compile::compile(&raw, &hash, 1, None, &shared)

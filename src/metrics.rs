@@ -18,6 +18,11 @@ pub struct Metrics {
     pub policy_decisions: IntCounterVec,
     /// Request heads refused before parsing (too large, too slow), by error code.
     pub front_door_refusals: IntCounterVec,
+    /// Token endpoint requests by grant type, client and outcome (labels bounded by the
+    /// token service: configured client ids and known grant names only).
+    pub token_requests: IntCounterVec,
+    /// Introspection and revocation requests by operation, client and outcome.
+    pub token_operations: IntCounterVec,
     /// Handles for requests that matched no route (route label "").
     pub no_route: RouteMetrics,
 }
@@ -73,6 +78,22 @@ impl Metrics {
             ),
             &["code"],
         )?;
+        let token_requests = IntCounterVec::new(
+            Opts::new(
+                "tokengate_token_requests_total",
+                "Token endpoint requests by grant type, client and outcome",
+            ),
+            &["grant_type", "client", "outcome"],
+        )?;
+        let token_operations = IntCounterVec::new(
+            Opts::new(
+                "tokengate_token_operations_total",
+                "Introspection and revocation requests by operation, client and outcome",
+            ),
+            &["operation", "client", "outcome"],
+        )?;
+        registry.register(Box::new(token_requests.clone()))?;
+        registry.register(Box::new(token_operations.clone()))?;
         registry.register(Box::new(front_door_refusals.clone()))?;
         registry.register(Box::new(policy_decisions.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -91,6 +112,8 @@ impl Metrics {
             access_log_dropped,
             policy_decisions,
             front_door_refusals,
+            token_requests,
+            token_operations,
             no_route: RouteMetrics::default(),
         })
     }
@@ -107,23 +130,27 @@ impl Metrics {
     }
 }
 
-/// Statuses with a cached `requests` child per route: every valid HTTP status.
-const STATUS_MIN: u16 = 100;
-const STATUS_SLOTS: usize = 500;
+/// How many distinct statuses a route keeps handles for; further ones are counted through the
+/// label lookup. Routes answer with a handful of statuses (200, 304, 401, 404, 502...).
+const STATUS_SLOTS: usize = 8;
 
 /// A route's handles into `requests` and `latency`, each resolved on its first use.
 /// `with_label_values` hashes the label values and takes the vector's lock on every call, and the
 /// status label needs a formatted string; a handle is an `Arc` to the child's atomics. Children
-/// are created on first use, as before, so a route that served nothing shows no series.
+/// are created on first use, so a route that served nothing shows no series and costs 16 bytes;
+/// one that did holds a handle per status it answered, in slots claimed in order (lock-free: a
+/// slot is claimed once, and a writer that loses the race for one moves to the next).
 ///
 /// The handles belong to the `Metrics` they were first resolved from: a snapshot (and so a route)
 /// is only ever served by the gateway state that compiled it.
 #[derive(Default)]
 pub struct RouteMetrics {
     latency: OnceLock<Histogram>,
-    /// `requests` children by `status - 100`, allocated when the route serves its first request.
-    requests: OnceLock<Box<[OnceLock<IntCounter>]>>,
+    requests: OnceLock<Box<StatusSlots>>,
 }
+
+/// A status and its `requests` child, per slot.
+type StatusSlots = [OnceLock<(u16, IntCounter)>; STATUS_SLOTS];
 
 impl std::fmt::Debug for RouteMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -137,27 +164,19 @@ impl RouteMetrics {
         self.latency
             .get_or_init(|| m.latency.with_label_values(&[route]))
             .observe(seconds);
-        let slot = status
-            .checked_sub(STATUS_MIN)
-            .map(usize::from)
-            .and_then(|i| {
-                self.requests
-                    .get_or_init(|| (0..STATUS_SLOTS).map(|_| OnceLock::new()).collect())
-                    .get(i)
-            });
-        match slot {
-            Some(c) => c
-                .get_or_init(|| {
-                    m.requests
-                        .with_label_values(&[route, status.to_string().as_str()])
-                })
-                .inc(),
-            // 0 (the client went away before a response) and anything out of range.
-            None => m
-                .requests
+        let child = || {
+            m.requests
                 .with_label_values(&[route, status.to_string().as_str()])
-                .inc(),
+        };
+        let slots = self.requests.get_or_init(Box::default);
+        for slot in slots.iter() {
+            let (s, c) = slot.get_or_init(|| (status, child()));
+            if *s == status {
+                c.inc();
+                return;
+            }
         }
+        child().inc();
     }
 }
 
@@ -172,11 +191,29 @@ mod tests {
         r.record(&m, "api", 200, 0.001);
         r.record(&m, "api", 200, 0.002);
         r.record(&m, "api", 404, 0.003);
-        // 0: the client went away before any response; outside the cached range.
+        // 0: the client went away before any response.
         r.record(&m, "api", 0, 0.004);
         assert_eq!(m.requests.with_label_values(&["api", "200"]).get(), 2);
         assert_eq!(m.requests.with_label_values(&["api", "404"]).get(), 1);
         assert_eq!(m.requests.with_label_values(&["api", "0"]).get(), 1);
         assert_eq!(m.latency.with_label_values(&["api"]).get_sample_count(), 4);
+    }
+
+    #[test]
+    fn statuses_beyond_the_slots_are_still_counted() {
+        let m = Metrics::new().unwrap();
+        let r = RouteMetrics::default();
+        let statuses: Vec<u16> = (0..STATUS_SLOTS as u16 + 3).map(|i| 200 + i).collect();
+        for s in statuses.iter().chain(statuses.iter()) {
+            r.record(&m, "api", *s, 0.001);
+        }
+        for s in &statuses {
+            let label = s.to_string();
+            assert_eq!(
+                m.requests.with_label_values(&["api", &label]).get(),
+                2,
+                "{s}"
+            );
+        }
     }
 }

@@ -134,7 +134,8 @@ impl BackgroundService for Maintenance {
                     stamp = file_stamp(&path);
                 }
                 _ = tick.tick() => {
-                    let poll = self.state.config().server.reload_poll_interval.0;
+                    self.state.reap_retired();
+                    let poll = self.state.source().reload_poll_interval;
                     if !poll.is_zero() && last_poll.elapsed() >= poll {
                         last_poll = tokio::time::Instant::now();
                         let now = file_stamp(&path);

@@ -324,6 +324,10 @@ mod tests {
             G::KeyUnavailable,
             G::SigningFailed,
             G::EncryptionFailed,
+            G::KeyTypeMismatch,
+            G::KeyTooShort,
+            G::KeyLengthMismatch,
+            G::InvalidCurve,
             G::TokenRevoked,
             G::TokenBindingMismatch,
             G::TokenStoreUnavailable,
@@ -369,6 +373,10 @@ mod tests {
                 | G::KeyUnavailable
                 | G::SigningFailed
                 | G::EncryptionFailed
+                | G::KeyTypeMismatch
+                | G::KeyTooShort
+                | G::KeyLengthMismatch
+                | G::InvalidCurve
                 | G::TokenRevoked
                 | G::TokenBindingMismatch
                 | G::TokenStoreUnavailable

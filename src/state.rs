@@ -63,13 +63,30 @@ impl Settings {
     }
 }
 
+/// The config text in force and the live settings read from it.
+#[derive(Debug)]
+pub struct Source {
+    pub text: String,
+    pub reload_poll_interval: std::time::Duration,
+}
+
+impl Source {
+    fn of(text: String, raw: &RawConfig) -> Source {
+        Source {
+            text,
+            reload_poll_interval: raw.server.reload_poll_interval.0,
+        }
+    }
+}
+
 pub struct State {
     /// The compiled configuration in force, loaded once per request.
     pub current: ArcSwap<Snapshot>,
-    /// The configuration the current snapshot was compiled from, for `GET /admin/config`
-    /// (redacted there) and the settings that apply live without a compiled form (the reload
-    /// poll interval). Swapped with `current`.
-    config: ArcSwap<RawConfig>,
+    /// The text the current snapshot was compiled from, and the settings that apply live
+    /// without a compiled form. Swapped with `current`. The text, not the parsed config, is kept:
+    /// the parsed form costs about 4 KB per route and is needed only by `GET /admin/config`,
+    /// which parses the text again.
+    source: ArcSwap<Source>,
     /// Caches and clients that outlive a snapshot.
     pub shared: crate::shared::Shared,
     pub config_path: PathBuf,
@@ -82,16 +99,23 @@ pub struct State {
     reload_lock: Mutex<()>,
     /// Readiness of things that must be warm before traffic (e.g. a JWKS prefetch), by name.
     readiness: dashmap::DashMap<String, bool>,
+    /// Snapshots replaced by a reload, held until no request uses them and then dropped by
+    /// `reap_retired` on the maintenance task. Otherwise the last request of an old generation
+    /// would free it on a data-plane worker: tens of milliseconds for 10,000 routes.
+    retired: Mutex<Vec<Arc<Snapshot>>>,
 }
 
 impl State {
     /// Load and compile the config at start. Any error is fatal here (nothing to keep serving).
     pub fn boot(path: PathBuf) -> Result<Arc<State>, Vec<ConfigError>> {
-        let (raw, hash) = config::load_file(&path)?;
+        let (raw, hash, text) = config::load_file(&path)?;
         let metrics = Metrics::new().map_err(|e| vec![ConfigError::new("", e.to_string())])?;
         let shared = crate::shared::Shared::new(metrics.registry())
             .map_err(|e| vec![ConfigError::new("", e.to_string())])?;
         let snap = compile(&raw, &hash, 1, None, &shared)?;
+        for w in crate::lint::lint(&raw) {
+            log::warn!("config warning: {w}");
+        }
         if let Some(t) = &snap.token {
             shared.identity.retain(&t.identity_sources());
         }
@@ -116,7 +140,7 @@ impl State {
         Ok(Arc::new(State {
             current: ArcSwap::from_pointee(snap),
             settings: Settings::of(&raw),
-            config: ArcSwap::from_pointee(raw),
+            source: ArcSwap::from_pointee(Source::of(text, &raw)),
             shared,
             config_path: path,
             metrics,
@@ -124,6 +148,7 @@ impl State {
             status: Mutex::new(status),
             reload_lock: Mutex::new(()),
             readiness: dashmap::DashMap::new(),
+            retired: Mutex::new(Vec::new()),
         }))
     }
 
@@ -159,12 +184,12 @@ impl State {
         let now = crate::accesslog::now_rfc3339();
         let cur = self.current.load_full();
         let loaded = config::load_file(&self.config_path);
-        let result = loaded.and_then(|(raw, hash)| {
+        let result = loaded.and_then(|(raw, hash, text)| {
             if !force && hash == cur.hash {
                 return Ok(None);
             }
             let snap = compile(&raw, &hash, cur.generation + 1, Some(&cur), &self.shared)?;
-            Ok(Some((snap, raw)))
+            Ok(Some((snap, raw, text)))
         });
         let mut st = match self.status.lock() {
             Ok(s) => s,
@@ -173,7 +198,7 @@ impl State {
         st.last_attempt_at = now.clone();
         match result {
             Ok(None) => ReloadOutcome::Unchanged,
-            Ok(Some((snap, raw))) => {
+            Ok(Some((snap, raw, text))) => {
                 let generation = snap.generation;
                 st.restart_required = self.restart_required(&Settings::of(&raw));
                 for s in &st.restart_required {
@@ -190,12 +215,17 @@ impl State {
                     .as_ref()
                     .map(|t| t.identity_sources())
                     .unwrap_or_default();
-                self.config.store(Arc::new(raw));
-                self.current.store(Arc::new(snap));
+                let warnings = crate::lint::lint(&raw);
+                self.source.store(Arc::new(Source::of(text, &raw)));
+                let old = self.current.swap(Arc::new(snap));
+                self.retire(old);
                 self.shared.retain(&used);
                 self.shared.identity.retain(&sources);
                 self.metrics.reloads.with_label_values(&["ok"]).inc();
                 log::info!("config reload: generation {generation} applied");
+                for w in warnings {
+                    log::warn!("config warning: {w}");
+                }
                 ReloadOutcome::Applied { generation }
             }
             Err(errs) => {
@@ -211,9 +241,50 @@ impl State {
         }
     }
 
-    /// The configuration in force (secrets included: redact before showing it).
-    pub fn config(&self) -> Arc<RawConfig> {
-        self.config.load_full()
+    fn retire(&self, old: Arc<Snapshot>) {
+        let mut r = match self.retired.lock() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        r.push(old);
+    }
+
+    /// How many replaced snapshots wait for their last request.
+    pub fn retired(&self) -> usize {
+        match self.retired.lock() {
+            Ok(r) => r.len(),
+            Err(p) => p.into_inner().len(),
+        }
+    }
+
+    /// Drop the replaced snapshots that no request holds any more; returns how many are left.
+    /// `ArcSwap::swap` settles the readers' borrowed references into counts before it returns,
+    /// so a count of one means only this list holds the snapshot, and nothing can take a new
+    /// reference to it.
+    pub fn reap_retired(&self) -> usize {
+        let done: Vec<Arc<Snapshot>> = {
+            let mut r = match self.retired.lock() {
+                Ok(r) => r,
+                Err(p) => p.into_inner(),
+            };
+            let (done, keep) = r.drain(..).partition(|s| Arc::strong_count(s) == 1);
+            *r = keep;
+            done
+        };
+        // Freed here, outside the lock.
+        drop(done);
+        self.retired()
+    }
+
+    /// The config text in force and its live settings.
+    pub fn source(&self) -> Arc<Source> {
+        self.source.load_full()
+    }
+
+    /// The configuration in force, parsed again from its text (secrets included: redact before
+    /// showing it). `None` only if text that once parsed no longer does, which cannot happen.
+    pub fn config(&self) -> Option<RawConfig> {
+        config::parse_str(&self.source.load().text).ok()
     }
 
     fn restart_required(&self, new: &Settings) -> Vec<String> {
@@ -309,8 +380,26 @@ respond = {{ status = 200 }}
             state.reload(false),
             ReloadOutcome::Applied { generation: 2 }
         ));
-        assert_eq!(state.config().routes[0].name, "two");
+        assert_eq!(state.config().unwrap().routes[0].name, "two");
         assert_eq!(state.current.load().routes[0].name, "two");
+    }
+
+    #[test]
+    fn a_replaced_snapshot_is_freed_by_the_reaper_once_no_request_holds_it() {
+        let (dir, state) = boot(&config("one", 1));
+        let in_flight = state.current.load_full();
+        let borrowed = state.current.load();
+        let old = Arc::downgrade(&in_flight);
+        std::fs::write(dir.path().join("gw.toml"), config("two", 1)).unwrap();
+        assert!(matches!(state.reload(false), ReloadOutcome::Applied { .. }));
+        drop(in_flight);
+        assert_eq!(state.reap_retired(), 1, "a borrowed guard still holds it");
+        assert!(old.upgrade().is_some());
+        drop(borrowed);
+        // The last request let go: the snapshot lives on until the reaper drops it.
+        assert!(old.upgrade().is_some());
+        assert_eq!(state.reap_retired(), 0);
+        assert!(old.upgrade().is_none());
     }
 
     #[test]
@@ -319,7 +408,7 @@ respond = {{ status = 200 }}
         std::fs::write(dir.path().join("gw.toml"), config("one", 2)).unwrap();
         assert!(matches!(state.reload(false), ReloadOutcome::Applied { .. }));
         assert_eq!(state.settings.server.threads, 1);
-        assert_eq!(state.config().server.threads, 2);
+        assert_eq!(state.config().unwrap().server.threads, 2);
         assert_eq!(state.status().restart_required, ["server"]);
     }
 }

@@ -33,6 +33,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("invalid duration {s:?}: out of range"))
 }
 
+/// The whole seconds of a duration for a field measured in seconds. A fraction is refused
+/// rather than dropped: "1500ms" would otherwise silently become 1 s, and "500ms" 0 s.
+pub fn whole_seconds(d: Duration) -> Result<u64, String> {
+    if d.subsec_nanos() != 0 {
+        return Err(format!(
+            "{}ms is not a whole number of seconds: this field is measured in seconds",
+            d.as_millis()
+        ));
+    }
+    Ok(d.as_secs())
+}
+
 /// Parse a size such as `8KiB`, `1MiB`, `64KB`, or a bare number of bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();

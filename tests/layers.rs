@@ -43,6 +43,7 @@ const LAYERS: &[(&str, u8)] = &[
     // L5 composition.
     ("compile", 5),
     ("shared", 5),
+    ("lint", 5),
     // L6 runtime.
     ("state", 6),
     ("reload", 6),

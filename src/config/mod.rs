@@ -80,8 +80,9 @@ pub(crate) fn d_true() -> bool {
     true
 }
 
-/// Read and parse a config file. The returned hash identifies the exact bytes loaded.
-pub fn load_file(path: &std::path::Path) -> Result<(RawConfig, String), Vec<ConfigError>> {
+/// Read and parse a config file: the parsed config, the hash of the exact bytes loaded, and the
+/// text.
+pub fn load_file(path: &std::path::Path) -> Result<(RawConfig, String, String), Vec<ConfigError>> {
     let bytes = std::fs::read(path).map_err(|e| {
         vec![ConfigError::new(
             "",
@@ -91,7 +92,8 @@ pub fn load_file(path: &std::path::Path) -> Result<(RawConfig, String), Vec<Conf
     let text = String::from_utf8(bytes)
         .map_err(|_| vec![ConfigError::new("", "the file is not UTF-8")])?;
     let raw = parse_str(&text)?;
-    Ok((raw, content_hash(text.as_bytes())))
+    let hash = content_hash(text.as_bytes());
+    Ok((raw, hash, text))
 }
 
 /// Parse TOML text into the raw model, with the TOML path of the first error.

@@ -250,8 +250,13 @@ fn execute(cmd: JoseCommand, stdin: &mut dyn Read) -> Result<String, JoseError> 
             let set = load_keys(&key, key_format)?;
             let input = read_all(stdin)?;
             let v = verify(token_text(&input)?, &set, &algs, &Limits::default())?;
+            // A payload that is JSON must be JSON the policies accept (no repeated member
+            // names); anything else is shown as base64url.
             let payload = match strict::parse_strict(&v.payload) {
                 Ok(j) => j,
+                Err(_) if serde_json::from_slice::<Value>(&v.payload).is_ok() => {
+                    return Err(JoseError::ClaimsMalformed)
+                }
                 Err(_) => Value::String(b64::encode(&v.payload)),
             };
             Ok(json!({"header": v.header.to_value(), "payload": payload}).to_string())

@@ -34,6 +34,15 @@ pub enum JoseError {
     KeyRejected(&'static str),
     /// A key or key set could not be parsed.
     KeyMalformed(&'static str),
+    /// The key's type cannot serve the algorithm (an RSA key for HS256, an oct secret for
+    /// ES256, a public key where a private one is needed to decrypt).
+    KeyTypeMismatch(&'static str),
+    /// The key is shorter than the algorithm needs (an HMAC secret under the hash output).
+    KeyTooShort(&'static str),
+    /// The key has another length than the algorithm fixes (`dir`, AES key wrap).
+    KeyLengthMismatch(&'static str),
+    /// The key is on another curve than the algorithm uses (a P-384 key for ES256).
+    InvalidCurve(&'static str),
     /// A JWK Set is ambiguous (duplicate kid, mixed symmetric and asymmetric keys).
     KeySetAmbiguous,
     /// An operation that needs a private key was given a public key.
@@ -86,6 +95,10 @@ impl JoseError {
             Self::NoMatchingKey => "no_matching_key",
             Self::KeyRejected(_) => "key_rejected",
             Self::KeyMalformed(_) => "key_malformed",
+            Self::KeyTypeMismatch(_) => "key_type_mismatch",
+            Self::KeyTooShort(_) => "key_too_short",
+            Self::KeyLengthMismatch(_) => "key_length_mismatch",
+            Self::InvalidCurve(_) => "invalid_curve",
             Self::KeySetAmbiguous => "key_set_ambiguous",
             Self::PrivateKeyRequired => "private_key_required",
             Self::ClaimsMalformed => "claims_malformed",
@@ -110,9 +123,13 @@ impl JoseError {
 impl fmt::Display for JoseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::KeyRejected(why) => write!(f, "key_rejected: {why}"),
-            Self::KeyMalformed(why) => write!(f, "key_malformed: {why}"),
-            Self::InvalidInput(why) => write!(f, "invalid_input: {why}"),
+            Self::KeyRejected(why)
+            | Self::KeyMalformed(why)
+            | Self::KeyTypeMismatch(why)
+            | Self::KeyTooShort(why)
+            | Self::KeyLengthMismatch(why)
+            | Self::InvalidCurve(why)
+            | Self::InvalidInput(why) => write!(f, "{}: {why}", self.code()),
             // Claim names come from configuration; escape them so a hostile name in a token
             // path cannot inject control characters into a log line.
             Self::ClaimMissing(c)

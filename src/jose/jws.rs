@@ -165,17 +165,12 @@ pub fn verify(
 }
 
 fn sign_bytes(key: &Jwk, alg: Alg, msg: &[u8]) -> Result<Vec<u8>, JoseError> {
-    let no_key = JoseError::KeyRejected("key type does not match alg");
+    key.fits_alg(alg, KeyOp::Sign)?;
+    let no_key = JoseError::KeyTypeMismatch("the key does not fit the algorithm");
     match &key.material {
         Material::Oct(o) => {
-            let i = hmac_index(alg).ok_or(no_key)?;
-            let k = o
-                .hmac
-                .get(i)
-                .and_then(Option::as_ref)
-                .ok_or(JoseError::KeyRejected(
-                    "HMAC key shorter than the hash output",
-                ))?;
+            let i = hmac_index(alg).ok_or(no_key.clone())?;
+            let k = o.hmac.get(i).and_then(Option::as_ref).ok_or(no_key)?;
             Ok(hmac::sign(k, msg).as_ref().to_vec())
         }
         Material::Rsa(r) => {
@@ -212,26 +207,10 @@ fn sign_bytes(key: &Jwk, alg: Alg, msg: &[u8]) -> Result<Vec<u8>, JoseError> {
 }
 
 impl Jwk {
-    /// Whether this key can sign with `alg`: the private half of the right family and curve
-    /// (or an HMAC secret at least as long as the hash output), and `alg` / `use` /
-    /// `key_ops` permit it.
+    /// Whether this key can sign with `alg`: it fits the algorithm (family, curve, HMAC
+    /// length, a private part) and its `alg` / `use` / `key_ops` permit it.
     pub fn can_sign(&self, alg: Alg) -> bool {
-        let fits = match &self.material {
-            Material::Oct(o) => hmac_index(alg)
-                .and_then(|i| o.hmac.get(i))
-                .is_some_and(Option::is_some),
-            Material::Rsa(r) => {
-                matches!(
-                    alg,
-                    Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512
-                ) && r.private.is_some()
-            }
-            Material::Ec(e) => ec_curve(alg) == Some(e.crv) && e.private.is_some(),
-            Material::Okp(o) => {
-                alg == Alg::EdDSA && o.private.as_ref().is_some_and(|p| p.sign.is_some())
-            }
-        };
-        fits && self.permits(KeyOp::Sign, &[alg.name()]).is_ok()
+        self.fits_alg(alg, KeyOp::Sign).is_ok() && self.permits(KeyOp::Sign, &[alg.name()]).is_ok()
     }
 }
 

@@ -41,6 +41,7 @@ pub mod cli;
 mod curve;
 mod der;
 mod error;
+mod fit;
 mod header;
 pub(crate) mod json;
 mod jwe;
@@ -58,7 +59,9 @@ pub use claims::{claim_at, typ_matches, ClaimRules};
 pub use curve::Curve;
 pub use error::JoseError;
 pub use header::Header;
-pub use jwe::{decrypt, encrypt, DecryptPolicy, Decrypted, EncryptOptions, KeyMgmtOptions};
+pub use jwe::{
+    decrypt, encrypt, DecryptPolicy, Decrypted, EncryptOptions, KeyMgmtOptions, PBES2_DEFAULT_P2C,
+};
 pub use jwk::{Jwk, KeyOp};
 pub use jwks::{JwkSet, KeyHint};
 pub use jws::{sign, verify, Verified};

@@ -572,6 +572,10 @@ pub(crate) fn parse_remote_set(
         JoseError::KeySetAmbiguous => KeyError::Invalid("ambiguous key set"),
         JoseError::KeyRejected(_)
         | JoseError::KeyMalformed(_)
+        | JoseError::KeyTypeMismatch(_)
+        | JoseError::KeyTooShort(_)
+        | JoseError::KeyLengthMismatch(_)
+        | JoseError::InvalidCurve(_)
         | JoseError::PrivateKeyRequired
         | JoseError::TokenMalformed
         | JoseError::TokenTooLarge

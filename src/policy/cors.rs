@@ -78,6 +78,11 @@ impl Cors {
                 );
             }
         }
+        let max_age = max_age.and_then(|d| {
+            crate::units::whole_seconds(d.0)
+                .map_err(|e| errs.push(format!("{path}.max_age"), e))
+                .ok()
+        });
         if errs.0.len() > before {
             return None;
         }
@@ -97,7 +102,7 @@ impl Cors {
             headers_value: join(allow_headers),
             expose_value: join(expose_headers),
             credentials: *allow_credentials,
-            max_age: max_age.map(|d| HeaderValue::from(d.0.as_secs())),
+            max_age: max_age.map(HeaderValue::from),
         })
     }
 

@@ -8,12 +8,13 @@
 //! authorization by scope, role and client, per method (403). The user and roles go upstream
 //! in headers whose incoming copies are always removed first, so a client cannot forge them.
 //!
-//! Tokens are read from `Authorization: Bearer` only, unless `allow_query_token` is set
-//! (RFC 9700 §4.3.2: tokens in URLs leak into logs). With `bind_client_ip` on the issuing
-//! client, a token is refused from any other address than the one it was issued to.
+//! Tokens are read from the configured `sources`, the same as `jwt_verify`'s (default
+//! `Authorization: Bearer`; a query parameter only when listed, RFC 9700 §4.3.2), with the
+//! same refusal of a request carrying two different tokens. With `bind_client_ip` on the
+//! issuing client, a token is refused from any other address than the one it was issued to.
 
 use super::edits::HeaderEdit;
-use super::jwt_verify::extract::{self, Source};
+use super::token_source::{self, Source};
 use super::Effects;
 use crate::config::policy::jwt_auth::{JwtAuthConfig, RuleConfig};
 use crate::error::{Errors, GatewayError};
@@ -57,6 +58,8 @@ pub struct JwtAuth {
     roles_header: Option<HeaderName>,
     clear: bool,
     check_ip: bool,
+    /// A form source: the body is read before this policy runs.
+    pub reads_body: bool,
     pub realm: Option<String>,
 }
 
@@ -77,6 +80,7 @@ impl JwtAuth {
         service: Option<Arc<TokenService>>,
     ) -> Option<JwtAuth> {
         let JwtAuthConfig {
+            sources,
             audiences,
             scopes,
             roles,
@@ -86,24 +90,13 @@ impl JwtAuth {
             roles_header,
             clear_authorization,
             check_client_ip,
-            allow_query_token,
-            query_param,
             realm,
         } = c;
         let before = errs.0.len();
         if service.is_none() {
             errs.push(path, "jwt_auth needs a [token_service] section");
         }
-        let mut sources = vec![Source::Header {
-            name: http::header::AUTHORIZATION,
-            prefix: Some("Bearer ".into()),
-        }];
-        if *allow_query_token {
-            if query_param.is_empty() {
-                errs.push(format!("{path}.query_param"), "must not be empty");
-            }
-            sources.push(Source::Query(query_param.clone()));
-        }
+        let sources = token_source::compile_all(sources, path, errs);
         let mut m = HashMap::new();
         for (name, rule) in methods {
             match Method::from_bytes(name.to_ascii_uppercase().as_bytes()) {
@@ -120,6 +113,7 @@ impl JwtAuth {
         }
         Some(JwtAuth {
             service: service?,
+            reads_body: token_source::reads_body(&sources),
             sources,
             audiences: audiences.clone(),
             default: Rule {
@@ -144,7 +138,7 @@ impl JwtAuth {
         v: &RequestView<'_>,
         fx: &mut Effects,
     ) -> Result<(), GatewayError> {
-        let (_, token) = extract::extract(&self.sources, v)?;
+        let (_, token) = token_source::extract(&self.sources, v)?;
         let info = self.service.check_access(&token, now_unix()).await?;
         if !self.audiences.is_empty() && !info.aud.iter().any(|a| self.audiences.contains(a)) {
             return Err(GatewayError::AudienceMismatch);
@@ -165,7 +159,7 @@ impl JwtAuth {
         }
         let edits = &mut fx.edits;
         if self.clear {
-            extract::strip(&self.sources, v, edits);
+            token_source::remove(&self.sources, v, edits);
         }
         if let Some(h) = &self.user_header {
             edits.upstream.push(HeaderEdit::Remove(h.clone()));

@@ -7,7 +7,7 @@ use super::reqkey::RequestKey;
 use crate::config::policy::jwt_verify::KeysConfig;
 use crate::error::{Errors, GatewayError};
 use crate::expr::{Template, Var};
-use crate::jose::{Jwk, JwkSet};
+use crate::jose::{Alg, Enc, JoseError, Jwk, JwkSet, KeyAlg, KeyOp};
 use crate::keys::{JwksSettings, KeyCache, RemoteJwks};
 use crate::request::RequestView;
 use std::sync::Arc;
@@ -412,6 +412,69 @@ pub fn compile_keys(
                 cache: cache.clone(),
                 fetch,
             }))
+        }
+    }
+}
+
+/// Why no key of `set` can `op` with `alg` (None when one can): the reason of the first key.
+fn misfit(set: &JwkSet, fits: impl Fn(&Jwk) -> Result<(), JoseError>) -> Option<JoseError> {
+    let mut first = None;
+    for k in set.keys() {
+        match fits(k) {
+            Ok(()) => return None,
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    Some(first.unwrap_or(JoseError::NoMatchingKey))
+}
+
+/// Refuses, at `path`, configured keys with which an accepted JWS algorithm could never sign
+/// (`op` Sign) or verify: wrong key type, wrong curve, an HMAC secret under the hash output,
+/// or a key whose own `alg`/`use` excludes it. Remote keys are checked per key when fetched.
+pub fn check_sig_keys(keys: &Keys, algs: &[Alg], op: KeyOp, path: &str, errs: &mut Errors) {
+    let Keys::Static(set, _) = keys else { return };
+    for alg in algs {
+        let names = [alg.name()];
+        if let Some(e) = misfit(set, |k| {
+            k.permits(op, &names)?;
+            k.fits_alg(*alg, op)
+        }) {
+            errs.push(path, format!("no key here can be used with {alg}: {e}"));
+        }
+    }
+}
+
+/// Refuses, at `path`, configured keys with which an accepted JWE key management algorithm
+/// could never encrypt or decrypt (`op`) for one of the accepted content encryptions: wrong
+/// key type or curve, an AES or `dir` key of another length, a public key to decrypt with.
+pub fn check_enc_keys(
+    keys: &Keys,
+    algs: &[KeyAlg],
+    encs: &[Enc],
+    op: KeyOp,
+    path: &str,
+    errs: &mut Errors,
+) {
+    let Keys::Static(set, _) = keys else { return };
+    for alg in algs {
+        for enc in encs {
+            let names = [alg.name(), enc.name()];
+            let names: &[&str] = if *alg == KeyAlg::Dir {
+                &names
+            } else {
+                &names[..1]
+            };
+            if let Some(e) = misfit(set, |k| {
+                k.permits(op, names)?;
+                k.fits_key_alg(*alg, *enc, op)
+            }) {
+                errs.push(
+                    path,
+                    format!("no key here can be used with {alg} and {enc}: {e}"),
+                );
+            }
         }
     }
 }

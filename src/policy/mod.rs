@@ -20,6 +20,7 @@ mod keytext;
 pub mod reqkey;
 #[cfg(test)]
 mod tests;
+pub mod token_source;
 
 use crate::cache::verified::VerifiedCaches;
 use crate::config::{EnabledConfig, InlinePolicy, PolicyBody, PolicyEntry};
@@ -37,7 +38,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub enum Kind {
     Headers(headers::Headers),
-    Cors(cors::Cors),
+    Cors(Box<cors::Cors>),
     JwtVerify(Box<jwt_verify::JwtVerify>),
     JwtGenerate(Box<jwt_generate::JwtGenerate>),
     JwtAuth(Box<jwt_auth::JwtAuth>),
@@ -62,7 +63,7 @@ pub struct Policy {
     /// `headers`, or the name of the `[policies.NAME]` it came from.
     pub label: String,
     pub shadow: bool,
-    pub when: Option<Condition>,
+    pub when: Option<Box<Condition>>,
     pub errors: Option<Arc<ErrorOverride>>,
     pub kind: Kind,
 }
@@ -127,7 +128,7 @@ impl Policy {
         };
         let kind = match body {
             PolicyBody::Headers(h) => Kind::Headers(headers::Headers::compile(h, path, errs)?),
-            PolicyBody::Cors(c) => Kind::Cors(cors::Cors::compile(c, path, errs)?),
+            PolicyBody::Cors(c) => Kind::Cors(Box::new(cors::Cors::compile(c, path, errs)?)),
             PolicyBody::JwtVerify(c) => {
                 let cache = jwt_verify::JwtVerify::cache_capacity(c).and_then(|cap| {
                     let fp = crate::fingerprint::of("jwt_verify", c)
@@ -154,7 +155,7 @@ impl Policy {
         let policy = Policy {
             label,
             shadow,
-            when,
+            when: when.map(Box::new),
             errors,
             kind,
         };
@@ -246,7 +247,8 @@ impl Policy {
         match &self.kind {
             Kind::JwtGenerate(g) => g.reads_body,
             Kind::JwtVerify(j) => j.reads_body,
-            Kind::Headers(_) | Kind::Cors(_) | Kind::JwtAuth(_) | Kind::Deny => false,
+            Kind::JwtAuth(j) => j.reads_body,
+            Kind::Headers(_) | Kind::Cors(_) | Kind::Deny => false,
         }
     }
 

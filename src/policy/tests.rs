@@ -697,3 +697,128 @@ fn jwt_verify_configs_differing_only_by_the_secret_differ() {
     assert_ne!(a, b);
     assert!(!a.contains("secret-0123") && !b.contains("secret-0123"));
 }
+
+// ---- config that cannot work is refused at load, with its path ----
+
+/// The errors of a route with these policies (panics when it compiles).
+fn refused(policies: &str) -> Vec<String> {
+    match compile_route(policies, &Deps::new()) {
+        Ok(_) => panic!("compiled:\n{policies}"),
+        Err(errs) => errs.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn assert_refused(policies: &str, path: &str, code: &str) {
+    let errs = refused(policies);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(&format!("{path}: ")) && e.contains(code)),
+        "no {code} at {path} in {errs:?}"
+    );
+}
+
+const SECRET_16: &str = "0123456789abcdef";
+const SECRET_32: &str = "0123456789abcdef0123456789abcdef";
+
+#[test]
+fn jwt_verify_hs256_with_a_secret_under_32_bytes_is_refused() {
+    let p = format!(
+        "[[routes.policies]]\ntype = \"jwt_verify\"\nalgorithms = [\"HS256\"]\nkeys = {{ secret = \"{SECRET_16}\" }}\n"
+    );
+    assert_refused(&p, "routes[0].policies[0].keys", "key_too_short");
+    assert!(compile_route(&p.replace(SECRET_16, SECRET_32), &Deps::new()).is_ok());
+}
+
+#[test]
+fn jwt_verify_rs256_with_an_ec_key_is_refused() {
+    let p = verify_policy("").replace("[\"ES256\"]", "[\"RS256\"]");
+    assert_refused(&p, "routes[0].policies[0].keys", "key_type_mismatch");
+}
+
+#[test]
+fn jwt_verify_es384_with_a_p256_key_is_refused() {
+    let p = verify_policy("").replace("[\"ES256\"]", "[\"ES256\", \"ES384\"]");
+    assert_refused(&p, "routes[0].policies[0].keys", "invalid_curve");
+}
+
+#[test]
+fn jwt_verify_dir_key_of_another_length_than_the_encryption_is_refused() {
+    let p = format!(
+        "[[routes.policies]]\ntype = \"jwt_verify\"\nforms = [\"jwe\"]\nkey_algorithms = [\"dir\"]\nencryptions = [\"A256GCM\"]\ndecryption_keys = {{ secret = \"{SECRET_16}\" }}\n"
+    );
+    assert_refused(
+        &p,
+        "routes[0].policies[0].decryption_keys",
+        "key_length_mismatch",
+    );
+    assert!(compile_route(&p.replace(SECRET_16, SECRET_32), &Deps::new()).is_ok());
+}
+
+fn generate_policy(extra: &str) -> String {
+    format!(
+        "[[routes.policies]]\ntype = \"jwt_generate\"\nalgorithm = \"ES256\"\nkey = {{ jwks = '{PRIVATE}' }}\noutput = {{ header = \"x-t\" }}\n{extra}\n"
+    )
+}
+
+#[test]
+fn jwt_generate_hs256_with_a_secret_under_32_bytes_is_refused() {
+    let p = generate_policy("")
+        .replace("\"ES256\"", "\"HS256\"")
+        .replace(
+            &format!("jwks = '{PRIVATE}'"),
+            &format!("secret = \"{SECRET_16}\""),
+        );
+    assert_refused(&p, "routes[0].policies[0].key", "key_too_short");
+}
+
+#[test]
+fn jwt_generate_rs256_with_an_ec_key_is_refused() {
+    let p = generate_policy("").replace("\"ES256\"", "\"RS256\"");
+    assert_refused(&p, "routes[0].policies[0].key", "key_type_mismatch");
+}
+
+#[test]
+fn jwt_generate_key_wrap_key_of_another_length_is_refused() {
+    let p = generate_policy(&format!(
+        "encrypt = {{ key = {{ secret = \"{SECRET_32}\" }}, key_algorithm = \"A128KW\", encryption = \"A128GCM\" }}"
+    ));
+    assert_refused(
+        &p,
+        "routes[0].policies[0].encrypt.key",
+        "key_length_mismatch",
+    );
+}
+
+#[test]
+fn jwt_generate_expires_in_under_a_second_is_refused() {
+    for v in ["\"0s\"", "0", "\"500ms\""] {
+        let p = generate_policy(&format!("expires_in = {v}"));
+        let errs = refused(&p);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("routes[0].policies[0].expires_in: ")),
+            "{v}: {errs:?}"
+        );
+    }
+    assert!(compile_route(&generate_policy("expires_in = \"1s\""), &Deps::new()).is_ok());
+}
+
+#[test]
+fn a_fraction_of_a_second_on_a_field_in_seconds_is_refused_naming_the_unit() {
+    for (policy, path) in [
+        (generate_policy("expires_in = \"1500ms\""), "expires_in"),
+        (generate_policy("not_before = \"1500ms\""), "not_before"),
+        (verify_policy("clock_skew = \"1500ms\""), "clock_skew"),
+        (verify_policy("max_lifetime = \"2500ms\""), "max_lifetime"),
+        (CORS.to_string() + "max_age = \"1500ms\"\n", "max_age"),
+    ] {
+        let errs = refused(&policy);
+        assert!(
+            errs.iter().any(
+                |e| e.starts_with(&format!("routes[0].policies[0].{path}: "))
+                    && e.contains("measured in seconds")
+            ),
+            "{path}: {errs:?}"
+        );
+    }
+}

@@ -61,6 +61,8 @@ pub struct Ctx {
     peer: Option<IpAddr>,
     trusted_peer: bool,
     tls: bool,
+    /// A token-service endpoint's request, as the service described it (for the log).
+    token: Option<crate::token::Served>,
 }
 
 impl Ctx {
@@ -272,7 +274,7 @@ impl Gateway {
             e,
             &[
                 policy.and_then(|p| p.errors.as_deref()),
-                route.and_then(|r| r.errors.as_ref()),
+                route.and_then(|r| r.errors.as_deref()),
                 ctx.snap.errors.as_ref(),
             ],
             policy.and_then(|p| p.realm()),
@@ -328,11 +330,14 @@ impl Gateway {
     /// (`None`).
     async fn act(&self, route: &Route, session: &mut Session, ctx: &mut Ctx) -> Option<Reply> {
         match &route.action {
-            Action::Token { service, endpoint } => Some(
-                service
+            Action::Token { service, endpoint } => {
+                let (reply, served) = service
                     .serve(*endpoint, session, ctx.client_ip, ctx.body_raw.clone())
-                    .await,
-            ),
+                    .await;
+                served.count(&self.state.metrics);
+                ctx.token = Some(served);
+                Some(reply)
+            }
             Action::Respond(r) => {
                 let mut r = r.clone();
                 if let Some(b) = ctx.run.edits.response_body.take() {
@@ -369,6 +374,7 @@ impl ProxyHttp for Gateway {
             peer: None,
             trusted_peer: false,
             tls: false,
+            token: None,
         }
     }
 
@@ -647,6 +653,8 @@ impl ProxyHttp for Gateway {
                 error_code: ctx.error_code,
                 error_detail: ctx.run.detail.take(),
                 policies: outcomes,
+                client_id: ctx.token.as_mut().and_then(|t| t.client.take()),
+                grant_type: ctx.token.as_ref().and_then(|t| t.grant_type),
             };
             if !log.log(entry) {
                 m.access_log_dropped.inc();

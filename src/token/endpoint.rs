@@ -3,11 +3,13 @@
 //! authentication (exactly one method per request, RFC 6749 §2.3).
 
 use super::config::AuthMethod;
+use super::grants::GRANTS;
 use super::oauth::{json_reply, OAuthError};
 use super::{Client, ClientKeys, TokenService, SIGNING_ALGS};
 use crate::identity::hash::PasswordHash;
 use crate::identity::verify_off_runtime;
 use crate::jose::{self, Alg, Limits};
+use crate::metrics::Metrics;
 use crate::reply::Reply;
 use crate::store::{now_unix, TokenHash};
 use base64::Engine as _;
@@ -35,6 +37,51 @@ pub enum Endpoint {
     Revoke,
     Jwks,
     Discovery,
+}
+
+/// What one endpoint request was, for the metrics and the access log. Bounded values only: a
+/// client id the config names and a grant name the service knows.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub endpoint: Endpoint,
+    /// The client id the request named, authenticated or not, when it is a configured
+    /// client. Any other id is dropped: it is text the caller chose (sometimes a secret pasted
+    /// into the wrong field), of any length, and unbounded as a metric label.
+    pub client: Option<String>,
+    /// Token requests: the `grant_type` when the service knows it, else `other` (absent,
+    /// unsupported, or the request failed before its form was read).
+    pub grant_type: Option<&'static str>,
+    /// `issued` (token), `ok` (others), or the refusal's [`OAuthError::outcome`].
+    pub outcome: &'static str,
+}
+
+impl Served {
+    /// Count the request in the token-service metrics (JWKS and discovery are not counted).
+    pub fn count(&self, m: &Metrics) {
+        let client = self.client.as_deref().unwrap_or("unknown");
+        match self.endpoint {
+            Endpoint::Token => m
+                .token_requests
+                .with_label_values(&[self.grant_type.unwrap_or("other"), client, self.outcome])
+                .inc(),
+            Endpoint::Introspect => m
+                .token_operations
+                .with_label_values(&["introspect", client, self.outcome])
+                .inc(),
+            Endpoint::Revoke => m
+                .token_operations
+                .with_label_values(&["revoke", client, self.outcome])
+                .inc(),
+            Endpoint::Jwks | Endpoint::Discovery => {}
+        }
+    }
+}
+
+fn grant_label(gt: Option<&str>) -> &'static str {
+    GRANTS
+        .iter()
+        .find(|(n, _)| Some(*n) == gt)
+        .map_or("other", |(n, _)| n)
 }
 
 /// Parsed form parameters (empty values dropped, repeats refused).
@@ -128,20 +175,38 @@ async fn read_body(session: &mut Session) -> Result<Vec<u8>, OAuthError> {
 }
 
 impl TokenService {
-    /// Answer a request to one of the endpoints. Never fails: errors become RFC 6749 answers.
-    /// Answer one endpoint request. `buffered`: the request body, when a policy of the route
-    /// already read it (else it is read here).
+    /// Answer one endpoint request, and say what it was. Never fails: errors become RFC 6749
+    /// answers. `buffered`: the request body, when a policy of the route already read it
+    /// (else it is read here).
     pub async fn serve(
         &self,
         ep: Endpoint,
         session: &mut Session,
         ip: Option<IpAddr>,
         buffered: Option<bytes::Bytes>,
-    ) -> Reply {
-        match self.serve_inner(ep, session, ip, buffered).await {
-            Ok(r) => r,
-            Err(e) => crate::reply::render_oauth_error(&e),
-        }
+    ) -> (Reply, Served) {
+        let mut served = Served {
+            endpoint: ep,
+            client: None,
+            grant_type: (ep == Endpoint::Token).then_some("other"),
+            outcome: "ok",
+        };
+        let reply = match self
+            .serve_inner(ep, session, ip, buffered, &mut served)
+            .await
+        {
+            Ok(r) => {
+                if ep == Endpoint::Token {
+                    served.outcome = "issued";
+                }
+                r
+            }
+            Err(e) => {
+                served.outcome = e.outcome();
+                crate::reply::render_oauth_error(&e)
+            }
+        };
+        (reply, served)
     }
 
     async fn serve_inner(
@@ -150,6 +215,7 @@ impl TokenService {
         session: &mut Session,
         ip: Option<IpAddr>,
         buffered: Option<bytes::Bytes>,
+        served: &mut Served,
     ) -> Result<Reply, OAuthError> {
         let method = session.req_header().method.clone();
         if matches!(ep, Endpoint::Jwks | Endpoint::Discovery) {
@@ -205,7 +271,12 @@ impl TokenService {
             None => read_body(session).await?,
         };
         let form = Form::parse(&body)?;
-        let client = self.authenticate(&form, authz.as_deref(), ip).await?;
+        if ep == Endpoint::Token {
+            served.grant_type = Some(grant_label(form.get("grant_type")));
+        }
+        let client = self
+            .authenticate(&form, authz.as_deref(), ip, &mut served.client)
+            .await?;
         match ep {
             Endpoint::Token => self.token(client, &form, ip, session.req_header()).await,
             Endpoint::Introspect => self.introspect(client, &form).await,
@@ -236,11 +307,13 @@ impl TokenService {
     /// `invalid_client`; repeated failures from one address lock that (client, address) out,
     /// known client or not, before any hash is computed. Secrets are checked on the bounded
     /// blocking pool of the identity sources; when it stays full, 503 and nothing counted.
+    /// `named`: the client id the request named, once known, when it is a configured client.
     pub(crate) async fn authenticate(
         &self,
         form: &Form,
         authz: Option<&str>,
         ip: Option<IpAddr>,
+        named: &mut Option<String>,
     ) -> Result<&Client, OAuthError> {
         let basic = basic(authz)?;
         let post = form.get("client_secret");
@@ -278,6 +351,9 @@ impl TokenService {
             }
             _ => return Err(OAuthError::InvalidClient),
         };
+        if self.clients.contains_key(&id) {
+            *named = Some(id.clone());
+        }
         let key = format!("client:{id}");
         if let Some(secs) = self.backoff.check(&key, ip, Instant::now()) {
             return Err(OAuthError::TooManyAttempts { retry_after: secs });
@@ -408,6 +484,15 @@ pub(crate) fn ok_json(v: &Value) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grant_labels_are_known_names_or_other() {
+        assert_eq!(grant_label(Some("password")), "password");
+        assert_eq!(grant_label(Some("refresh_token")), "refresh_token");
+        assert_eq!(grant_label(Some("PASSWORD")), "other");
+        assert_eq!(grant_label(Some("urn:x")), "other");
+        assert_eq!(grant_label(None), "other");
+    }
 
     #[test]
     fn form_rules() {

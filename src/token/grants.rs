@@ -121,6 +121,13 @@ struct Subject<'a> {
     family: Option<&'a str>,
 }
 
+/// The grant types the service supports, by their RFC 6749 names.
+pub(super) const GRANTS: [(&str, Grant); 3] = [
+    ("client_credentials", Grant::ClientCredentials),
+    ("password", Grant::Password),
+    ("refresh_token", Grant::RefreshToken),
+];
+
 impl TokenService {
     pub(super) async fn token(
         &self,
@@ -132,12 +139,11 @@ impl TokenService {
         let gt = f
             .get("grant_type")
             .ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
-        let grant = match gt {
-            "client_credentials" => Grant::ClientCredentials,
-            "password" => Grant::Password,
-            "refresh_token" => Grant::RefreshToken,
-            _ => return Err(OAuthError::UnsupportedGrantType),
-        };
+        let grant = GRANTS
+            .iter()
+            .find(|(n, _)| *n == gt)
+            .map(|(_, g)| *g)
+            .ok_or(OAuthError::UnsupportedGrantType)?;
         if !c.grants.contains(&grant) {
             return Err(OAuthError::UnauthorizedClient);
         }

@@ -13,7 +13,7 @@
 //! the old or the new file, never a torn one. In `detached` mode (`tokengate check`) nothing
 //! is written: keys are made in memory.
 
-use crate::jose::{Alg, Curve, Jwk, JwkSet};
+use crate::jose::{Alg, Curve, Jwk, JwkSet, KeyOp};
 use arc_swap::ArcSwap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -150,6 +150,13 @@ fn build(alg: Alg, keys: [Option<Jwk>; 3]) -> Result<Ring, String> {
     {
         let p = k.to_public().map_err(|e| e.to_string())?;
         let a = alg_of(k, alg);
+        // A key that cannot sign its algorithm would fail every token request.
+        k.fits_alg(a, KeyOp::Sign).map_err(|e| {
+            format!(
+                "key {} cannot sign {a}: {e}",
+                k.kid().unwrap_or("without kid")
+            )
+        })?;
         if !algs.contains(&a) {
             algs.push(a);
         }
@@ -323,6 +330,24 @@ mod tests {
         let gone = d.path().join("gone");
         let e = restrict(&gone, 0o700).unwrap_err();
         assert!(e.contains(&gone.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn a_key_that_cannot_sign_the_algorithm_refuses_the_load() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("k");
+        // An EC key without `alg` under an RS256 config would fail every token request.
+        let k = Jwk::generate("EC", None, Some(Curve::P256)).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join("current.jwk"),
+            k.to_value(true).unwrap().to_string(),
+        )
+        .unwrap();
+        let e = KeyRing::open(dir.clone(), Alg::RS256, true).unwrap_err();
+        assert!(e.contains("cannot sign RS256: key_type_mismatch"), "{e}");
+        // Under the algorithm it fits, the same key loads.
+        KeyRing::open(dir, Alg::ES256, true).unwrap();
     }
 
     #[test]

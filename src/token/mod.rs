@@ -31,7 +31,7 @@ mod oauth;
 use crate::identity::secret;
 
 pub use config::TokenServiceConfig;
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, Served};
 pub use grants::AccessInfo;
 pub use oauth::OAuthError;
 
@@ -282,8 +282,35 @@ const SIGNING_ALGS: [&str; 10] = [
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 ];
 
-fn lifetime(d: Duration) -> Option<u64> {
-    (!d.is_zero()).then(|| d.as_secs().max(1))
+/// A token lifetime in seconds; "0s" (None) means tokens that never expire.
+fn lifetime(d: Duration, path: &str, errs: &mut Errors) -> Option<u64> {
+    match crate::units::whole_seconds(d) {
+        Ok(s) => (s != 0).then_some(s),
+        Err(e) => {
+            errs.push(path, e);
+            None
+        }
+    }
+}
+
+/// RFC 8414 §2: the issuer is an https URL without query or fragment. http is accepted for
+/// a loopback host only (tests, local examples), where nothing crosses a network.
+fn check_issuer(issuer: &str) -> Result<(), &'static str> {
+    const WHY: &str = "must be an https:// URL without query or fragment (RFC 8414 §2; http:// \
+                       only to a loopback host)";
+    // The URI parser drops a fragment without a word: look for it in the text.
+    if issuer.contains(['#', '?']) {
+        return Err(WHY);
+    }
+    let u = http::Uri::try_from(issuer).map_err(|_| WHY)?;
+    let host = u.host().ok_or(WHY)?;
+    let loopback =
+        crate::keys::http::is_loopback_host(host.trim_start_matches('[').trim_end_matches(']'));
+    match u.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if loopback => Ok(()),
+        _ => Err(WHY),
+    }
 }
 
 fn check_path(p: &str, path: &str, errs: &mut Errors) {
@@ -322,15 +349,8 @@ impl TokenService {
         let p = "token_service";
         let before = errs.0.len();
         let issuer = issuer.trim_end_matches('/').to_string();
-        match http::Uri::try_from(issuer.as_str()) {
-            Ok(u)
-                if matches!(u.scheme_str(), Some("https" | "http"))
-                    && u.host().is_some()
-                    && u.query().is_none() => {}
-            _ => errs.push(
-                format!("{p}.issuer"),
-                "must be an https:// URL without query or fragment (RFC 8414 §2)",
-            ),
+        if let Err(e) = check_issuer(&issuer) {
+            errs.push(format!("{p}.issuer"), e);
         }
         let config::PathsConfig {
             token,
@@ -373,11 +393,19 @@ impl TokenService {
                 None
             }
         };
-        let access = lifetime(access_token_lifetime.0);
+        let access = lifetime(
+            access_token_lifetime.0,
+            &format!("{p}.access_token_lifetime"),
+            errs,
+        );
         if access.is_none() {
             log::warn!("token_service.access_token_lifetime = 0: access tokens never expire");
         }
-        let refresh = lifetime(refresh_token_lifetime.0);
+        let refresh = lifetime(
+            refresh_token_lifetime.0,
+            &format!("{p}.refresh_token_lifetime"),
+            errs,
+        );
         let mut cmap = HashMap::new();
         let mut max_iter = secret::MIN_ITERATIONS;
         for (i, cc) in clients.iter().enumerate() {
@@ -440,6 +468,20 @@ impl TokenService {
         let dummy = SecretHash::dummy(max_iter)
             .map_err(|e| errs.push(p, e))
             .ok();
+        let assertion_max = match crate::units::whole_seconds(client_assertion_max_lifetime.0) {
+            Ok(0) => {
+                errs.push(
+                    format!("{p}.client_assertion_max_lifetime"),
+                    "must be at least 1s: no assertion could be accepted",
+                );
+                1
+            }
+            Ok(s) => s,
+            Err(e) => {
+                errs.push(format!("{p}.client_assertion_max_lifetime"), e);
+                1
+            }
+        };
         let ring = match tokens.ring(key_dir, alg) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -468,7 +510,7 @@ impl TokenService {
             issuer,
             paths: paths.clone(),
             require_tls: *require_tls,
-            assertion_max: client_assertion_max_lifetime.0.as_secs().max(1),
+            assertion_max,
             accept_endpoint_aud: *accept_endpoint_audience,
             clients: cmap,
             sources,
@@ -754,8 +796,12 @@ fn compile_client(
             Err(e) => errs.push(format!("{cp}.source_ips[{i}]"), e),
         }
     }
-    let access = access_token_lifetime.map_or(access, |d| lifetime(d.0));
-    let refresh = refresh_token_lifetime.map_or(refresh, |d| lifetime(d.0));
+    let access = access_token_lifetime.map_or(access, |d| {
+        lifetime(d.0, &format!("{cp}.access_token_lifetime"), errs)
+    });
+    let refresh = refresh_token_lifetime.map_or(refresh, |d| {
+        lifetime(d.0, &format!("{cp}.refresh_token_lifetime"), errs)
+    });
     if access.is_none() {
         log::warn!("client {client_id:?}: access tokens never expire");
     }
@@ -875,6 +921,48 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &b));
         let again = t.store(&redis("redis://:pass-one@127.0.0.1:6379")).unwrap();
         assert!(Arc::ptr_eq(&a, &again));
+    }
+
+    #[test]
+    fn issuer_is_https_without_query_or_fragment() {
+        assert!(check_issuer("https://auth.example.com").is_ok());
+        assert!(check_issuer("https://auth.example.com/tenant-1").is_ok());
+        for bad in [
+            "http://auth.example.com",
+            "https://auth.example.com/#frag",
+            "https://auth.example.com#",
+            "https://auth.example.com/?a=1",
+            "https://auth.example.com?",
+            "ftp://auth.example.com",
+            "auth.example.com",
+        ] {
+            assert!(check_issuer(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_loopback_http_issuer_is_accepted_for_tests_but_never_with_a_fragment() {
+        for ok in [
+            "http://127.0.0.1",
+            "http://localhost:8080",
+            "http://[::1]:9000",
+        ] {
+            assert!(check_issuer(ok).is_ok(), "{ok}");
+        }
+        assert!(check_issuer("http://127.0.0.1/#x").is_err());
+        assert!(check_issuer("http://127.0.0.1/?x").is_err());
+    }
+
+    #[test]
+    fn a_lifetime_with_a_fraction_of_a_second_is_refused_and_zero_means_never() {
+        let mut errs = Errors::default();
+        assert_eq!(lifetime(Duration::ZERO, "p", &mut errs), None);
+        assert_eq!(lifetime(Duration::from_secs(90), "p", &mut errs), Some(90));
+        assert!(errs.is_empty());
+        assert_eq!(lifetime(Duration::from_millis(1500), "p", &mut errs), None);
+        assert_eq!(errs.0.len(), 1);
+        assert_eq!(errs.0[0].path, "p");
+        assert!(errs.0[0].message.contains("seconds"), "{}", errs.0[0]);
     }
 
     #[test]

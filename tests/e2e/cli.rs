@@ -202,3 +202,91 @@ fn admin_token_prints_a_random_token_and_its_config_hash() {
     let hash = tokengate::config::content_hash(a[0].as_bytes());
     assert_eq!(a[1], format!("tokens = [\"sha256:{hash}\"]"));
 }
+
+#[test]
+fn check_prints_warnings_with_their_paths_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("warn.toml");
+    std::fs::write(
+        &f,
+        r#"
+[[listeners]]
+address = "127.0.0.1:8080"
+
+[[routes]]
+name = "api"
+match = { path_prefix = "/api" }
+respond = { status = 200 }
+policies = [
+  { type = "jwt_verify", algorithms = ["HS256"], keys = { secret = "0123456789abcdef0123456789abcdef" }, sources = [{ query = "access_token" }] },
+]
+"#,
+    )
+    .unwrap();
+    let out = tokengate().arg("check").arg(&f).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
+    for path in [
+        "routes[0].policies[0].issuers: ",
+        "routes[0].policies[0].audiences: ",
+        "routes[0].policies[0].sources[0].query: ",
+        "routes[0].policies[0].keys.secret: ",
+    ] {
+        assert!(
+            err.contains(&format!("warn.toml: warning: {path}")),
+            "missing {path:?} in:\n{err}"
+        );
+    }
+    // The warning names the setting, never the secret itself.
+    assert!(!err.contains("0123456789abcdef"), "{err}");
+}
+
+#[test]
+fn check_refuses_a_key_that_cannot_serve_its_algorithm_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("short.toml");
+    std::fs::write(
+        &f,
+        r#"
+[[routes]]
+name = "api"
+respond = { status = 200 }
+policies = [{ type = "jwt_verify", algorithms = ["HS256"], keys = { secret = "too-short" } }]
+"#,
+    )
+    .unwrap();
+    let out = tokengate().arg("check").arg(&f).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "routes[0].policies[0].keys: no key here can be used with HS256: key_too_short"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn jose_verify_refuses_a_payload_with_duplicate_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, jwk, err) = pipe(&["jose", "keygen", "--kty", "EC", "--crv", "P-256"], b"");
+    assert_eq!(code, 0, "{err}");
+    let key = dir.path().join("ec.jwk");
+    std::fs::write(&key, &jwk).unwrap();
+    let key_s = key.to_str().unwrap();
+    let sign = |payload: &[u8]| {
+        let (code, token, err) = pipe(&["jose", "sign", "--key", key_s, "--alg", "ES256"], payload);
+        assert_eq!(code, 0, "{err}");
+        token
+    };
+    let verify = &["jose", "verify", "--key", key_s, "--alg", "ES256"];
+    let (code, _, err) = pipe(verify, &sign(br#"{"sub":"alice","sub":"admin"}"#));
+    assert_ne!(code, 0);
+    assert!(err.contains("claims_malformed"), "{err}");
+    // Unique members verify, and a payload that is not JSON is still shown (as base64url).
+    let (code, _, err) = pipe(verify, &sign(br#"{"sub":"alice"}"#));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = pipe(verify, &sign(b"not json"));
+    assert_eq!(code, 0, "{err}");
+}

@@ -167,3 +167,69 @@ fn redaction_hides_secrets() {
         "inline key sets may hold private keys"
     );
 }
+
+/// Many routes reloaded again and again under traffic: every request is answered by a complete
+/// snapshot (no error, no 404 while a new one compiles), the last reload's value is served, and
+/// the replaced snapshots are freed by the maintenance task once traffic has moved on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_of_many_routes_under_traffic_fail_no_request() {
+    const ROUTES: usize = 2_000;
+    const RELOADS: usize = 10;
+    let up = Upstream::start("u").await;
+    let config = |gen: usize| {
+        let mut t = format!("[upstreams.pool]\ntargets = [\"{}\"]\n", up.addr);
+        for i in 0..ROUTES {
+            let v = if i == ROUTES - 1 {
+                format!("g{gen}")
+            } else {
+                format!("r{i}")
+            };
+            t.push_str(&format!(
+                "[[routes]]\nname = \"r{i}\"\nmatch = {{ path_prefix = \"/r/{i}\" }}\nupstream = \"pool\"\n\
+                 policies = [{{ type = \"headers\", response = {{ set = {{ \"x-snapshot\" = \"{v}\" }} }} }}]\n"
+            ));
+        }
+        t
+    };
+    let gw = Gateway::start(&config(0)).await;
+    let path = format!("/r/{}/x", ROUTES - 1);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, path, port) = (stop.clone(), path.clone(), gw.port);
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                while !stop.load(Ordering::SeqCst) {
+                    match try_get(port, &path).await {
+                        Ok(r) if r.status == 200 && r.header("x-snapshot").is_some() => ok += 1,
+                        Ok(r) => failed.push(format!("status {}", r.status)),
+                        Err(e) => failed.push(e),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    for g in 1..=RELOADS {
+        gw.write_body(&config(g));
+        let r = admin_post(gw.admin_port, "/admin/reload").await;
+        assert_eq!(r.status, 200, "reload {g}: {:?}", r.body);
+    }
+    let last = format!("g{RELOADS}");
+    eventually("the last reload is served", || async {
+        get(gw.port, &path).await.header("x-snapshot") == Some(last.as_str())
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let mut answered = 0;
+    for c in clients {
+        let (ok, failed) = c.await.unwrap();
+        assert!(failed.is_empty(), "failed requests: {failed:?}");
+        answered += ok;
+    }
+    assert!(answered > 0);
+    eventually("replaced snapshots freed", || async {
+        gw.state.retired() == 0
+    })
+    .await;
+}

@@ -1,5 +1,6 @@
 //! The `jwt_auth` policy: tokens this gateway's token service issued.
 
+use super::token_source::{default_sources, TokenSourceConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -20,6 +21,10 @@ pub struct RuleConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JwtAuthConfig {
+    /// Where the token is looked for, in order, spelled as `jwt_verify`'s (default:
+    /// `Authorization: Bearer`). A query source is read only when listed.
+    #[serde(default = "default_sources")]
+    pub sources: Vec<TokenSourceConfig>,
     /// The token's `aud` must contain one of these (empty: any audience).
     #[serde(default)]
     pub audiences: Vec<String>,
@@ -38,17 +43,13 @@ pub struct JwtAuthConfig {
     /// Header carrying the roles, comma-separated ("" = none).
     #[serde(default = "d_roles_header")]
     pub roles_header: String,
-    /// Remove the Authorization header (and a query token) before proxying.
+    /// Remove the token from the request (every source: header, cookie, query, form field)
+    /// before proxying.
     #[serde(default)]
     pub clear_authorization: bool,
     /// Refuse a token bound to another client IP.
     #[serde(default = "crate::config::d_true")]
     pub check_client_ip: bool,
-    /// Also read the token from a query parameter (discouraged, off by default).
-    #[serde(default)]
-    pub allow_query_token: bool,
-    #[serde(default = "d_query")]
-    pub query_param: String,
     /// The realm of the Bearer challenge.
     #[serde(default)]
     pub realm: Option<String>,
@@ -59,7 +60,4 @@ fn d_user_header() -> String {
 }
 fn d_roles_header() -> String {
     "X-Authenticated-UserRoles".into()
-}
-fn d_query() -> String {
-    "access_token".into()
 }

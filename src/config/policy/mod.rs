@@ -8,6 +8,7 @@ pub mod headers;
 pub mod jwt_auth;
 pub mod jwt_generate;
 pub mod jwt_verify;
+pub mod token_source;
 
 pub use cors::CorsConfig;
 pub use deny::DenyConfig;

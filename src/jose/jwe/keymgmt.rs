@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::kw;
 use crate::jose::curve::Curve;
-use crate::jose::jwk::{EcKey, Material, OkpKey};
+use crate::jose::jwk::{EcKey, KeyOp, Material, OkpKey};
 use crate::jose::{b64, Enc, Header, JoseError, Jwk, KeyAlg, Limits};
 
 /// The CEK plus what the JWE carries for it.
@@ -20,6 +20,9 @@ pub(crate) struct Wrapped {
     pub header: Map<String, Value>,
 }
 
+/// The PBES2 iteration count used when the caller names none.
+pub const PBES2_DEFAULT_P2C: u32 = 8192;
+
 /// Caller choices for key management on encryption.
 #[derive(Debug, Clone, Default)]
 pub struct KeyMgmtOptions {
@@ -27,7 +30,7 @@ pub struct KeyMgmtOptions {
     pub apu: Option<Vec<u8>>,
     /// ECDH-ES `apv` (PartyVInfo).
     pub apv: Option<Vec<u8>>,
-    /// PBES2 iteration count (default 8192).
+    /// PBES2 iteration count (default [`PBES2_DEFAULT_P2C`]).
     pub p2c: Option<u32>,
 }
 
@@ -159,9 +162,10 @@ pub(crate) fn wrap(
     key: &Jwk,
     opts: &KeyMgmtOptions,
 ) -> Result<Wrapped, JoseError> {
+    key.fits_key_alg(alg, enc, KeyOp::Encrypt)?;
     let mut header = Map::new();
     let cek_len = enc.cek_len();
-    let wrong = || JoseError::KeyRejected("key type does not match alg");
+    let wrong = || JoseError::KeyTypeMismatch("the key does not fit the algorithm");
     let (cek, encrypted_key) = if let Some(oaep_alg) = oaep(alg) {
         let Material::Rsa(r) = &key.material else {
             return Err(wrong());
@@ -232,7 +236,7 @@ pub(crate) fn wrap(
         }
     } else if alg.is_pbes2() {
         let o = key.oct().ok_or_else(wrong)?;
-        let p2c = opts.p2c.unwrap_or(8192);
+        let p2c = opts.p2c.unwrap_or(PBES2_DEFAULT_P2C);
         let p2s = random(16)?;
         let kek = pbes2_kek(alg, &o.k, &p2s, p2c)?;
         header.insert("p2s".into(), Value::String(b64::encode(&p2s)));

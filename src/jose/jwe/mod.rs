@@ -9,7 +9,7 @@ use std::io::{Read as _, Write as _};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-pub use keymgmt::KeyMgmtOptions;
+pub use keymgmt::{KeyMgmtOptions, PBES2_DEFAULT_P2C};
 
 use super::jwk::KeyOp;
 use super::jws::split;

@@ -18,7 +18,7 @@ use crate::config::policy::jwt_generate as config;
 mod values;
 
 use super::edits::{Body, Edits, HeaderEdit, QueryEdit};
-use super::keyconf::{compile_keys, Fetch, Keys};
+use super::keyconf::{check_enc_keys, compile_keys, Fetch, Keys};
 use super::Effects;
 use crate::error::{Errors, GatewayError};
 use crate::expr::{unix_now, uuid_v4, Template, Var};
@@ -113,14 +113,15 @@ fn toml_json(v: &toml::Value) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-fn kty_for(alg: KeyAlg) -> &'static [&'static str] {
-    let n = alg.name();
-    if n.starts_with("RSA") {
-        &["RSA"]
-    } else if n.starts_with("ECDH") {
-        &["EC", "OKP"]
-    } else {
-        &["oct"]
+/// The distinct code of a key that cannot serve the algorithm (None: another failure).
+fn key_error(e: &jose::JoseError) -> Option<GatewayError> {
+    use jose::JoseError as J;
+    match e {
+        J::KeyTypeMismatch(_)
+        | J::KeyTooShort(_)
+        | J::KeyLengthMismatch(_)
+        | J::InvalidCurve(_) => Some(GatewayError::from(e)),
+        _ => None,
     }
 }
 
@@ -177,16 +178,16 @@ impl JwtGenerate {
             ),
         ) {
             (_, None) => None,
-            (true, Some(Some(Keys::Static(set, g)))) => match (set.keys(), alg) {
-                ([k], Some(a)) if k.is_private() && !k.can_sign(a) => {
-                    errs.push(
-                        format!("{path}.key"),
-                        format!("the key cannot sign with {}", a.name()),
-                    );
-                    None
+            (true, Some(Some(Keys::Static(set, g)))) => match set.keys() {
+                [k] if k.is_private() => {
+                    if let Some(a) = alg {
+                        if let Err(e) = k.fits_alg(a, KeyOp::Sign) {
+                            errs.push(format!("{path}.key"), format!("cannot sign {a}: {e}"));
+                        }
+                    }
+                    Some(Keys::Static(set.clone(), g))
                 }
-                ([k], _) if k.is_private() => Some(Keys::Static(set.clone(), g)),
-                ([_], _) => {
+                [_] => {
                     errs.push(
                         format!("{path}.key"),
                         "a private key (or a secret) is needed to sign",
@@ -282,7 +283,10 @@ impl JwtGenerate {
         });
         let not_before = not_before.as_ref().and_then(|n| {
             if let Ok(d) = crate::units::parse_duration(n) {
-                return Some((true, d.as_secs()));
+                return crate::units::whole_seconds(d)
+                    .map(|s| (true, s))
+                    .map_err(|e| errs.push(format!("{path}.not_before"), e))
+                    .ok();
             }
             match parse_rfc3339(n) {
                 Some(t) => Some((false, t)),
@@ -329,7 +333,12 @@ impl JwtGenerate {
                 key_cache,
                 Fetch::PublicKeys,
             ) {
-                Some(Some(k)) => Some(k),
+                Some(Some(k)) => {
+                    if let (Some(a), Some(n)) = (ka, en) {
+                        check_enc_keys(&k, &[a], &[n], KeyOp::Encrypt, &format!("{p}.key"), errs);
+                    }
+                    Some(k)
+                }
                 Some(None) => {
                     errs.push(format!("{p}.key"), "the recipient's key is needed");
                     None
@@ -348,6 +357,21 @@ impl JwtGenerate {
                 enc: en?,
                 zip: e.zip,
             })
+        });
+        let expires_in = expires_in.and_then(|d| match crate::units::whole_seconds(d.0) {
+            Ok(0) => {
+                errs.push(
+                    format!("{path}.expires_in"),
+                    "must be at least 1s: every token would be expired when made (omit it for \
+                     tokens without exp)",
+                );
+                None
+            }
+            Ok(s) => Some(s),
+            Err(e) => {
+                errs.push(format!("{path}.expires_in"), e);
+                None
+            }
         });
         let output = compile_output(output, &format!("{path}.output"), errs);
         if !(cache.refresh_at > 0.0 && cache.refresh_at <= 1.0) {
@@ -384,7 +408,7 @@ impl JwtGenerate {
             header: hdr,
             claims: cl,
             claims_from,
-            expires_in: expires_in.map(|d| d.0.as_secs()),
+            expires_in,
             not_before,
             issued_at: *issued_at,
             jti,
@@ -471,10 +495,25 @@ impl JwtGenerate {
             kid: kid.as_deref(),
             ..KeyHint::default()
         };
+        // A remote key that does not fit the algorithm is passed over; when none fits, the
+        // first one's reason is the answer (its own code, not a generic failure).
+        let mut misfit = None;
         let key = set
             .candidates(hint, KeyOp::Encrypt, &names)
-            .find(|k| kty_for(e.alg).contains(&k.kty()))
-            .ok_or(GatewayError::KeyUnavailable)?;
+            .find(|k| match k.fits_key_alg(e.alg, e.enc, KeyOp::Encrypt) {
+                Ok(()) => true,
+                Err(err) => {
+                    misfit.get_or_insert(err);
+                    false
+                }
+            })
+            .ok_or_else(|| match misfit.as_ref() {
+                Some(err) => {
+                    log::warn!("jwt_generate: no usable encryption key: {err}");
+                    key_error(err).unwrap_or(GatewayError::KeyUnavailable)
+                }
+                None => GatewayError::KeyUnavailable,
+            })?;
         let id = format!("{}#{}", key.kid().unwrap_or(""), key.thumbprint());
         let idx = set
             .keys()
@@ -613,8 +652,8 @@ impl JwtGenerate {
         let signed = match (&self.alg, sign_key) {
             (Some(alg), Some(key)) => {
                 Some(jose::sign(&payload, key, *alg, &header).map_err(|e| {
-                    log::warn!("jwt_generate: signing failed: {}", e.code());
-                    GatewayError::SigningFailed
+                    log::warn!("jwt_generate: signing failed: {e}");
+                    key_error(&e).unwrap_or(GatewayError::SigningFailed)
                 })?)
             }
             _ => None,
@@ -638,8 +677,8 @@ impl JwtGenerate {
                     }
                 };
                 jose::encrypt(&plaintext, key, e.alg, e.enc, &opts).map_err(|err| {
-                    log::warn!("jwt_generate: encryption failed: {}", err.code());
-                    GatewayError::EncryptionFailed
+                    log::warn!("jwt_generate: encryption failed: {err}");
+                    key_error(&err).unwrap_or(GatewayError::EncryptionFailed)
                 })?
             }
             _ => signed.ok_or(GatewayError::SigningFailed)?,

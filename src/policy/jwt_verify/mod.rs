@@ -13,18 +13,17 @@
 //! never denies and never changes the request.
 
 use crate::config::policy::jwt_verify as config;
-pub mod extract;
 
-use super::edits::{Body, HeaderEdit};
-use super::keyconf::{compile_keys, Fetch, Keys, Resolved};
+use super::edits::HeaderEdit;
+use super::keyconf::{check_enc_keys, check_sig_keys, compile_keys, Fetch, Keys, Resolved};
+use super::token_source::{self, Source};
 use super::Effects;
 use crate::cache::verified::{token_key, Entry, VerifiedCache};
 use crate::error::{Errors, GatewayError};
-use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, Limits};
+use crate::jose::{self, Alg, ClaimRules, DecryptPolicy, Enc, JwkSet, KeyAlg, KeyOp, Limits};
 use crate::keys::KeyCache;
 use crate::request::RequestView;
 use config::{AclConfig, AclRuleConfig, HeaderFormat, JwtVerifyConfig, SubjectConfig, TokenForm};
-use extract::Source;
 use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -212,14 +211,7 @@ impl JwtVerify {
             realm,
         } = c;
         let before = errs.0.len();
-        if sources.is_empty() {
-            errs.push(format!("{path}.sources"), "list at least one token source");
-        }
-        let sources: Vec<Source> = sources
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| Source::compile(s, &format!("{path}.sources[{i}]"), errs))
-            .collect();
+        let sources = token_source::compile_all(sources, path, errs);
         if forms.is_empty() {
             errs.push(
                 format!("{path}.forms"),
@@ -273,6 +265,19 @@ impl JwtVerify {
             key_cache,
             Fetch::PublicKeys,
         );
+        if let (true, Some(Some(k))) = (jws || nested, &keys) {
+            check_sig_keys(k, &algs, KeyOp::Verify, &format!("{path}.keys"), errs);
+        }
+        if let (true, Some(Some(k))) = (jwe || nested, &dec_keys) {
+            check_enc_keys(
+                k,
+                &key_algs,
+                &encs,
+                KeyOp::Decrypt,
+                &format!("{path}.decryption_keys"),
+                errs,
+            );
+        }
         if jws || nested {
             if algorithms.is_empty() {
                 errs.push(
@@ -404,19 +409,27 @@ impl JwtVerify {
                 "must be >= 1 (or enabled = false)",
             );
         }
+        let mut secs = |d: &crate::units::HumanDuration, key: &str| {
+            crate::units::whole_seconds(d.0)
+                .map_err(|e| errs.push(format!("{path}.{key}"), e))
+                .unwrap_or(0)
+        };
+        let leeway = secs(clock_skew, "clock_skew");
+        let max_lifetime = max_lifetime.as_ref().map(|d| secs(d, "max_lifetime"));
+        let cache_ttl = secs(&cache_cfg.ttl, "cache.ttl");
         if errs.0.len() > before {
             return None;
         }
-        let reads_body = sources.iter().any(|s| matches!(s, Source::Form(_)));
+        let reads_body = token_source::reads_body(&sources);
         let rules = ClaimRules {
             issuers: issuers.clone(),
             audiences: audiences.clone(),
             subject: subject_exact,
             typ: typ.clone(),
-            leeway: clock_skew.0.as_secs(),
+            leeway,
             require_exp: *require_exp,
             require_iat: max_lifetime.is_some(),
-            max_lifetime: max_lifetime.map(|d| d.0.as_secs()),
+            max_lifetime,
             max_age: None,
             required: required_claims.clone(),
             prohibited: prohibited_claims.clone(),
@@ -448,7 +461,7 @@ impl JwtVerify {
             forward_token: *forward_token,
             reads_body,
             cache: if cache_cfg.enabled { cache } else { None },
-            cache_ttl: cache_cfg.ttl.0.as_secs(),
+            cache_ttl,
             realm: realm.clone(),
         })
     }
@@ -705,7 +718,7 @@ impl JwtVerify {
         v: &RequestView<'_>,
         fx: &mut Effects,
     ) -> Result<(), GatewayError> {
-        let (_, token) = extract::extract(&self.sources, v)?;
+        let (_, token) = token_source::extract(&self.sources, v)?;
         if token.len() > self.limits.max_token {
             return Err(GatewayError::TokenTooLarge);
         }
@@ -716,21 +729,7 @@ impl JwtVerify {
         })?;
         let edits = &mut fx.edits;
         if !self.forward_token {
-            extract::strip(&self.sources, v, edits);
-            if let Some(b) = extract::strip_form(&self.sources, v) {
-                let content_type = v
-                    .req
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .cloned()
-                    .unwrap_or(HeaderValue::from_static(
-                        "application/x-www-form-urlencoded",
-                    ));
-                edits.upstream_body = Some(Body {
-                    bytes: b,
-                    content_type,
-                });
-            }
+            token_source::remove(&self.sources, v, edits);
         }
         for m in &self.to_headers {
             edits.upstream.push(HeaderEdit::Remove(m.header.clone()));

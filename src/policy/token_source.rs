@@ -1,10 +1,11 @@
 //! Finding the token in a request, in the configured order, and removing it before the
-//! request goes upstream when asked. Two different tokens in one request are refused, never
-//! silently resolved by picking one.
+//! request goes upstream when asked: the `sources` of the token policies (`jwt_verify`,
+//! `jwt_auth`). Two different tokens in one request are refused, never silently resolved by
+//! picking one.
 
-use super::config::TokenSourceConfig;
+use crate::config::policy::token_source::TokenSourceConfig;
 use crate::error::{Errors, GatewayError};
-use crate::policy::edits::{Edits, HeaderEdit, QueryEdit};
+use crate::policy::edits::{Body, Edits, HeaderEdit, QueryEdit};
 use crate::request::RequestView;
 use http::{HeaderName, HeaderValue};
 
@@ -117,6 +118,22 @@ impl Source {
     }
 }
 
+/// A policy's `sources` list, in order (at least one).
+pub fn compile_all(c: &[TokenSourceConfig], path: &str, errs: &mut Errors) -> Vec<Source> {
+    if c.is_empty() {
+        errs.push(format!("{path}.sources"), "list at least one token source");
+    }
+    c.iter()
+        .enumerate()
+        .filter_map(|(i, s)| Source::compile(s, &format!("{path}.sources[{i}]"), errs))
+        .collect()
+}
+
+/// Whether the body must be read before the policy runs (a form source).
+pub fn reads_body(sources: &[Source]) -> bool {
+    sources.iter().any(|s| matches!(s, Source::Form(_)))
+}
+
 /// The token and the index of the source it came from.
 pub fn extract<'a>(
     sources: &[Source],
@@ -141,9 +158,29 @@ pub fn extract<'a>(
     Ok((i, first))
 }
 
+/// The edits that remove the token from the request sent upstream, wherever it was: the
+/// headers, cookie and query parameter of every source, and the form field from the body.
+pub fn remove(sources: &[Source], v: &RequestView<'_>, edits: &mut Edits) {
+    strip(sources, v, edits);
+    if let Some(bytes) = strip_form(sources, v) {
+        let content_type = v
+            .req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static(
+                "application/x-www-form-urlencoded",
+            ));
+        edits.upstream_body = Some(Body {
+            bytes,
+            content_type,
+        });
+    }
+}
+
 /// The request body without the token's form field, when a form source is configured and the
 /// body holds that field (None: leave the body as it is).
-pub fn strip_form(sources: &[Source], v: &RequestView<'_>) -> Option<bytes::Bytes> {
+fn strip_form(sources: &[Source], v: &RequestView<'_>) -> Option<bytes::Bytes> {
     let names: Vec<&str> = sources
         .iter()
         .filter_map(|s| match s {
@@ -171,7 +208,7 @@ pub fn strip_form(sources: &[Source], v: &RequestView<'_>) -> Option<bytes::Byte
 /// The edits that remove the token (every source of this policy) from the request sent
 /// upstream, computed from the client's request. A form-body token is removed by
 /// [`strip_form`] instead.
-pub fn strip(sources: &[Source], v: &RequestView<'_>, out: &mut Edits) {
+fn strip(sources: &[Source], v: &RequestView<'_>, out: &mut Edits) {
     let req = v.req;
     for s in sources {
         match s {
