@@ -295,13 +295,13 @@ impl Chain {
             if let Some(d) = &fx.detail {
                 log::debug!("policy {} denied: {code}: {d}", p.label);
             }
+            if p.records_result() {
+                run.set_vars(super::faults::result_vars(&p.label, Some(code)));
+            }
             let handler = p.handler(code).and_then(|h| {
                 let j = self.policies.iter().position(|q| Arc::ptr_eq(q, h))?;
                 h.applies(&run.established.view(facts)).then_some(j)
             });
-            if p.records_result() {
-                run.set_vars(super::faults::result_vars(&p.label, Some(code)));
-            }
             match (handler, p.continue_on_error) {
                 (Some(j), _) => {
                     run.decide(i, code, Mode::Handled);

@@ -82,6 +82,11 @@ pub fn compile_on_error(
             continue;
         };
         match lookup.named.get(use_policy) {
+            // A shadow policy keeps nothing, so it cannot stand in for a denial.
+            Some(Some(h)) if h.shadow => errs.push(
+                format!("{p}.use"),
+                format!("{use_policy:?} is in shadow mode and cannot handle an error"),
+            ),
             Some(Some(h)) => out.push((code, h.clone())),
             Some(None) => {}
             // Its own errors (or the cycle it is part of) are reported.

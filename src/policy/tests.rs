@@ -1038,3 +1038,31 @@ fn a_result_variable_other_than_failed_or_error_is_refused() {
     assert!(crate::expr::Var::parse("jwt.verify.claims").is_err());
     assert!(crate::expr::Var::parse("jwt.failed").is_err());
 }
+
+#[test]
+fn a_shadow_handler_is_refused() {
+    let p = format!(
+        "[policies.no]\ntype = \"deny\"\nenabled = \"shadow\"\n{}",
+        verify_policy("on_error = { token_missing = { use = \"no\" } }")
+    );
+    assert_refused(
+        &p,
+        "routes[0].policies[0].on_error.token_missing.use",
+        "shadow mode",
+    );
+}
+
+#[test]
+fn a_handlers_condition_reads_the_failure() {
+    let snap = snapshot(&format!(
+        "[policies.mark]\ntype = \"headers\"\nwhen = {{ var = \"jwt.jwt_verify.error\", equals = \"token_missing\" }}\nrequest = {{ set = {{ x-anon = \"yes\" }} }}\n{}",
+        verify_policy("on_error = { token_missing = { use = \"mark\" } }")
+    ));
+    let r = req("GET", "/", &[]);
+    let (out, run) = run(chain(&snap), &r);
+    assert!(matches!(out, Outcome::Continue), "{out:?}");
+    assert_eq!(
+        header(&upstream_after(chain(&snap), &r, &run).headers, "x-anon"),
+        ["yes"]
+    );
+}
