@@ -354,24 +354,40 @@ fn token_routes(
     out
 }
 
-/// Every header any policy of the route may set upstream (disabled ones too: a policy turned
-/// off must not turn its header into a client-controlled one), less the headers a policy
-/// reads a token from.
+/// Every header any policy of the route, or an `on_error` handler they reach, may set upstream
+/// (disabled ones too: a policy turned off must not turn its header into a client-controlled
+/// one), less the headers a policy reads a token from.
 fn owned_headers<'a>(
     entries: impl Iterator<Item = &'a PolicyEntry>,
     named: &'a BTreeMap<String, PolicyEntry>,
 ) -> crate::front::OwnedHeaders {
     let mut sets = Vec::new();
     let mut reads = Vec::new();
+    let mut policies = Vec::new();
     for e in entries {
-        let body = match e {
-            PolicyEntry::Inline(p) => &p.body,
-            PolicyEntry::Use(n) => match named.get(n) {
-                Some(PolicyEntry::Inline(p)) => &p.body,
-                _ => continue,
-            },
-        };
-        let (s, r) = body.upstream_headers();
+        match e {
+            PolicyEntry::Inline(p) => policies.push(&**p),
+            PolicyEntry::Use(n) => {
+                if let Some(PolicyEntry::Inline(p)) = named.get(n) {
+                    policies.push(&**p);
+                }
+            }
+        }
+    }
+    let mut handlers: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < policies.len() {
+        for h in policies[i].on_error.values() {
+            let n = h.use_policy.as_str();
+            if let (false, Some(PolicyEntry::Inline(p))) = (handlers.contains(&n), named.get(n)) {
+                handlers.push(n);
+                policies.push(&**p);
+            }
+        }
+        i += 1;
+    }
+    for p in policies {
+        let (s, r) = p.body.upstream_headers();
         sets.extend(s);
         reads.extend(r);
     }

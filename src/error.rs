@@ -207,6 +207,61 @@ impl BearerError {
 }
 
 impl GatewayError {
+    /// Every error, for checking the codes a config names (`errors.codes`, `on_error`).
+    pub const ALL: &'static [GatewayError] = &[
+        GatewayError::NoRoute,
+        GatewayError::CorsOriginDenied,
+        GatewayError::NoHealthyUpstream,
+        GatewayError::UpstreamConnect,
+        GatewayError::UpstreamTimeout,
+        GatewayError::UpstreamProtocol,
+        GatewayError::BadRequest,
+        GatewayError::InvalidPath,
+        GatewayError::InvalidMethod,
+        GatewayError::InvalidHost,
+        GatewayError::HeaderTooLarge,
+        GatewayError::UriTooLong,
+        GatewayError::RequestTimeout,
+        GatewayError::TokenMissing,
+        GatewayError::TokenAmbiguous,
+        GatewayError::TokenMalformed,
+        GatewayError::TokenTooLarge,
+        GatewayError::AlgorithmNotAllowed,
+        GatewayError::SignatureInvalid,
+        GatewayError::DecryptionFailed,
+        GatewayError::NoMatchingKey,
+        GatewayError::JwksUnavailable,
+        GatewayError::TokenExpired,
+        GatewayError::TokenNotYetValid,
+        GatewayError::TokenTooOld,
+        GatewayError::IssuerMismatch,
+        GatewayError::AudienceMismatch,
+        GatewayError::SubjectMismatch,
+        GatewayError::ClaimMissing,
+        GatewayError::ClaimProhibited,
+        GatewayError::ClaimMismatch,
+        GatewayError::AccessDenied,
+        GatewayError::Forbidden,
+        GatewayError::BodyTooLarge,
+        GatewayError::ValueUnresolved,
+        GatewayError::KeyUnavailable,
+        GatewayError::SigningFailed,
+        GatewayError::EncryptionFailed,
+        GatewayError::KeyTypeMismatch,
+        GatewayError::KeyTooShort,
+        GatewayError::KeyLengthMismatch,
+        GatewayError::InvalidCurve,
+        GatewayError::TokenRevoked,
+        GatewayError::TokenBindingMismatch,
+        GatewayError::TokenStoreUnavailable,
+        GatewayError::Internal,
+    ];
+
+    /// Whether `code` is the stable code of some error.
+    pub fn is_code(code: &str) -> bool {
+        GatewayError::ALL.iter().any(|e| e.code() == code)
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             GatewayError::NoRoute => "no_route",

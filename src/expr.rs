@@ -75,12 +75,25 @@ impl Var {
                 Some(r) => Var::Claim(need(Some(r), s, head)?.to_string()),
             },
             "var" => Var::Variable(need(rest, s, head)?.to_string()),
+            // A token policy's result: `jwt.LABEL.failed` or `jwt.LABEL.error`.
+            "jwt" => match rest.and_then(|r| r.rsplit_once('.')) {
+                Some((label, "failed" | "error")) if !label.is_empty() => {
+                    Var::Variable(name.to_string())
+                }
+                _ => {
+                    return Err(format!(
+                        "{s:?}: expected jwt.POLICY.failed or jwt.POLICY.error"
+                    ))
+                }
+            },
             "now" if rest.is_none() => Var::Now,
             "uuid" if rest.is_none() => Var::Uuid,
             "body" => {
                 let ptr = rest.unwrap_or("");
                 if !(ptr.is_empty() || ptr.starts_with('/')) {
-                    return Err(format!("{s:?}: a JSON pointer starts with '/', e.g. body./user/id"));
+                    return Err(format!(
+                        "{s:?}: a JSON pointer starts with '/', e.g. body./user/id"
+                    ));
                 }
                 Var::Body(ptr.to_string())
             }
@@ -88,7 +101,8 @@ impl Var {
             _ => {
                 return Err(format!(
                     "unknown variable {s:?}: expected method, path, host, header.NAME, \
-                     query.NAME, cookie.NAME, client_ip, route, claims.PATH, identity, var.NAME, body./POINTER, now, uuid or env.NAME"
+                     query.NAME, cookie.NAME, client_ip, route, claims.PATH, identity, var.NAME, \
+                     jwt.POLICY.failed, jwt.POLICY.error, body./POINTER, now, uuid or env.NAME"
                 ))
             }
         })

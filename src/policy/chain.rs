@@ -16,6 +16,13 @@
 //! `when` is evaluated once, in the request phase; a policy whose condition was false (or that
 //! never ran because an earlier one ended the chain) takes part in no later phase. A shadow
 //! policy runs and has its decision recorded, but nothing it established or queued is kept.
+//!
+//! A token policy's failure does not always end the request phase: with `on_error` for its code
+//! the named handler runs in its place (and is active in later phases like any policy that
+//! ran); else with `continue_on_error` the request goes on. Either way the denial is recorded,
+//! what the failed policy queued is dropped, and its result is kept in `jwt.LABEL.failed` /
+//! `jwt.LABEL.error` for later policies. Handlers are listed after the route's policies, so
+//! they have per-phase slots but run only in place of a denial.
 
 use super::edits::{apply_headers, Edits, HeaderEdit};
 use super::Policy;
@@ -61,13 +68,41 @@ pub struct Decision {
     /// The policy's place in the route's chain.
     pub policy: usize,
     pub code: &'static str,
-    pub shadow: bool,
+    pub mode: Mode,
+}
+
+/// What became of a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Applied: a denial ended the request phase.
+    Enforce,
+    /// Recorded only (`enabled = "shadow"`).
+    Shadow,
+    /// A denial the request went on after (`continue_on_error`).
+    Continue,
+    /// A denial an `on_error` handler ran in place of.
+    Handled,
+}
+
+impl Mode {
+    /// The metric label and access-log word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+            Mode::Continue => "continue",
+            Mode::Handled => "handled",
+        }
+    }
 }
 
 /// A route's policies, in order, with the per-phase lists of those that take part.
 #[derive(Debug, Default)]
 pub struct Chain {
+    /// The route's policies, then the `on_error` handlers they reach.
     policies: Vec<Arc<Policy>>,
+    /// How many of `policies` are the route's own (the request phase walks these).
+    entries: usize,
     /// Policies with request-phase work (every policy's `when` is evaluated in that phase).
     request: Vec<bool>,
     upstream_request: Vec<usize>,
@@ -110,6 +145,10 @@ impl Run {
         self.active[w] |= 1 << (i % 64);
     }
 
+    fn decide(&mut self, policy: usize, code: &'static str, mode: Mode) {
+        self.decisions.push(Decision { policy, code, mode });
+    }
+
     pub fn is_active(&self, i: usize) -> bool {
         self.active
             .get(i / 64)
@@ -119,6 +158,11 @@ impl Run {
     /// The request as later policies and templates read it: facts plus what was established.
     pub fn view<'a>(&'a self, facts: &RequestView<'a>) -> RequestView<'a> {
         self.established.view(facts)
+    }
+
+    fn set_vars(&mut self, vars: Vec<(String, String)>) {
+        let map = Arc::make_mut(self.established.vars.get_or_insert_with(Default::default));
+        map.extend(vars);
     }
 
     fn keep(&mut self, fx: Effects) {
@@ -136,16 +180,34 @@ impl Run {
             self.established.identity = identity;
         }
         if !vars.is_empty() {
-            let map = Arc::make_mut(self.established.vars.get_or_insert_with(Default::default));
-            map.extend(vars);
+            self.set_vars(vars);
         }
         self.edits.extend(edits);
     }
 }
 
 impl Chain {
-    pub fn new(policies: Vec<Arc<Policy>>) -> Chain {
-        let mut c = Chain::default();
+    pub fn new(mut policies: Vec<Arc<Policy>>) -> Chain {
+        let entries = policies.len();
+        // Handlers of handlers too; load refuses cycles, and each is listed once.
+        let mut i = 0;
+        while i < policies.len() {
+            let handlers: Vec<Arc<Policy>> = policies[i]
+                .on_error
+                .iter()
+                .map(|(_, h)| h.clone())
+                .collect();
+            for h in handlers {
+                if !policies.iter().any(|p| Arc::ptr_eq(p, &h)) {
+                    policies.push(h);
+                }
+            }
+            i += 1;
+        }
+        let mut c = Chain {
+            entries,
+            ..Chain::default()
+        };
         for (i, p) in policies.iter().enumerate() {
             let ph = p.phases();
             c.request.push(ph.request);
@@ -178,7 +240,7 @@ impl Chain {
     /// request-phase work run, until one denies or answers.
     /// `facts` is the request with nothing established yet.
     pub async fn request_filter(&self, facts: &RequestView<'_>, run: &mut Run) -> Outcome {
-        for (i, p) in self.policies.iter().enumerate() {
+        for (i, p) in self.policies[..self.entries].iter().enumerate() {
             if !p.applies(&run.established.view(facts)) {
                 continue;
             }
@@ -186,6 +248,18 @@ impl Chain {
             if !self.request[i] {
                 continue;
             }
+            match self.run_one(i, facts, run).await {
+                Outcome::Continue => {}
+                done => return done,
+            }
+        }
+        Outcome::Continue
+    }
+
+    /// Run policy `i` (active already), then the handlers its failures lead to.
+    async fn run_one(&self, mut i: usize, facts: &RequestView<'_>, run: &mut Run) -> Outcome {
+        loop {
+            let p = &self.policies[i];
             let view = run.established.view(facts);
             let mut fx = Effects::default();
             let out = p.request_filter(&view, &run.edits, &mut fx).await;
@@ -197,42 +271,55 @@ impl Chain {
                 if let Some(d) = &fx.detail {
                     log::debug!("policy {} (shadow): {code}: {d}", p.label);
                 }
-                run.decisions.push(Decision {
-                    policy: i,
-                    code,
-                    shadow: true,
-                });
-                continue;
+                run.decide(i, code, Mode::Shadow);
+                return Outcome::Continue;
             }
-            match out {
-                Outcome::Continue => run.keep(fx),
-                Outcome::Deny(e) => {
-                    if let Some(d) = &fx.detail {
-                        log::debug!("policy {} denied: {}: {d}", p.label, e.code());
+            let e = match out {
+                Outcome::Continue => {
+                    run.keep(fx);
+                    if p.records_result() {
+                        run.set_vars(super::faults::result_vars(&p.label, None));
                     }
-                    run.decisions.push(Decision {
-                        policy: i,
-                        code: e.code(),
-                        shadow: false,
-                    });
-                    run.decided_by = Some(i);
-                    run.detail = fx.detail;
-                    return Outcome::Deny(e);
+                    return Outcome::Continue;
                 }
                 Outcome::Answer(r) => {
-                    run.decisions.push(Decision {
-                        policy: i,
-                        code: "answered",
-                        shadow: false,
-                    });
+                    run.decide(i, "answered", Mode::Enforce);
                     run.decided_by = Some(i);
                     // An answering policy's response edits still apply to its answer.
                     run.edits.response.extend(fx.edits.response);
                     return Outcome::Answer(r);
                 }
+                Outcome::Deny(e) => e,
+            };
+            let code = e.code();
+            if let Some(d) = &fx.detail {
+                log::debug!("policy {} denied: {code}: {d}", p.label);
+            }
+            if p.records_result() {
+                run.set_vars(super::faults::result_vars(&p.label, Some(code)));
+            }
+            let handler = p.handler(code).and_then(|h| {
+                let j = self.policies.iter().position(|q| Arc::ptr_eq(q, h))?;
+                h.applies(&run.established.view(facts)).then_some(j)
+            });
+            match (handler, p.continue_on_error) {
+                (Some(j), _) => {
+                    run.decide(i, code, Mode::Handled);
+                    run.activate(j);
+                    i = j;
+                }
+                (None, true) => {
+                    run.decide(i, code, Mode::Continue);
+                    return Outcome::Continue;
+                }
+                (None, false) => {
+                    run.decide(i, code, Mode::Enforce);
+                    run.decided_by = Some(i);
+                    run.detail = fx.detail;
+                    return Outcome::Deny(e);
+                }
             }
         }
-        Outcome::Continue
     }
 
     /// Upstream-request phase: header edits of the active policies, after those queued in
@@ -273,10 +360,10 @@ impl Chain {
     pub fn decisions<'a>(
         &'a self,
         run: &'a Run,
-    ) -> impl Iterator<Item = (&'a str, &'static str, bool)> + 'a {
+    ) -> impl Iterator<Item = (&'a str, &'static str, Mode)> + 'a {
         run.decisions.iter().map(|d| {
             let label = self.policies.get(d.policy).map(|p| p.label.as_str());
-            (label.unwrap_or(""), d.code, d.shadow)
+            (label.unwrap_or(""), d.code, d.mode)
         })
     }
 }

@@ -57,7 +57,15 @@ fn compile_level(
         errs.push(format!("{path}.codes"), "codes cannot be nested");
     }
     for (code, sub) in codes {
-        if let Some(o) = compile_level(sub, &format!("{path}.codes.{code}"), errs, false) {
+        let p = format!("{path}.codes.{code}");
+        if !crate::error::GatewayError::is_code(code) {
+            errs.push(
+                &p,
+                format!("unknown error code {code:?} (see the error code table)"),
+            );
+            continue;
+        }
+        if let Some(o) = compile_level(sub, &p, errs, false) {
             cs.insert(code.clone(), o);
         }
     }
@@ -97,6 +105,13 @@ mod tests {
         let (o, e) = compile("[codes.no_route.codes.no_route]\nstatus = 404");
         assert!(o.is_none());
         assert_eq!(e.0[0].path, "errors.codes.no_route.codes");
+    }
+
+    #[test]
+    fn an_unknown_error_code_is_refused_with_its_path() {
+        let (o, e) = compile("[codes.token_expird]\nstatus = 401");
+        assert!(o.is_none());
+        assert_eq!(e.0[0].path, "errors.codes.token_expird");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod edits;
 
 pub mod cors;
 pub mod errors;
+pub mod faults;
 pub mod headers;
 pub mod jwt_auth;
 pub mod jwt_generate;
@@ -29,7 +30,7 @@ use crate::expr::Condition;
 use crate::keys::KeyCache;
 use crate::reply::ErrorOverride;
 use crate::request::RequestView;
-pub use chain::{Chain, Effects, Outcome, Run};
+pub use chain::{Chain, Effects, Mode, Outcome, Run};
 pub use edits::{Edits, HeaderEdit};
 use pingora_http::ResponseHeader;
 use std::collections::{BTreeMap, HashSet};
@@ -65,6 +66,10 @@ pub struct Policy {
     pub shadow: bool,
     pub when: Option<Box<Condition>>,
     pub errors: Option<Arc<ErrorOverride>>,
+    /// A failure lets the request go on (recorded in `jwt.LABEL.*` variables).
+    pub continue_on_error: bool,
+    /// Per error code, the policy that runs in place of this one's denial.
+    pub on_error: Box<[(&'static str, Arc<Policy>)]>,
     pub kind: Kind,
 }
 
@@ -83,11 +88,14 @@ impl Policy {
         path: &str,
         errs: &mut Errors,
         cx: &mut CompileCtx<'_>,
+        named: faults::Lookup<'_>,
     ) -> Option<Policy> {
         let InlinePolicy {
             enabled,
             when,
             errors,
+            continue_on_error,
+            on_error,
             body,
             original: _,
         } = p;
@@ -110,6 +118,12 @@ impl Policy {
                 return None;
             }
         };
+        let before = errs.0.len();
+        faults::check_applies(*continue_on_error, on_error, body, shadow, path, errs);
+        let on_error = faults::compile_on_error(on_error, path, named, errs);
+        if errs.0.len() > before {
+            return None;
+        }
         let when = when
             .as_ref()
             .map(|w| Condition::compile(w, &format!("{path}.when"), errs));
@@ -157,6 +171,8 @@ impl Policy {
             shadow,
             when: when.map(Box::new),
             errors,
+            continue_on_error: *continue_on_error,
+            on_error,
             kind,
         };
         if let Some(r) = policy.realm() {
@@ -166,6 +182,19 @@ impl Policy {
             }
         }
         Some(policy)
+    }
+
+    /// The policy that runs in place of this one's denial with `code`.
+    pub fn handler(&self, code: &str) -> Option<&Arc<Policy>> {
+        self.on_error
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, h)| h)
+    }
+
+    /// Whether this policy's result is recorded in the `jwt.LABEL.*` variables.
+    pub fn records_result(&self) -> bool {
+        self.continue_on_error || !self.on_error.is_empty()
     }
 
     /// Whether this policy runs for the request.
@@ -265,27 +294,31 @@ impl Policy {
 /// Named policies compiled once, shared by every route that uses them.
 pub type Named = BTreeMap<String, Option<Arc<Policy>>>;
 
+/// Compile `[policies]`, each handler named in an `on_error` before the policies that name it
+/// (a cycle is refused).
 pub fn compile_named(
     raw: &BTreeMap<String, PolicyEntry>,
     errs: &mut Errors,
     cx: &mut CompileCtx<'_>,
-) -> BTreeMap<String, Option<Arc<Policy>>> {
+) -> Named {
     let mut out = BTreeMap::new();
-    for (name, entry) in raw {
+    for name in faults::handlers_first(raw, errs) {
         let path = format!("policies.{name}");
-        match entry {
-            PolicyEntry::Use(_) => {
+        match raw.get(name) {
+            None => {}
+            Some(PolicyEntry::Use(_)) => {
                 errs.push(
                     &path,
                     "a named policy must be defined inline, not with `use`",
                 );
             }
-            PolicyEntry::Inline(p) => {
+            Some(PolicyEntry::Inline(p)) => {
                 let before = errs.0.len();
-                let compiled = Policy::compile(p, name.clone(), &path, errs, cx);
+                let lookup = faults::Lookup { named: &out, raw };
+                let compiled = Policy::compile(p, name.to_string(), &path, errs, cx, lookup);
                 if errs.0.len() == before {
                     // None here means `enabled = false`: kept in config, skipped at run time.
-                    out.insert(name.clone(), compiled.map(Arc::new));
+                    out.insert(name.to_string(), compiled.map(Arc::new));
                 }
             }
         }
@@ -324,7 +357,11 @@ pub fn compile_chain(
                     PolicyBody::JwtAuth(_) => "jwt_auth",
                     PolicyBody::Deny(_) => "deny",
                 };
-                if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs, cx) {
+                let lookup = faults::Lookup {
+                    named,
+                    raw: raw_named,
+                };
+                if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs, cx, lookup) {
                     out.push(Arc::new(pol));
                 }
             }

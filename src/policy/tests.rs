@@ -225,7 +225,7 @@ fn a_shadow_denial_lets_the_request_through_and_is_recorded() {
     let (out, run) = run(chain(&snap), &r);
     assert!(matches!(out, Outcome::Continue));
     assert_eq!(run.decisions[0].code, "token_missing");
-    assert!(run.decisions[0].shadow);
+    assert_eq!(run.decisions[0].mode, super::Mode::Shadow);
 }
 
 #[test]
@@ -821,4 +821,262 @@ fn a_fraction_of_a_second_on_a_field_in_seconds_is_refused_naming_the_unit() {
             "{path}: {errs:?}"
         );
     }
+}
+
+// ---- continue_on_error and on_error ----
+
+fn expired_token() -> String {
+    token(&format!(r#"{{"sub":"a","exp":{}}}"#, now() - 3600))
+}
+
+fn bearer_req(t: &str) -> RequestHeader {
+    req("GET", "/", &[("authorization", &format!("Bearer {t}"))])
+}
+
+fn var<'a>(run: &'a Run, name: &str) -> Option<&'a str> {
+    run.established.vars.as_ref()?.get(name).map(String::as_str)
+}
+
+/// `[policies.anon]`: mints a token for `sub = "anonymous"` into Authorization.
+fn anon_policy() -> String {
+    format!(
+        "[policies.anon]\ntype = \"jwt_generate\"\nalgorithm = \"ES256\"\nkey = {{ jwks = '{PRIVATE}' }}\nexpires_in = \"1m\"\nclaims = {{ sub = \"anonymous\" }}\n"
+    )
+}
+
+#[test]
+fn continue_on_error_lets_a_failed_request_go_on_with_its_error_in_variables() {
+    let snap = snapshot(&verify_policy("continue_on_error = true"));
+    let (out, run) = run(chain(&snap), &bearer_req(&expired_token()));
+    assert!(matches!(out, Outcome::Continue), "{out:?}");
+    assert_eq!(var(&run, "jwt.jwt_verify.failed"), Some("true"));
+    assert_eq!(var(&run, "jwt.jwt_verify.error"), Some("token_expired"));
+    assert!(run.established.claims.is_none());
+}
+
+#[test]
+fn continue_on_error_records_the_denial_with_its_code() {
+    let snap = snapshot(&verify_policy("continue_on_error = true"));
+    let (_, run) = run(chain(&snap), &bearer_req(&expired_token()));
+    assert_eq!(run.decisions[0].code, "token_expired");
+    assert_eq!(run.decisions[0].mode, super::Mode::Continue);
+    assert_eq!(run.decided_by, None);
+}
+
+#[test]
+fn continue_on_error_records_a_success_as_not_failed() {
+    let snap = snapshot(&verify_policy("continue_on_error = true"));
+    let (_, run) = run(chain(&snap), &bearer_req(&valid_token()));
+    assert_eq!(var(&run, "jwt.jwt_verify.failed"), Some("false"));
+    assert_eq!(var(&run, "jwt.jwt_verify.error"), None);
+    assert!(run.established.claims.is_some());
+}
+
+#[test]
+fn a_condition_on_the_failure_variable_selects_a_later_policy() {
+    let snap = snapshot(&format!(
+        "{}{}",
+        verify_policy("continue_on_error = true"),
+        headers_policy(
+            "when = { var = \"jwt.jwt_verify.failed\", equals = \"true\" }\nresponse = { set = { x-anon = \"yes\" } }"
+        )
+    ));
+    let r = bearer_req(&expired_token());
+    let (_, failed) = run(chain(&snap), &r);
+    assert_eq!(
+        header(&response_after(chain(&snap), &r, &failed).headers, "x-anon"),
+        ["yes"]
+    );
+    let r = bearer_req(&valid_token());
+    let (_, ok) = run(chain(&snap), &r);
+    assert!(response_after(chain(&snap), &r, &ok)
+        .headers
+        .get("x-anon")
+        .is_none());
+}
+
+#[test]
+fn on_error_runs_the_named_policy_in_place_of_the_denial() {
+    let snap = snapshot(&format!(
+        "{}{}",
+        anon_policy(),
+        verify_policy("on_error = { token_missing = { use = \"anon\" } }")
+    ));
+    let r = req("GET", "/", &[]);
+    let (out, run) = run(chain(&snap), &r);
+    assert!(matches!(out, Outcome::Continue), "{out:?}");
+    assert_eq!(run.decisions[0].code, "token_missing");
+    assert_eq!(run.decisions[0].mode, super::Mode::Handled);
+    let up = upstream_after(chain(&snap), &r, &run);
+    let minted = header(&up.headers, "authorization")[0].to_string();
+    let payload = minted.split('.').nth(1).expect("jws");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&crate::jose::b64_decode(payload).expect("b64")).expect("json");
+    assert_eq!(claims["sub"], "anonymous");
+}
+
+#[test]
+fn on_error_leaves_the_other_codes_denied() {
+    let snap = snapshot(&format!(
+        "{}{}",
+        anon_policy(),
+        verify_policy("on_error = { token_missing = { use = \"anon\" } }")
+    ));
+    let (out, run) = run(chain(&snap), &bearer_req(&expired_token()));
+    assert!(
+        matches!(out, Outcome::Deny(GatewayError::TokenExpired)),
+        "{out:?}"
+    );
+    assert_eq!(run.decided_by, Some(0));
+    assert_eq!(run.decisions[0].mode, super::Mode::Enforce);
+}
+
+#[test]
+fn a_handler_takes_part_in_the_later_phases() {
+    let snap = snapshot(&format!(
+        "[policies.mark]\ntype = \"headers\"\nrequest = {{ set = {{ x-anon = \"yes\" }} }}\n{}",
+        verify_policy("on_error = { token_missing = { use = \"mark\" } }")
+    ));
+    let r = req("GET", "/", &[]);
+    let (_, handled) = run(chain(&snap), &r);
+    assert_eq!(
+        header(
+            &upstream_after(chain(&snap), &r, &handled).headers,
+            "x-anon"
+        ),
+        ["yes"]
+    );
+    let r = bearer_req(&valid_token());
+    let (_, ok) = run(chain(&snap), &r);
+    assert!(upstream_after(chain(&snap), &r, &ok)
+        .headers
+        .get("x-anon")
+        .is_none());
+}
+
+#[test]
+fn a_handlers_denial_is_the_answer_and_its_own_decision() {
+    let snap = snapshot(&format!(
+        "[policies.no]\ntype = \"deny\"\n{}",
+        verify_policy("on_error = { token_expired = { use = \"no\" } }")
+    ));
+    let (out, run) = run(chain(&snap), &bearer_req(&expired_token()));
+    assert!(
+        matches!(out, Outcome::Deny(GatewayError::Forbidden)),
+        "{out:?}"
+    );
+    assert_eq!(run.decided_by, Some(1));
+    let got: Vec<_> = chain(&snap)
+        .decisions(&run)
+        .map(|(l, c, m)| (l, c, m.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("jwt_verify", "token_expired", "handled"),
+            ("no", "forbidden", "enforce")
+        ]
+    );
+}
+
+#[test]
+fn on_error_with_an_unknown_code_is_refused() {
+    let p = format!(
+        "{}{}",
+        anon_policy(),
+        verify_policy("on_error = { token_expird = { use = \"anon\" } }")
+    );
+    assert_refused(
+        &p,
+        "routes[0].policies[0].on_error.token_expird",
+        "unknown error code",
+    );
+}
+
+#[test]
+fn on_error_naming_no_policy_is_refused() {
+    let p = verify_policy("on_error = { token_missing = { use = \"nope\" } }");
+    assert_refused(
+        &p,
+        "routes[0].policies[0].on_error.token_missing.use",
+        "no policy named",
+    );
+}
+
+#[test]
+fn an_on_error_cycle_is_refused() {
+    let named = |name: &str, next: &str| {
+        format!(
+            "[policies.{name}]\ntype = \"jwt_verify\"\nalgorithms = [\"ES256\"]\nkeys = {{ jwks = '{PUBLIC}' }}\non_error = {{ token_missing = {{ use = \"{next}\" }} }}\n"
+        )
+    };
+    let p = format!("{}{}", named("a", "b"), named("b", "a"));
+    assert_refused(
+        &p,
+        "policies.b.on_error.token_missing.use",
+        "cycle: a -> b -> a",
+    );
+    assert_refused(
+        &named("a", "a"),
+        "policies.a.on_error.token_missing.use",
+        "cycle: a -> a",
+    );
+}
+
+#[test]
+fn continue_on_error_is_refused_where_it_cannot_act() {
+    assert_refused(
+        &headers_policy("continue_on_error = true"),
+        "routes[0].policies[0].continue_on_error",
+        "is for jwt_verify and jwt_generate",
+    );
+    assert_refused(
+        &verify_policy("enabled = \"shadow\"\ncontinue_on_error = true"),
+        "routes[0].policies[0].continue_on_error",
+        "shadow",
+    );
+}
+
+#[test]
+fn a_minted_variable_cannot_take_a_result_name() {
+    let p = format!(
+        "[[routes.policies]]\ntype = \"jwt_generate\"\nalgorithm = \"ES256\"\nkey = {{ jwks = '{PRIVATE}' }}\noutput = {{ variable = \"jwt.jwt_verify.failed\" }}\n"
+    );
+    assert_refused(&p, "routes[0].policies[0].output.variable", "reserved");
+}
+
+#[test]
+fn a_result_variable_other_than_failed_or_error_is_refused() {
+    assert!(crate::expr::Var::parse("jwt.verify.failed").is_ok());
+    assert!(crate::expr::Var::parse("jwt.verify.error").is_ok());
+    assert!(crate::expr::Var::parse("jwt.verify.claims").is_err());
+    assert!(crate::expr::Var::parse("jwt.failed").is_err());
+}
+
+#[test]
+fn a_shadow_handler_is_refused() {
+    let p = format!(
+        "[policies.no]\ntype = \"deny\"\nenabled = \"shadow\"\n{}",
+        verify_policy("on_error = { token_missing = { use = \"no\" } }")
+    );
+    assert_refused(
+        &p,
+        "routes[0].policies[0].on_error.token_missing.use",
+        "shadow mode",
+    );
+}
+
+#[test]
+fn a_handlers_condition_reads_the_failure() {
+    let snap = snapshot(&format!(
+        "[policies.mark]\ntype = \"headers\"\nwhen = {{ var = \"jwt.jwt_verify.error\", equals = \"token_missing\" }}\nrequest = {{ set = {{ x-anon = \"yes\" }} }}\n{}",
+        verify_policy("on_error = { token_missing = { use = \"mark\" } }")
+    ));
+    let r = req("GET", "/", &[]);
+    let (out, run) = run(chain(&snap), &r);
+    assert!(matches!(out, Outcome::Continue), "{out:?}");
+    assert_eq!(
+        header(&upstream_after(chain(&snap), &r, &run).headers, "x-anon"),
+        ["yes"]
+    );
 }

@@ -23,7 +23,7 @@ pub mod client_ip;
 use crate::compile::{Action, Route, Snapshot};
 use crate::error::GatewayError;
 use crate::policy::edits::{apply_headers, apply_query, body_headers};
-use crate::policy::{Outcome, Run};
+use crate::policy::{Mode, Outcome, Run};
 use crate::reply::{render_error, Reply};
 use crate::request::RequestView;
 use crate::state::State;
@@ -614,17 +614,17 @@ impl ProxyHttp for Gateway {
         let log = self.state.access_log.as_ref();
         let mut outcomes = Vec::new();
         if let Some(r) = ctx.route() {
-            for (label, code, shadow) in r.chain.decisions(&ctx.run) {
-                let mode = if shadow { "shadow" } else { "enforce" };
+            for (label, code, mode) in r.chain.decisions(&ctx.run) {
                 m.policy_decisions
-                    .with_label_values(&[route, label, code, mode])
+                    .with_label_values(&[route, label, code, mode.as_str()])
                     .inc();
                 // The strings are only for the access log.
                 if log.is_some() {
-                    outcomes.push(if shadow {
-                        format!("{label}:shadow:{code}")
-                    } else {
-                        format!("{label}:{code}")
+                    outcomes.push(match mode {
+                        Mode::Enforce => format!("{label}:{code}"),
+                        Mode::Shadow | Mode::Continue | Mode::Handled => {
+                            format!("{label}:{}:{code}", mode.as_str())
+                        }
                     });
                 }
             }

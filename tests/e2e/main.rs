@@ -6,6 +6,7 @@ mod harness;
 mod admin;
 mod cli;
 mod errors;
+mod faults;
 mod hostile;
 mod identity;
 mod jwks;

@@ -1,6 +1,8 @@
 //! Policy entries in the config: `{ use = "name" }` for a named policy, or an inline table whose
-//! `type` selects the policy body. The common keys (`enabled`, `when`, `errors`) are the same for
-//! every policy type; the body keys are checked by the policy's own `deny_unknown_fields` struct.
+//! `type` selects the policy body. The common keys (`enabled`, `when`, `errors`,
+//! `continue_on_error`, `on_error`) are read here for every policy type (the compiler refuses
+//! those a type cannot use); the body keys are checked by the policy's own
+//! `deny_unknown_fields` struct.
 
 pub mod cors;
 pub mod deny;
@@ -16,6 +18,7 @@ pub use headers::{HeaderOpsConfig, HeadersConfig};
 
 use super::{ConditionConfig, ErrorOverrideConfig};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
 
 /// One entry of a policy list.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,12 +33,25 @@ pub struct InlinePolicy {
     pub enabled: EnabledConfig,
     pub when: Option<ConditionConfig>,
     pub errors: Option<ErrorOverrideConfig>,
+    /// A failure lets the request go on; the failure is recorded in variables.
+    pub continue_on_error: bool,
+    /// Per error code, what runs instead of the denial.
+    pub on_error: BTreeMap<String, OnErrorConfig>,
     pub body: PolicyBody,
     /// The table as written, for `GET /admin/config` (redacted there).
     pub original: toml::Table,
 }
 
-/// The policy types. Later issues add token policies here.
+/// `on_error.CODE = { use = "NAME" }`: when the policy fails with CODE, `[policies.NAME]` runs
+/// in its place (a per-code answer is `errors.codes.CODE`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnErrorConfig {
+    #[serde(rename = "use")]
+    pub use_policy: String,
+}
+
+/// The policy types.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PolicyBody {
     Headers(HeadersConfig),
@@ -143,6 +159,8 @@ impl PolicyEntry {
         let enabled = take(&mut t, "enabled")?.unwrap_or_default();
         let when = take(&mut t, "when")?;
         let errors = take(&mut t, "errors")?;
+        let continue_on_error = take(&mut t, "continue_on_error")?.unwrap_or(false);
+        let on_error = take(&mut t, "on_error")?.unwrap_or_default();
         let body = match kind.as_str() {
             "headers" => PolicyBody::Headers(body_from(t)?),
             "cors" => PolicyBody::Cors(body_from(t)?),
@@ -161,6 +179,8 @@ impl PolicyEntry {
             enabled,
             when,
             errors,
+            continue_on_error,
+            on_error,
             body,
             original,
         })))

@@ -834,6 +834,11 @@ fn compile_output(o: &OutputConfig, path: &str, errs: &mut Errors) -> Option<Out
         return hname(h, format!("{path}.response_header"), errs).map(Output::ResponseHeader);
     }
     if let Some(v) = variable {
+        if v.starts_with("jwt.") {
+            // Those names hold token policies' results (`continue_on_error`, `on_error`).
+            errs.push(format!("{path}.variable"), "names under jwt. are reserved");
+            return None;
+        }
         return Some(Output::Variable(v.clone()));
     }
     let (name, prefix) = match header {
