@@ -9,6 +9,7 @@
 //! | `POST /admin/reload`        | reload now; 200 applied/unchanged, 422 refused (errors)  |
 //! | `GET /admin/config/status`  | generation, content hash, last error, restart_required   |
 //! | `GET /admin/config`         | the running config as JSON, secrets redacted             |
+//! | `GET /admin/usage`          | which routes use each named policy and group, and how    |
 //! | `GET /admin/jwks`           | remote key sources: age, keys, last error, readiness     |
 //! | `POST /admin/jwks/flush`    | drop cached keys (all, or `?source=URL-or-label`)         |
 //! | `POST /admin/keys/rotate`   | token service: previous <- current <- next <- new key    |
@@ -278,6 +279,14 @@ impl Admin {
                     .and_then(|c| serde_json::to_value(&c).ok())
                     .unwrap_or(Value::Null);
                 redact(&mut v);
+                json_reply(StatusCode::OK, v)
+            }
+            "/admin/usage" => {
+                let v = self
+                    .state
+                    .config()
+                    .and_then(|c| serde_json::to_value(crate::usage::of(&c)).ok())
+                    .unwrap_or(Value::Null);
                 json_reply(StatusCode::OK, v)
             }
             _ => json_reply(StatusCode::NOT_FOUND, json!({"error": "not found"})),

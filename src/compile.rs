@@ -4,7 +4,8 @@
 use crate::config::{DirectResponseConfig, MatchConfig, PolicyEntry, RawConfig, RouteConfig};
 use crate::error::{ConfigError, Errors};
 use crate::expr::parse_net;
-use crate::policy::{self, Chain, CompileCtx, Policy};
+use crate::policy::group::{self, Attach, Item};
+use crate::policy::{self, Chain, CompileCtx, Library, Policy};
 use crate::reply::{ErrorOverride, Reply};
 use crate::router::{Matcher, PathMatch};
 use crate::shared::Shared;
@@ -127,7 +128,11 @@ struct RouteInputs<'a> {
     pools: &'a BTreeMap<String, Arc<Pool>>,
     token: Option<&'a Arc<crate::token::TokenService>>,
     global: &'a [Arc<Policy>],
-    named: &'a policy::Named,
+    lib: &'a Library<'a>,
+    attached: &'a [(&'a str, Attach)],
+    /// False when a group failed: the routes are still compiled for their own errors, but
+    /// their raw lists are not walked (a refused group may be cyclic or too large).
+    groups_ok: bool,
     raw: &'a RawConfig,
 }
 
@@ -142,11 +147,16 @@ fn compile_route(
         pools,
         token,
         global,
-        named,
+        lib,
+        attached,
+        groups_ok,
         raw,
     } = *inp;
     let RouteConfig {
         name,
+        display_name: _,
+        description: _,
+        tags: _,
         matcher,
         upstream,
         strip_prefix,
@@ -248,11 +258,17 @@ fn compile_route(
             None
         }
     };
+    // Global policies, then the attached groups, then the route's own.
+    let on = group::attached_to(attached, rc);
     let mut chain: Vec<Arc<Policy>> = global.to_vec();
+    for g in &on {
+        if let Some(list) = lib.groups.get(*g) {
+            chain.extend(list.iter().cloned());
+        }
+    }
     chain.extend(policy::compile_chain(
         policies,
-        named,
-        &raw.policies,
+        lib,
         &format!("{path}.policies"),
         errs,
         cx,
@@ -261,10 +277,10 @@ fn compile_route(
         .as_ref()
         .and_then(|e| crate::policy::errors::compile_override(e, &format!("{path}.errors"), errs))
         .map(Box::new);
-    if errs.0.len() > before {
+    if errs.0.len() > before || !groups_ok {
         return None;
     }
-    let owned_headers = owned_headers(raw.global_policies.iter().chain(policies), &raw.policies);
+    let owned_headers = owned_headers(raw, &on, rc);
     Some(Route {
         name: name.clone(),
         matcher: m,
@@ -356,30 +372,33 @@ fn token_routes(
 
 /// Every header any policy of the route, or an `on_error` handler they reach, may set upstream
 /// (disabled ones too: a policy turned off must not turn its header into a client-controlled
-/// one), less the headers a policy reads a token from.
-fn owned_headers<'a>(
-    entries: impl Iterator<Item = &'a PolicyEntry>,
-    named: &'a BTreeMap<String, PolicyEntry>,
+/// one), less the headers a policy reads a token from. Global, attached and group policies
+/// count as the route's own.
+fn owned_headers(
+    raw: &RawConfig,
+    attached: &[&str],
+    rc: &RouteConfig,
 ) -> crate::front::OwnedHeaders {
     let mut sets = Vec::new();
     let mut reads = Vec::new();
     let mut policies = Vec::new();
-    for e in entries {
-        match e {
-            PolicyEntry::Inline(p) => policies.push(&**p),
-            PolicyEntry::Use(n) => {
-                if let Some(PolicyEntry::Inline(p)) = named.get(n) {
-                    policies.push(&**p);
-                }
+    group::walk_route(raw, attached, Some(rc), &mut |_, _, item| match item {
+        Item::Policy(PolicyEntry::Inline(p)) => policies.push(&**p),
+        Item::Policy(PolicyEntry::Use(n)) => {
+            if let Some(PolicyEntry::Inline(p)) = raw.policies.get(n) {
+                policies.push(&**p);
             }
         }
-    }
+        Item::Policy(PolicyEntry::Group(_)) | Item::Group(_) => {}
+    });
     let mut handlers: Vec<&str> = Vec::new();
     let mut i = 0;
     while i < policies.len() {
         for h in policies[i].on_error.values() {
             let n = h.use_policy.as_str();
-            if let (false, Some(PolicyEntry::Inline(p))) = (handlers.contains(&n), named.get(n)) {
+            if let (false, Some(PolicyEntry::Inline(p))) =
+                (handlers.contains(&n), raw.policies.get(n))
+            {
                 handlers.push(n);
                 policies.push(&**p);
             }
@@ -434,10 +453,25 @@ pub fn compile(
     }
 
     let named = policy::compile_named(&raw.policies, &mut errs, &mut cx);
-    let global = policy::compile_chain(
-        &raw.global_policies,
+    let before = errs.0.len();
+    let groups = group::compile_groups(
+        &raw.policy_groups,
         &named,
         &raw.policies,
+        &mut errs,
+        &mut cx,
+    );
+    let attached = group::compile_attach(raw, &mut errs);
+    let groups_ok = errs.0.len() == before;
+    let lib = Library {
+        named: &named,
+        raw_named: &raw.policies,
+        groups: &groups,
+        raw_groups: &raw.policy_groups,
+    };
+    let global = policy::compile_chain(
+        &raw.global_policies,
+        &lib,
         "global_policies",
         &mut errs,
         &mut cx,
@@ -464,7 +498,9 @@ pub fn compile(
             pools: &pools,
             token: token.as_ref(),
             global: &global,
-            named: &named,
+            lib: &lib,
+            attached: &attached,
+            groups_ok,
             raw,
         };
         if let Some(r) = compile_route(i, rc, &inp, &mut errs, &mut cx) {
@@ -540,5 +576,204 @@ fn validate_process_settings(raw: &RawConfig, errs: &mut Errors) {
             Ok(_) => {}
         }
         crate::guard::Guard::compile(&raw.admin, errs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "[[listeners]]\naddress = \"127.0.0.1:1\"\n";
+
+    fn compiled(body: &str) -> Result<Snapshot, Vec<String>> {
+        let text = format!("{HEAD}{body}");
+        let shared = Shared::detached().unwrap();
+        crate::config::parse_str(&text)
+            .and_then(|raw| compile(&raw, "h", 1, None, &shared))
+            .map_err(|e| e.iter().map(|e| e.to_string()).collect())
+    }
+
+    fn route<'a>(s: &'a Snapshot, name: &str) -> &'a Route {
+        s.routes.iter().find(|r| r.name == name).expect("route")
+    }
+
+    fn labels(r: &Route) -> Vec<&str> {
+        (0..)
+            .map_while(|i| r.chain.get(i))
+            .map(|p| p.label.as_str())
+            .collect()
+    }
+
+    const POLICIES: &str = r#"
+[policies.g1]
+type = "headers"
+[policies.a1]
+type = "headers"
+[policies.b1]
+type = "headers"
+[policies.own]
+type = "headers"
+
+[[global_policies]]
+use = "g1"
+
+[policy_groups.b_tagged]
+policies = [{ use = "b1" }]
+attach = { tags = ["public"] }
+
+[policy_groups.a_prefixed]
+policies = [{ use = "a1" }]
+attach = { path_prefix = "/api/" }
+"#;
+
+    #[test]
+    fn attached_groups_run_after_global_and_before_own_policies_by_group_name() {
+        let s = compiled(&format!(
+            r#"{POLICIES}
+[[routes]]
+name = "both"
+tags = ["public"]
+match = {{ path_prefix = "/api/orders" }}
+respond = {{}}
+policies = [{{ use = "own" }}]
+
+[[routes]]
+name = "tagged"
+tags = ["public"]
+match = {{ path_prefix = "/web" }}
+respond = {{}}
+
+[[routes]]
+name = "neither"
+respond = {{}}
+policies = [{{ use = "own" }}]
+"#
+        ))
+        .unwrap();
+        assert_eq!(labels(route(&s, "both")), ["g1", "a1", "b1", "own"]);
+        assert_eq!(labels(route(&s, "tagged")), ["g1", "b1"]);
+        assert_eq!(labels(route(&s, "neither")), ["g1", "own"]);
+    }
+
+    #[test]
+    fn a_group_named_by_two_routes_is_one_compiled_policy() {
+        let s = compiled(
+            r#"
+[policy_groups.shared]
+policies = [{ type = "headers", request = { set = { "x-a" = "1" } } }]
+
+[[routes]]
+name = "one"
+respond = {}
+policies = [{ group = "shared" }]
+
+[[routes]]
+name = "two"
+respond = {}
+policies = [{ group = "shared" }]
+"#,
+        )
+        .unwrap();
+        let (one, two) = (route(&s, "one"), route(&s, "two"));
+        assert!(std::ptr::eq(
+            one.chain.get(0).unwrap(),
+            two.chain.get(0).unwrap()
+        ));
+    }
+
+    #[test]
+    fn headers_set_by_a_group_are_owned_by_the_routes_it_reaches() {
+        let s = compiled(
+            r#"
+[policy_groups.inner]
+policies = [{ type = "headers", enabled = false, request = { set = { "x-inner" = "1" } } }]
+
+[policy_groups.outer]
+policies = [{ group = "inner" }]
+attach = { tags = ["t"] }
+
+[[routes]]
+name = "attached"
+tags = ["t"]
+respond = {}
+
+[[routes]]
+name = "named"
+respond = {}
+policies = [{ group = "outer" }]
+
+[[routes]]
+name = "other"
+respond = {}
+"#,
+        )
+        .unwrap();
+        for r in ["attached", "named"] {
+            let names = route(&s, r).owned_headers.names().to_vec();
+            assert!(names.contains(&"x-inner".to_string()), "{r}: {names:?}");
+        }
+        assert!(route(&s, "other").owned_headers.names().is_empty());
+    }
+
+    #[test]
+    fn an_unknown_group_on_a_route_is_refused_with_its_path() {
+        let e =
+            compiled("[[routes]]\nname = \"r\"\nrespond = {}\npolicies = [{ group = \"g\" }]\n")
+                .unwrap_err();
+        assert_eq!(
+            e,
+            ["routes[0].policies[0].group: no group named \"g\" in [policy_groups]"]
+        );
+    }
+
+    #[test]
+    fn a_cycle_refuses_the_config_without_walking_it() {
+        let e = compiled(
+            r#"
+[policy_groups.a]
+policies = [{ group = "a" }]
+attach = { routes = ["r"] }
+
+[[routes]]
+name = "r"
+respond = {}
+policies = [{ group = "a" }]
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            ["policy_groups.a.policies[0].group: groups form a cycle: a -> a"]
+        );
+    }
+
+    #[test]
+    fn free_text_past_the_limit_is_refused_with_its_path() {
+        let long = "é".repeat(crate::config::FREE_TEXT_MAX + 1);
+        let ok = "é".repeat(crate::config::FREE_TEXT_MAX);
+        for (body, path) in [
+            (
+                format!("[[routes]]\nname = \"r\"\nrespond = {{}}\ndescription = \"{long}\"\n"),
+                "routes[0].description",
+            ),
+            (
+                format!("[policy_groups.g]\ndisplay_name = \"{long}\"\npolicies = []\n"),
+                "policy_groups.g.display_name",
+            ),
+            (
+                format!("[policies.p]\ntype = \"deny\"\ndescription = \"{long}\"\n"),
+                "policies.p",
+            ),
+            (
+                format!("[[routes]]\nname = \"r\"\nrespond = {{}}\npolicies = [{{ type = \"deny\", display_name = \"{long}\" }}]\n"),
+                "routes[0].policies[0]",
+            ),
+        ] {
+            let e = compiled(&body).unwrap_err();
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(e[0].starts_with(path), "{path}: {e:?}");
+            assert!(e[0].contains("at most 1024 characters"), "{e:?}");
+            compiled(&body.replace(&long, &ok)).unwrap();
+        }
     }
 }

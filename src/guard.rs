@@ -116,7 +116,8 @@ impl Guard {
             | "/metrics"
             | "/admin/config"
             | "/admin/config/status"
-            | "/admin/jwks" => "GET",
+            | "/admin/jwks"
+            | "/admin/usage" => "GET",
             "/admin/reload" | "/admin/jwks/flush" | "/admin/keys/rotate" => "POST",
             _ => return Some((StatusCode::NOT_FOUND, "not found", None)),
         };

@@ -13,7 +13,7 @@
 //! L2 blocks   : expr, router, upstream, front/, guard, keys/, store/, cache/
 //! L3 services : identity/, token/
 //! L4 policies : policy/
-//! L5 compose  : compile, shared, lint
+//! L5 compose  : compile, shared, lint, usage
 //! L6 runtime  : state, reload, proxy/, admin, server, main
 //! ```
 #![forbid(unsafe_code)]
@@ -46,5 +46,6 @@ pub mod store;
 pub mod token;
 pub mod units;
 pub mod upstream;
+pub mod usage;
 
 pub use compile::Snapshot;

@@ -45,12 +45,17 @@ impl Warnings {
     }
 }
 
-/// Every warning about `raw`, in file order (named policies, global policies, routes, then the
-/// token service).
+/// Every warning about `raw`, in file order (named policies, policy groups, global policies,
+/// routes, then the token service).
 pub fn lint(raw: &RawConfig) -> Vec<Warning> {
     let mut w = Warnings::default();
     for (name, p) in &raw.policies {
         policy(p, &format!("policies.{name}"), &mut w);
+    }
+    for (name, g) in &raw.policy_groups {
+        for (i, p) in g.policies.iter().enumerate() {
+            policy(p, &format!("policy_groups.{name}.policies[{i}]"), &mut w);
+        }
     }
     for (i, p) in raw.global_policies.iter().enumerate() {
         policy(p, &format!("global_policies[{i}]"), &mut w);

@@ -39,6 +39,9 @@ enum Cmd {
     },
     /// Check config files: exit 0 when all are valid, else print every error with its TOML path.
     Check {
+        /// Also print which routes use each named policy and group, and each route's chain.
+        #[arg(long)]
+        usage: bool,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -140,7 +143,7 @@ fn hash_secret(iterations: u32) -> ExitCode {
 
 /// Errors make a file fail; warnings (risky but working settings, `lint`) are printed with
 /// their TOML paths and do not.
-fn check(files: &[PathBuf]) -> ExitCode {
+fn check(files: &[PathBuf], usage: bool) -> ExitCode {
     let mut ok = true;
     for f in files {
         let res = tokengate::config::load_file(f).and_then(|(raw, hash, _)| {
@@ -149,10 +152,16 @@ fn check(files: &[PathBuf]) -> ExitCode {
             }
             let shared = tokengate::shared::Shared::detached()
                 .map_err(|e| vec![tokengate::error::ConfigError::new("", e.to_string())])?;
-            tokengate::compile::compile(&raw, &hash, 1, None, &shared)
+            tokengate::compile::compile(&raw, &hash, 1, None, &shared)?;
+            Ok(raw)
         });
         match res {
-            Ok(_) => println!("{}: ok", f.display()),
+            Ok(raw) => {
+                println!("{}: ok", f.display());
+                if usage {
+                    print!("{}", tokengate::usage::of(&raw));
+                }
+            }
             Err(errs) => {
                 ok = false;
                 for e in errs {
@@ -172,7 +181,7 @@ fn main() -> ExitCode {
     tokengate::server::install_crypto_provider();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Check { files } => check(&files),
+        Cmd::Check { files, usage } => check(&files, usage),
         Cmd::Keys {
             cmd: KeysCmd::Rotate { config },
         } => keys_rotate(&config),
@@ -189,7 +198,7 @@ fn main() -> ExitCode {
         }
         Cmd::Run {
             config, test: true, ..
-        } => check(&[config]),
+        } => check(&[config], false),
         Cmd::Run {
             config,
             daemon,

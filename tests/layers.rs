@@ -44,6 +44,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("compile", 5),
     ("shared", 5),
     ("lint", 5),
+    ("usage", 5),
     // L6 runtime.
     ("state", 6),
     ("reload", 6),

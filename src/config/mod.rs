@@ -15,6 +15,7 @@ pub mod accesslog;
 pub mod admin;
 pub mod expr;
 pub mod front;
+pub mod group;
 pub mod identity;
 pub mod keys;
 pub mod policy;
@@ -29,6 +30,7 @@ pub use accesslog::AccessLogConfig;
 pub use admin::AdminConfig;
 pub use expr::ConditionConfig;
 pub use front::{FrontDoorConfig, PathParamsConfig, SlashActionConfig};
+pub use group::{AttachConfig, PolicyGroupConfig};
 pub use policy::{
     CorsConfig, DenyConfig, EnabledConfig, HeaderOpsConfig, HeadersConfig, InlinePolicy,
     PolicyBody, PolicyEntry,
@@ -63,6 +65,9 @@ pub struct RawConfig {
     /// Named policies, referenced from routes as `{ use = "name" }`.
     #[serde(default)]
     pub policies: BTreeMap<String, PolicyEntry>,
+    /// Named sets of policies, referenced as `{ group = "name" }` or attached by selector.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policy_groups: BTreeMap<String, PolicyGroupConfig>,
     /// Policies run on every route, before the route's own.
     #[serde(default)]
     pub global_policies: Vec<PolicyEntry>,
@@ -78,6 +83,34 @@ pub struct RawConfig {
 
 pub(crate) fn d_true() -> bool {
     true
+}
+
+/// The most characters a `description` or `display_name` may have.
+pub const FREE_TEXT_MAX: usize = 1024;
+
+/// Operator's free text (`description`, `display_name`): shown by `/admin/config`,
+/// `/admin/usage` and `check --usage`, never interpreted; at most [`FREE_TEXT_MAX`] characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct FreeText(String);
+
+impl FreeText {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for FreeText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let n = s.chars().count();
+        if n > FREE_TEXT_MAX {
+            return Err(serde::de::Error::custom(format!(
+                "at most {FREE_TEXT_MAX} characters (this one has {n})"
+            )));
+        }
+        Ok(FreeText(s))
+    }
 }
 
 /// Read and parse a config file: the parsed config, the hash of the exact bytes loaded, and the

@@ -1,6 +1,6 @@
 //! `[[routes]]`: what a request matches and where it goes.
 
-use super::{ErrorOverrideConfig, PolicyEntry};
+use super::{ErrorOverrideConfig, FreeText, PolicyEntry};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -8,6 +8,13 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<FreeText>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<FreeText>,
+    /// Labels that `[policy_groups.NAME] attach = { tags = [...] }` selects routes by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     #[serde(default, rename = "match")]
     pub matcher: MatchConfig,
     /// Proxy to this upstream pool...

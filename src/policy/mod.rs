@@ -12,6 +12,7 @@ pub mod edits;
 pub mod cors;
 pub mod errors;
 pub mod faults;
+pub mod group;
 pub mod headers;
 pub mod jwt_auth;
 pub mod jwt_generate;
@@ -97,6 +98,8 @@ impl Policy {
             continue_on_error,
             on_error,
             body,
+            display_name: _,
+            description: _,
             original: _,
         } = p;
         let shadow = match enabled {
@@ -294,6 +297,16 @@ impl Policy {
 /// Named policies compiled once, shared by every route that uses them.
 pub type Named = BTreeMap<String, Option<Arc<Policy>>>;
 
+/// What a policy list can refer to: the compiled named policies and groups, and their raw
+/// tables (a name whose table failed to compile has its own errors, so a reference to it adds
+/// none).
+pub struct Library<'a> {
+    pub named: &'a Named,
+    pub raw_named: &'a BTreeMap<String, PolicyEntry>,
+    pub groups: &'a group::Groups,
+    pub raw_groups: &'a BTreeMap<String, crate::config::PolicyGroupConfig>,
+}
+
 /// Compile `[policies]`, each handler named in an `on_error` before the policies that name it
 /// (a cycle is refused).
 pub fn compile_named(
@@ -312,6 +325,12 @@ pub fn compile_named(
                     "a named policy must be defined inline, not with `use`",
                 );
             }
+            Some(PolicyEntry::Group(_)) => {
+                errs.push(
+                    &path,
+                    "a named policy must be defined inline; name a set of policies in [policy_groups]",
+                );
+            }
             Some(PolicyEntry::Inline(p)) => {
                 let before = errs.0.len();
                 let lookup = faults::Lookup { named: &out, raw };
@@ -326,11 +345,11 @@ pub fn compile_named(
     out
 }
 
-/// Compile a policy list (global or per route) into the chain, resolving `use` references.
+/// Compile a policy list (global, per route or of a group) into the chain, resolving `use`
+/// references and expanding groups in place.
 pub fn compile_chain(
     entries: &[PolicyEntry],
-    named: &Named,
-    raw_named: &BTreeMap<String, PolicyEntry>,
+    lib: &Library<'_>,
     path: &str,
     errs: &mut Errors,
     cx: &mut CompileCtx<'_>,
@@ -339,29 +358,30 @@ pub fn compile_chain(
     for (i, e) in entries.iter().enumerate() {
         let p = format!("{path}[{i}]");
         match e {
-            PolicyEntry::Use(name) => match named.get(name) {
+            PolicyEntry::Use(name) => match lib.named.get(name) {
                 Some(Some(pol)) => out.push(pol.clone()),
                 Some(None) => {}
-                None if raw_named.contains_key(name) => {} // its own errors are reported
+                None if lib.raw_named.contains_key(name) => {}
                 None => errs.push(
                     format!("{p}.use"),
                     format!("no policy named {name:?} in [policies]"),
                 ),
             },
+            PolicyEntry::Group(name) => match lib.groups.get(name) {
+                Some(list) => out.extend(list.iter().cloned()),
+                None if lib.raw_groups.contains_key(name) => {}
+                None => errs.push(
+                    format!("{p}.group"),
+                    format!("no group named {name:?} in [policy_groups]"),
+                ),
+            },
             PolicyEntry::Inline(ip) => {
-                let label = match &ip.body {
-                    PolicyBody::Headers(_) => "headers",
-                    PolicyBody::Cors(_) => "cors",
-                    PolicyBody::JwtVerify(_) => "jwt_verify",
-                    PolicyBody::JwtGenerate(_) => "jwt_generate",
-                    PolicyBody::JwtAuth(_) => "jwt_auth",
-                    PolicyBody::Deny(_) => "deny",
-                };
+                let label = ip.body.type_name().to_string();
                 let lookup = faults::Lookup {
-                    named,
-                    raw: raw_named,
+                    named: lib.named,
+                    raw: lib.raw_named,
                 };
-                if let Some(pol) = Policy::compile(ip, label.to_string(), &p, errs, cx, lookup) {
+                if let Some(pol) = Policy::compile(ip, label, &p, errs, cx, lookup) {
                     out.push(Arc::new(pol));
                 }
             }

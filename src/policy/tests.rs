@@ -40,11 +40,23 @@ fn compile_route(policies: &str, deps: &Deps) -> Result<Chain, Vec<crate::error:
         token: None,
     };
     let named = super::compile_named(&raw.policies, &mut errs, &mut cx);
+    let groups = super::group::compile_groups(
+        &raw.policy_groups,
+        &named,
+        &raw.policies,
+        &mut errs,
+        &mut cx,
+    );
+    let lib = super::Library {
+        named: &named,
+        raw_named: &raw.policies,
+        groups: &groups,
+        raw_groups: &raw.policy_groups,
+    };
     let route = raw.routes.first().expect("route");
     let list = super::compile_chain(
         &route.policies,
-        &named,
-        &raw.policies,
+        &lib,
         "routes[0].policies",
         &mut errs,
         &mut cx,

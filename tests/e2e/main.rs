@@ -7,6 +7,7 @@ mod admin;
 mod cli;
 mod errors;
 mod faults;
+mod groups;
 mod hostile;
 mod identity;
 mod jwks;

@@ -1,8 +1,9 @@
-//! Policy entries in the config: `{ use = "name" }` for a named policy, or an inline table whose
-//! `type` selects the policy body. The common keys (`enabled`, `when`, `errors`,
-//! `continue_on_error`, `on_error`) are read here for every policy type (the compiler refuses
-//! those a type cannot use); the body keys are checked by the policy's own
-//! `deny_unknown_fields` struct.
+//! Policy entries in the config: `{ use = "name" }` for a named policy, `{ group = "name" }` for
+//! a `[policy_groups.NAME]`, or an inline table whose `type` selects the policy body. Every entry
+//! is a table whose first key says what it is, so an error keeps the entry's TOML path. The
+//! common keys (`enabled`, `when`, `errors`, `continue_on_error`, `on_error`, `display_name`,
+//! `description`) are read here for every policy type (the compiler refuses those a type cannot
+//! use); the body keys are checked by the policy's own `deny_unknown_fields` struct.
 
 pub mod cors;
 pub mod deny;
@@ -16,7 +17,7 @@ pub use cors::CorsConfig;
 pub use deny::DenyConfig;
 pub use headers::{HeaderOpsConfig, HeadersConfig};
 
-use super::{ConditionConfig, ErrorOverrideConfig};
+use super::{ConditionConfig, ErrorOverrideConfig, FreeText};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -25,6 +26,8 @@ use std::collections::BTreeMap;
 pub enum PolicyEntry {
     /// A reference to `[policies.NAME]`.
     Use(String),
+    /// A reference to `[policy_groups.NAME]`, expanded in place.
+    Group(String),
     Inline(Box<InlinePolicy>),
 }
 
@@ -37,6 +40,8 @@ pub struct InlinePolicy {
     pub continue_on_error: bool,
     /// Per error code, what runs instead of the denial.
     pub on_error: BTreeMap<String, OnErrorConfig>,
+    pub display_name: Option<FreeText>,
+    pub description: Option<FreeText>,
     pub body: PolicyBody,
     /// The table as written, for `GET /admin/config` (redacted there).
     pub original: toml::Table,
@@ -132,26 +137,34 @@ fn body_from_value<T: serde::de::DeserializeOwned>(v: toml::Value) -> Result<T, 
 }
 
 impl PolicyEntry {
+    /// A `{ use = "name" }` or `{ group = "name" }` entry: the name, and no other key.
+    fn reference(mut t: toml::Table, key: &str, table: &str) -> Result<String, String> {
+        let name = t
+            .remove(key)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .ok_or_else(|| format!("{key}: expected the name of a [{table}.NAME] table"))?;
+        match t.keys().next() {
+            Some(k) => Err(format!(
+                "{k}: a `{key}` entry takes no other keys (configure the [{table}.NAME] table instead)"
+            )),
+            None => Ok(name),
+        }
+    }
+
     fn from_table(mut t: toml::Table) -> Result<PolicyEntry, String> {
         let original = t.clone();
-        if let Some(v) = t.remove("use") {
-            let name = v
-                .as_str()
-                .ok_or("use: expected the name of a [policies.NAME] table")?
-                .to_string();
-            if let Some(k) = t.keys().next() {
-                return Err(format!(
-                    "{k}: a `use` entry takes no other keys (configure the named policy instead)"
-                ));
-            }
-            return Ok(PolicyEntry::Use(name));
+        if t.contains_key("use") {
+            return Self::reference(t, "use", "policies").map(PolicyEntry::Use);
+        }
+        if t.contains_key("group") {
+            return Self::reference(t, "group", "policy_groups").map(PolicyEntry::Group);
         }
         let kind = match t.remove("type") {
             Some(toml::Value::String(s)) => s,
             Some(_) => return Err("type: expected a string".into()),
             None => {
                 return Err(format!(
-                    "missing `type` (one of {}) or `use`",
+                    "missing `type` (one of {}), `use` or `group`",
                     POLICY_TYPES.join(", ")
                 ))
             }
@@ -161,6 +174,8 @@ impl PolicyEntry {
         let errors = take(&mut t, "errors")?;
         let continue_on_error = take(&mut t, "continue_on_error")?.unwrap_or(false);
         let on_error = take(&mut t, "on_error")?.unwrap_or_default();
+        let display_name = take(&mut t, "display_name")?;
+        let description = take(&mut t, "description")?;
         let body = match kind.as_str() {
             "headers" => PolicyBody::Headers(body_from(t)?),
             "cors" => PolicyBody::Cors(body_from(t)?),
@@ -181,6 +196,8 @@ impl PolicyEntry {
             errors,
             continue_on_error,
             on_error,
+            display_name,
+            description,
             body,
             original,
         })))
@@ -202,12 +219,29 @@ impl Serialize for PolicyEntry {
                 t.insert("use".into(), toml::Value::String(name.clone()));
                 t.serialize(s)
             }
+            PolicyEntry::Group(name) => {
+                let mut t = toml::Table::new();
+                t.insert("group".into(), toml::Value::String(name.clone()));
+                t.serialize(s)
+            }
             PolicyEntry::Inline(p) => p.original.serialize(s),
         }
     }
 }
 
 impl PolicyBody {
+    /// The `type` this body was written with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PolicyBody::Headers(_) => "headers",
+            PolicyBody::Cors(_) => "cors",
+            PolicyBody::JwtVerify(_) => "jwt_verify",
+            PolicyBody::JwtGenerate(_) => "jwt_generate",
+            PolicyBody::JwtAuth(_) => "jwt_auth",
+            PolicyBody::Deny(_) => "deny",
+        }
+    }
+
     /// Request headers this policy may set upstream, and the request headers it reads a
     /// token from. The route's front door removes the first minus the second from every
     /// client request, in every spelling, whatever the policy then does (skipped by `when`,
