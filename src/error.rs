@@ -175,6 +175,10 @@ pub enum GatewayError {
     /// The token store could not answer: fail closed. 503, from `jwt_auth` via the token
     /// service.
     TokenStoreUnavailable,
+    /// The token lifetime a request asks for (`expires_in = { from = ... }`) is not a number
+    /// of seconds or a duration, is zero, or is above the configured `max`. 400, from
+    /// `jwt_generate`.
+    ExpiresInInvalid,
     /// Anything unexpected inside the gateway (a JOSE key or input error that compiled keys
     /// cannot produce, a response that cannot be built). 500, from the proxy and from the
     /// JOSE mapping below.
@@ -255,6 +259,7 @@ impl GatewayError {
             GatewayError::TokenRevoked => "token_revoked",
             GatewayError::TokenBindingMismatch => "token_binding_mismatch",
             GatewayError::TokenStoreUnavailable => "temporarily_unavailable",
+            GatewayError::ExpiresInInvalid => "expires_in_invalid",
         }
     }
 
@@ -306,6 +311,7 @@ impl GatewayError {
             | GatewayError::KeyLengthMismatch
             | GatewayError::InvalidCurve
             | GatewayError::TokenStoreUnavailable
+            | GatewayError::ExpiresInInvalid
             | GatewayError::Internal => None,
         }
     }
@@ -318,7 +324,8 @@ impl GatewayError {
             | GatewayError::InvalidMethod
             | GatewayError::InvalidHost
             | GatewayError::TokenAmbiguous
-            | GatewayError::ValueUnresolved => 400,
+            | GatewayError::ValueUnresolved
+            | GatewayError::ExpiresInInvalid => 400,
             GatewayError::TokenMissing
             | GatewayError::TokenMalformed
             | GatewayError::TokenTooLarge
@@ -411,6 +418,7 @@ impl GatewayError {
             GatewayError::TokenRevoked => "the token is invalid",
             GatewayError::TokenBindingMismatch => "the token is invalid",
             GatewayError::TokenStoreUnavailable => "token validation is temporarily unavailable",
+            GatewayError::ExpiresInInvalid => "the requested token lifetime is not accepted",
         }
     }
 }

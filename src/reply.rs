@@ -331,6 +331,7 @@ mod tests {
             G::TokenRevoked,
             G::TokenBindingMismatch,
             G::TokenStoreUnavailable,
+            G::ExpiresInInvalid,
             G::Internal,
         ];
         for e in &all {
@@ -380,6 +381,7 @@ mod tests {
                 | G::TokenRevoked
                 | G::TokenBindingMismatch
                 | G::TokenStoreUnavailable
+                | G::ExpiresInInvalid
                 | G::Internal => {}
             }
         }

@@ -6,6 +6,7 @@ mod harness;
 mod admin;
 mod cli;
 mod errors;
+mod generate_parity;
 mod hostile;
 mod identity;
 mod jwks;

@@ -114,6 +114,47 @@ fn d_typ() -> Option<String> {
     Some("JWT".into())
 }
 
+/// A number of seconds or a text (a duration or a time).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum NumOrText {
+    Seconds(i64),
+    Text(String),
+}
+
+/// `issued_at = true | false | "-30s"`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum IssuedAtConfig {
+    Flag(bool),
+    Offset(String),
+}
+
+impl Default for IssuedAtConfig {
+    fn default() -> Self {
+        IssuedAtConfig::Flag(true)
+    }
+}
+
+/// `expires_in = "15m"`, or `{ from = "header.x-ttl", max = "1h", default = "5m" }`: the
+/// request value is a number of seconds or a duration, refused above `max`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum ExpiresInConfig {
+    Fixed(HumanDuration),
+    From(ExpiresFromConfig),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiresFromConfig {
+    pub from: String,
+    pub max: HumanDuration,
+    /// Used when the value is absent.
+    #[serde(default)]
+    pub default: Option<HumanDuration>,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JwtGenerateConfig {
@@ -140,15 +181,16 @@ pub struct JwtGenerateConfig {
     /// A value holding a whole JSON object of claims (e.g. "header.x-claims"), merged first.
     #[serde(default)]
     pub claims_from: Option<String>,
-    /// `exp` = now + this.
+    /// `exp` = now + this (`0` omits `exp`), or taken per request from a value, bounded.
     #[serde(default)]
-    pub expires_in: Option<HumanDuration>,
-    /// `nbf`: relative ("0s", "-30s" is not allowed: use clock skew at the verifier) or an
-    /// absolute RFC 3339 time.
+    pub expires_in: Option<ExpiresInConfig>,
+    /// `nbf`: an offset from now (`"30s"`, `"-5m"` to backdate; `0` omits `nbf`) or an
+    /// absolute time (RFC 3339, RFC 1123, RFC 850 or asctime).
     #[serde(default)]
-    pub not_before: Option<String>,
-    #[serde(default = "crate::config::d_true")]
-    pub issued_at: bool,
+    pub not_before: Option<NumOrText>,
+    /// `iat`: `true` (now), `false` (omitted) or an offset from now (`"-30s"`).
+    #[serde(default)]
+    pub issued_at: IssuedAtConfig,
     /// `jti`: "uuid" for a random one per token, or a template.
     #[serde(default)]
     pub jti: Option<String>,

@@ -24,13 +24,16 @@ use crate::expr::{unix_now, uuid_v4, Template, Var};
 use crate::jose::{self, Alg, Enc, EncryptOptions, JwkSet, KeyAlg, KeyHint, KeyOp};
 use crate::keys::KeyCache;
 use crate::request::RequestView;
-use config::{ClaimConfig, ClaimFromConfig, JwtGenerateConfig, OutputConfig, ValueType};
+use config::{
+    ClaimConfig, ClaimFromConfig, ExpiresFromConfig, ExpiresInConfig, IssuedAtConfig,
+    JwtGenerateConfig, NumOrText, OutputConfig, ValueType,
+};
 use dashmap::DashMap;
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use std::sync::Arc;
-pub use values::parse_rfc3339;
-use values::{convert, set_pointer};
+use values::{convert, parse_offset, set_pointer, shift};
+pub use values::{parse_rfc3339, parse_time};
 
 /// Registered claims the policy sets itself: they cannot be set twice.
 const MANAGED: &[&str] = &["iat", "exp", "nbf", "jti"];
@@ -52,6 +55,24 @@ enum Source {
         var: Var,
         kind: ValueType,
         default: Option<Value>,
+    },
+}
+
+/// `nbf`: an offset from the time of minting, or an absolute time.
+#[derive(Debug, Clone, Copy)]
+enum NotBefore {
+    Offset(i64),
+    At(u64),
+}
+
+/// `exp` = now + a fixed lifetime, or one a request value asks for (bounded by `max`).
+#[derive(Debug)]
+enum Expires {
+    Fixed(u64),
+    From {
+        var: Var,
+        max: u64,
+        default: Option<u64>,
     },
 }
 
@@ -93,9 +114,10 @@ pub struct JwtGenerate {
     header: Vec<(String, Template)>,
     claims: Vec<(String, Source)>,
     claims_from: Option<Var>,
-    expires_in: Option<u64>,
-    not_before: Option<(bool, u64)>,
-    issued_at: bool,
+    expires_in: Option<Expires>,
+    not_before: Option<NotBefore>,
+    /// `iat` = now + this offset; None: no `iat`.
+    issued_at: Option<i64>,
     jti: Jti,
     ignore_unresolved: bool,
     encrypt: Option<Encrypt>,
@@ -275,24 +297,16 @@ impl JwtGenerate {
                 .map_err(|e| errs.push(format!("{path}.claims_from"), e))
                 .ok()
         });
-        let not_before = not_before.as_ref().and_then(|n| {
-            if let Ok(d) = crate::units::parse_duration(n) {
-                return crate::units::whole_seconds(d)
-                    .map(|s| (true, s))
-                    .map_err(|e| errs.push(format!("{path}.not_before"), e))
-                    .ok();
-            }
-            match parse_rfc3339(n) {
-                Some(t) => Some((false, t)),
-                None => {
-                    errs.push(
-                        format!("{path}.not_before"),
-                        "a duration (\"30s\") or an RFC 3339 time (\"2026-01-01T00:00:00Z\")",
-                    );
-                    None
-                }
-            }
-        });
+        let not_before = not_before
+            .as_ref()
+            .and_then(|n| compile_not_before(n, &format!("{path}.not_before"), errs));
+        let issued_at = match issued_at {
+            IssuedAtConfig::Flag(true) => Some(0),
+            IssuedAtConfig::Flag(false) => None,
+            IssuedAtConfig::Offset(o) => parse_offset(o)
+                .map_err(|e| errs.push(format!("{path}.issued_at"), e))
+                .ok(),
+        };
         let jti = match jti.as_deref() {
             None => Jti::None,
             Some("uuid") => Jti::Uuid,
@@ -346,21 +360,9 @@ impl JwtGenerate {
                 zip: e.zip,
             })
         });
-        let expires_in = expires_in.and_then(|d| match crate::units::whole_seconds(d.0) {
-            Ok(0) => {
-                errs.push(
-                    format!("{path}.expires_in"),
-                    "must be at least 1s: every token would be expired when made (omit it for \
-                     tokens without exp)",
-                );
-                None
-            }
-            Ok(s) => Some(s),
-            Err(e) => {
-                errs.push(format!("{path}.expires_in"), e);
-                None
-            }
-        });
+        let expires_in = expires_in
+            .as_ref()
+            .and_then(|e| compile_expires(e, &format!("{path}.expires_in"), errs));
         let output = compile_output(output, &format!("{path}.output"), errs);
         if !(cache.refresh_at > 0.0 && cache.refresh_at <= 1.0) {
             errs.push(format!("{path}.cache.refresh_at"), "a fraction in (0, 1]");
@@ -386,6 +388,7 @@ impl JwtGenerate {
             || claims_from.as_ref().is_some_and(Var::reads_body)
             || hdr.iter().any(|(_, t)| t.reads_body())
             || matches!(&jti, Jti::Template(t) if t.reads_body())
+            || matches!(&expires_in, Some(Expires::From { var, .. }) if var.reads_body())
             || encrypt
                 .as_ref()
                 .is_some_and(|e| e.kid.as_ref().is_some_and(Template::reads_body))
@@ -398,7 +401,7 @@ impl JwtGenerate {
             claims_from,
             expires_in,
             not_before,
-            issued_at: *issued_at,
+            issued_at,
             jti,
             ignore_unresolved: *ignore_unresolved,
             encrypt,
@@ -462,6 +465,35 @@ impl JwtGenerate {
             }
         }
         Ok(h)
+    }
+
+    /// The lifetime of this token in seconds (None: no `exp`). A lifetime asked for by the
+    /// request must be a whole number of seconds (`"300"`) or a duration (`"5m"`), from 1s up
+    /// to `max`; a missing one without a default fails even with `ignore_unresolved`, since
+    /// omitting `exp` would make the token live forever.
+    fn lifetime(&self, v: &RequestView<'_>) -> Result<Option<u64>, GatewayError> {
+        let (var, max, default) = match &self.expires_in {
+            None => return Ok(None),
+            Some(Expires::Fixed(s)) => return Ok(Some(*s)),
+            Some(Expires::From { var, max, default }) => (var, *max, *default),
+        };
+        let Some(text) = var.resolve(v) else {
+            return default.map(Some).ok_or(GatewayError::ValueUnresolved);
+        };
+        let t = text.trim();
+        let secs = match t.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => crate::units::parse_duration(t)
+                .ok()
+                .and_then(|d| crate::units::whole_seconds(d).ok()),
+        };
+        match secs {
+            Some(s) if (1..=max).contains(&s) => Ok(Some(s)),
+            _ => {
+                log::info!("jwt_generate: requested lifetime refused (max {max}s)");
+                Err(GatewayError::ExpiresInInvalid)
+            }
+        }
     }
 
     async fn encryption_key(
@@ -543,12 +575,19 @@ impl JwtGenerate {
             })?),
             Jti::Template(t) => Some(t.render(v).ok_or(GatewayError::ValueUnresolved)?),
         };
+        let lifetime = self.lifetime(v)?;
         let enc_key = match &self.encrypt {
             Some(e) => Some(self.encryption_key(e, v).await?),
             None => None,
         };
         let cache_key = self.cache.as_ref().map(|_| {
-            let material = serde_json::json!([claims, header, jti, enc_key.as_ref().map(|k| &k.2)]);
+            let material = serde_json::json!([
+                claims,
+                header,
+                jti,
+                enc_key.as_ref().map(|k| &k.2),
+                lifetime
+            ]);
             let d = aws_lc_rs::digest::digest(
                 &aws_lc_rs::digest::SHA256,
                 material.to_string().as_bytes(),
@@ -566,16 +605,17 @@ impl JwtGenerate {
                 }
             }
         }
-        if self.issued_at {
-            claims.insert("iat".into(), Value::from(now));
+        if let Some(o) = self.issued_at {
+            claims.insert("iat".into(), Value::from(shift(now, o)));
         }
-        if let Some((relative, t)) = self.not_before {
-            claims.insert(
-                "nbf".into(),
-                Value::from(if relative { now + t } else { t }),
-            );
+        if let Some(nb) = self.not_before {
+            let t = match nb {
+                NotBefore::Offset(o) => shift(now, o),
+                NotBefore::At(t) => t,
+            };
+            claims.insert("nbf".into(), Value::from(t));
         }
-        if let Some(e) = self.expires_in {
+        if let Some(e) = lifetime {
             claims.insert("exp".into(), Value::from(now.saturating_add(e)));
         }
         if let Some(j) = jti {
@@ -618,7 +658,7 @@ impl JwtGenerate {
             _ => signed.ok_or(GatewayError::SigningFailed)?,
         };
         let token: Arc<str> = Arc::from(token);
-        if let (Some(c), Some(k), Some(life)) = (&self.cache, cache_key, self.expires_in) {
+        if let (Some(c), Some(k), Some(life)) = (&self.cache, cache_key, lifetime) {
             #[allow(
                 clippy::cast_precision_loss,
                 clippy::cast_possible_truncation,
@@ -702,6 +742,87 @@ impl JwtGenerate {
             }
         }
         Ok(())
+    }
+}
+
+/// `not_before`: an offset (`0` omits `nbf`) or an absolute time.
+fn compile_not_before(n: &NumOrText, path: &str, errs: &mut Errors) -> Option<NotBefore> {
+    let text = match n {
+        NumOrText::Seconds(0) => return None,
+        NumOrText::Seconds(s) => return Some(NotBefore::Offset(*s)),
+        NumOrText::Text(t) => t,
+    };
+    if let Some(t) = parse_time(text) {
+        return Some(NotBefore::At(t));
+    }
+    match parse_offset(text) {
+        Ok(0) => None,
+        Ok(o) => Some(NotBefore::Offset(o)),
+        // Text shaped like a duration gets the duration's own reason (e.g. not whole seconds).
+        Err(e) if duration_shaped(text) => {
+            errs.push(path, e);
+            None
+        }
+        Err(_) => {
+            errs.push(
+                path,
+                "an offset (\"30s\", \"-5m\") or a time: RFC 3339 \
+                 (\"2026-01-01T00:00:00-07:00\"), RFC 1123 (\"Sun, 06 Nov 1994 08:49:37 GMT\"), \
+                 RFC 850 or asctime",
+            );
+            None
+        }
+    }
+}
+
+/// Digits then a unit (`1500ms`, `-5m`): a duration, not a misspelt time.
+fn duration_shaped(text: &str) -> bool {
+    let t = text.trim().trim_start_matches(['-', '+']);
+    t.bytes().next().is_some_and(|c| c.is_ascii_digit())
+        && t.bytes().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// `expires_in`: `0` omits `exp`; anything else is at least one whole second.
+fn compile_expires(e: &ExpiresInConfig, path: &str, errs: &mut Errors) -> Option<Expires> {
+    let secs = |d: &crate::units::HumanDuration, p: String, errs: &mut Errors| {
+        crate::units::whole_seconds(d.0)
+            .map_err(|m| errs.push(p, m))
+            .ok()
+    };
+    match e {
+        ExpiresInConfig::Fixed(d) => match secs(d, path.to_string(), errs)? {
+            0 => None,
+            s => Some(Expires::Fixed(s)),
+        },
+        ExpiresInConfig::From(ExpiresFromConfig { from, max, default }) => {
+            let var = Var::parse(from)
+                .map_err(|m| errs.push(format!("{path}.from"), m))
+                .ok();
+            let max = match secs(max, format!("{path}.max"), errs) {
+                Some(0) => {
+                    errs.push(format!("{path}.max"), "must be at least 1s");
+                    None
+                }
+                m => m,
+            };
+            let default = match (default, max) {
+                (Some(d), Some(m)) => match secs(d, format!("{path}.default"), errs) {
+                    Some(s) if (1..=m).contains(&s) => Some(Some(s)),
+                    Some(_) => {
+                        errs.push(format!("{path}.default"), "must be from 1s up to `max`");
+                        None
+                    }
+                    None => None,
+                },
+                (Some(_), None) => None,
+                (None, _) => Some(None),
+            };
+            Some(Expires::From {
+                var: var?,
+                max: max?,
+                default: default?,
+            })
+        }
     }
 }
 

@@ -1,0 +1,189 @@
+//! jwt_generate parity with GenerateJWT/Flex: time formats and offsets, lifetimes from the
+//! request, headers and claims. Tokens minted at a fixed `now`, decoded here.
+
+use super::*;
+use serde_json::Value;
+
+const NOW: u64 = 1_800_000_000;
+
+/// A signed-token policy with `extra` keys, its token in the variable `t`.
+fn policy(extra: &str) -> String {
+    format!(
+        "[[routes.policies]]\ntype = \"jwt_generate\"\nalgorithm = \"ES256\"\nkey = {{ jwks = '{PRIVATE}' }}\ncache = {{ enabled = false }}\noutput = {{ variable = \"t\" }}\n{extra}\n"
+    )
+}
+
+/// Mint with this policy at NOW: the decoded (header, claims), or the request's error.
+fn mint(extra: &str, headers: &[(&str, &str)]) -> Result<(Value, Value), GatewayError> {
+    let snap = snapshot(&policy(extra));
+    let Some(super::super::Policy {
+        kind: super::super::Kind::JwtGenerate(g),
+        ..
+    }) = snap.get(0)
+    else {
+        panic!("not jwt_generate")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let r = req("GET", "/", headers);
+    let mut fx = super::super::Effects::default();
+    rt.block_on(g.mint_at(&facts(&r), &super::super::Edits::default(), &mut fx, NOW))?;
+    let tok = fx.vars.pop().expect("variable").1;
+    let part = |i: usize| -> Value {
+        let seg = tok.split('.').nth(i).expect("segment");
+        serde_json::from_slice(&crate::jose::b64_decode(seg).expect("b64")).expect("json")
+    };
+    Ok((part(0), part(1)))
+}
+
+fn claims(extra: &str, headers: &[(&str, &str)]) -> Value {
+    mint(extra, headers).expect("minted").1
+}
+
+fn errors_at(extra: &str, field: &str) -> Vec<String> {
+    let path = format!("routes[0].policies[0].{field}");
+    refused(&policy(extra))
+        .into_iter()
+        .filter(|e| e.starts_with(&format!("{path}: ")))
+        .collect()
+}
+
+// ---- not_before, issued_at, expires_in ----
+
+#[test]
+fn not_before_accepts_rfc3339_with_offsets_and_milliseconds() {
+    for t in [
+        "2027-01-15T01:00:00.250-07:00",
+        "2027-01-15T01:00:00-0700",
+        "2027-01-15T08:00:00Z",
+    ] {
+        let c = claims(&format!("not_before = \"{t}\""), &[]);
+        assert_eq!(c["nbf"], 1800000000, "{t}");
+    }
+}
+
+#[test]
+fn not_before_accepts_the_three_http_date_formats() {
+    for t in [
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+    ] {
+        assert_eq!(
+            claims(&format!("not_before = \"{t}\""), &[])["nbf"],
+            784_111_777,
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn not_before_offsets_may_backdate() {
+    assert_eq!(claims("not_before = \"-5m\"", &[])["nbf"], NOW - 300);
+    assert_eq!(claims("not_before = \"30s\"", &[])["nbf"], NOW + 30);
+    assert_eq!(claims("not_before = -60", &[])["nbf"], NOW - 60);
+}
+
+#[test]
+fn not_before_zero_omits_the_claim() {
+    for v in ["0", "\"0\"", "\"0s\""] {
+        let c = claims(&format!("not_before = {v}"), &[]);
+        assert!(c.get("nbf").is_none(), "{v}: {c}");
+    }
+}
+
+#[test]
+fn a_not_before_that_is_neither_offset_nor_time_is_refused_with_its_path() {
+    for v in [
+        "\"tomorrow\"",
+        "\"2027-13-01T00:00:00Z\"",
+        "\"Sun, 06 Nov 1994\"",
+    ] {
+        let e = errors_at(&format!("not_before = {v}"), "not_before");
+        assert!(e.iter().any(|m| m.contains("RFC 1123")), "{v}: {e:?}");
+    }
+}
+
+#[test]
+fn issued_at_takes_an_offset() {
+    assert_eq!(claims("issued_at = \"-30s\"", &[])["iat"], NOW - 30);
+    assert_eq!(claims("", &[])["iat"], NOW);
+    assert!(claims("issued_at = false", &[]).get("iat").is_none());
+    assert_eq!(errors_at("issued_at = \"soon\"", "issued_at").len(), 1);
+}
+
+#[test]
+fn expires_in_zero_omits_exp_and_under_a_second_is_refused() {
+    for v in ["0", "\"0s\""] {
+        let c = claims(&format!("expires_in = {v}"), &[]);
+        assert!(c.get("exp").is_none(), "{v}: {c}");
+    }
+    for v in ["\"500ms\"", "\"999ms\""] {
+        let e = errors_at(&format!("expires_in = {v}"), "expires_in");
+        assert!(
+            e.iter().any(|m| m.contains("measured in seconds")),
+            "{v}: {e:?}"
+        );
+    }
+    assert_eq!(claims("expires_in = \"1s\"", &[])["exp"], NOW + 1);
+}
+
+const TTL: &str = "expires_in = { from = \"header.x-ttl\", max = \"1h\" }";
+
+#[test]
+fn expires_in_from_a_request_value_in_seconds_or_a_duration() {
+    assert_eq!(claims(TTL, &[("x-ttl", "300")])["exp"], NOW + 300);
+    assert_eq!(claims(TTL, &[("x-ttl", "5m")])["exp"], NOW + 300);
+    assert_eq!(claims(TTL, &[("x-ttl", "1h")])["exp"], NOW + 3600);
+}
+
+#[test]
+fn expires_in_from_a_request_value_above_max_zero_or_garbage_is_denied() {
+    for v in ["3601", "2h", "0", "-5", "5x", "1500ms"] {
+        assert_eq!(
+            mint(TTL, &[("x-ttl", v)]).unwrap_err(),
+            GatewayError::ExpiresInInvalid,
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn expires_in_from_a_missing_value_uses_the_default_or_fails_even_when_ignoring() {
+    let with_default = "expires_in = { from = \"header.x-ttl\", max = \"1h\", default = \"2m\" }";
+    assert_eq!(claims(with_default, &[])["exp"], NOW + 120);
+    assert_eq!(
+        mint(&format!("{TTL}\nignore_unresolved = true"), &[]).unwrap_err(),
+        GatewayError::ValueUnresolved
+    );
+}
+
+#[test]
+fn expires_in_from_needs_a_max_of_a_second_and_a_default_within_it() {
+    assert!(!errors_at(
+        "expires_in = { from = \"header.x-ttl\", max = \"0s\" }",
+        "expires_in.max"
+    )
+    .is_empty());
+    assert!(!errors_at(
+        "expires_in = { from = \"header.x-ttl\", max = \"1m\", default = \"2m\" }",
+        "expires_in.default"
+    )
+    .is_empty());
+    assert!(!errors_at(
+        "expires_in = { from = \"nope.x\", max = \"1m\" }",
+        "expires_in.from"
+    )
+    .is_empty());
+}
+
+#[test]
+fn the_minted_token_cache_keys_on_the_requested_lifetime() {
+    let snap = snapshot(&format!(
+        "[[routes.policies]]\ntype = \"jwt_generate\"\nalgorithm = \"ES256\"\nkey = {{ jwks = '{PRIVATE}' }}\noutput = {{ variable = \"t\" }}\n{TTL}\n"
+    ));
+    let a = mint_at(chain(&snap), &req("GET", "/", &[("x-ttl", "60")]), NOW);
+    let b = mint_at(chain(&snap), &req("GET", "/", &[("x-ttl", "120")]), NOW);
+    assert_ne!(a, b);
+}

@@ -1,0 +1,58 @@
+//! jwt_generate parity with GenerateJWT/Flex over real sockets: what a request may ask of a
+//! minted token, and the minted headers checked by independent implementations.
+
+use crate::harness::*;
+use crate::jwt_verify::{gen, peer, private, public};
+use serde_json::{json, Value};
+
+/// The token the upstream saw in `authorization`.
+fn bearer(r: &Resp) -> String {
+    let v = r.json();
+    let h = v["headers"]["authorization"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {v}"));
+    h.strip_prefix("Bearer ").unwrap_or(h).to_string()
+}
+
+/// The decoded segment `i` of a compact token.
+fn segment(tok: &str, i: usize) -> Value {
+    let s = tok.split('.').nth(i).unwrap();
+    serde_json::from_slice(&tokengate::jose::b64_decode(s).unwrap()).unwrap()
+}
+
+async fn gateway(up: &Upstream, policy: &str) -> Gateway {
+    Gateway::start(&format!(
+        "[upstreams.pool]\ntargets = [\"{}\"]\n[[routes]]\nname = \"g\"\nmatch = {{ path_prefix = \"/\" }}\nupstream = \"pool\"\n[[routes.policies]]\n{policy}\n",
+        up.addr
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requested_lifetime_is_honoured_up_to_max_and_denied_above() {
+    let up = Upstream::start("u").await;
+    let es = gen("EC", None, Some("P-256"), "es");
+    let gw = gateway(
+        &up,
+        &format!(
+            "type = \"jwt_generate\"\nalgorithm = \"ES256\"\nkey = {{ jwks = '{}' }}\nexpires_in = {{ from = \"header.x-ttl\", max = \"10m\" }}\nnot_before = \"-5m\"\nclaims = {{ sub = \"svc\" }}",
+            private(&es)
+        ),
+    )
+    .await;
+    let r = request(gw.port, "GET", "/a", &[("x-ttl", "2m")], "").await;
+    assert_eq!(r.status, 200);
+    let tok = bearer(&r);
+    let out = peer(&[
+        json!({"lib": "joserfc", "op": "verify", "key": public(&es), "alg": "ES256", "token": tok}),
+    ]);
+    assert_eq!(out[0]["ok"], true, "{out:?}");
+    let c = segment(&tok, 1);
+    let iat = c["iat"].as_u64().unwrap();
+    assert_eq!(c["exp"].as_u64().unwrap() - iat, 120);
+    assert_eq!(iat - c["nbf"].as_u64().unwrap(), 300, "backdated nbf");
+
+    let r = request(gw.port, "GET", "/a", &[("x-ttl", "11m")], "").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["errorCode"], "expires_in_invalid");
+}
