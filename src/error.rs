@@ -94,8 +94,8 @@ pub enum GatewayError {
     /// Two different tokens in one request (never silently pick one). 400, Bearer
     /// `invalid_request`, from token extraction.
     TokenAmbiguous,
-    /// The token is not a well-formed JWS/JWE (or its claims are not a JSON object, a critical
-    /// header is not understood, the nesting is wrong). 401 `invalid_token`, from `jwt_verify`
+    /// The token is not a well-formed JWS/JWE (or its claims are not a JSON object, the
+    /// nesting is wrong). 401 `invalid_token`, from `jwt_verify`
     /// and `jwt_auth`.
     TokenMalformed,
     /// The token is longer than the policy's `max_token_size`. 401 `invalid_token`, from
@@ -179,6 +179,10 @@ pub enum GatewayError {
     /// of seconds or a duration, is zero, or is above the configured `max`. 400, from
     /// `jwt_generate`.
     ExpiresInInvalid,
+    /// The token's `crit` header lists an extension the policy does not process (not in
+    /// `known_headers`), or one absent from the header (RFC 7515 §4.1.11). 401 `invalid_token`,
+    /// from `jwt_verify`.
+    CritUnsupported,
     /// Anything unexpected inside the gateway (a JOSE key or input error that compiled keys
     /// cannot produce, a response that cannot be built). 500, from the proxy and from the
     /// JOSE mapping below.
@@ -259,6 +263,7 @@ impl GatewayError {
             GatewayError::TokenRevoked => "token_revoked",
             GatewayError::TokenBindingMismatch => "token_binding_mismatch",
             GatewayError::TokenStoreUnavailable => "temporarily_unavailable",
+            GatewayError::CritUnsupported => "crit_unsupported",
             GatewayError::ExpiresInInvalid => "expires_in_invalid",
         }
     }
@@ -285,7 +290,8 @@ impl GatewayError {
             | GatewayError::ClaimProhibited
             | GatewayError::ClaimMismatch
             | GatewayError::TokenRevoked
-            | GatewayError::TokenBindingMismatch => Some(BearerError::InvalidToken),
+            | GatewayError::TokenBindingMismatch
+            | GatewayError::CritUnsupported => Some(BearerError::InvalidToken),
             GatewayError::NoRoute
             | GatewayError::CorsOriginDenied
             | GatewayError::Forbidden
@@ -343,7 +349,8 @@ impl GatewayError {
             | GatewayError::ClaimProhibited
             | GatewayError::ClaimMismatch
             | GatewayError::TokenRevoked
-            | GatewayError::TokenBindingMismatch => 401,
+            | GatewayError::TokenBindingMismatch
+            | GatewayError::CritUnsupported => 401,
             GatewayError::CorsOriginDenied
             | GatewayError::AccessDenied
             | GatewayError::Forbidden => 403,
@@ -418,6 +425,9 @@ impl GatewayError {
             GatewayError::TokenRevoked => "the token is invalid",
             GatewayError::TokenBindingMismatch => "the token is invalid",
             GatewayError::TokenStoreUnavailable => "token validation is temporarily unavailable",
+            GatewayError::CritUnsupported => {
+                "the token uses a critical header the gateway does not process"
+            }
             GatewayError::ExpiresInInvalid => "the requested token lifetime is not accepted",
         }
     }
@@ -619,9 +629,9 @@ impl From<&crate::jose::JoseError> for GatewayError {
     fn from(e: &crate::jose::JoseError) -> Self {
         use crate::jose::JoseError as J;
         match e {
+            J::CriticalHeaderUnsupported => GatewayError::CritUnsupported,
             J::TokenMalformed
             | J::ClaimsMalformed
-            | J::CriticalHeaderUnsupported
             | J::UnencodedPayloadRejected
             | J::CompressionNotAllowed
             | J::NestingInvalid => GatewayError::TokenMalformed,

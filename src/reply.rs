@@ -332,6 +332,7 @@ mod tests {
             G::TokenBindingMismatch,
             G::TokenStoreUnavailable,
             G::ExpiresInInvalid,
+            G::CritUnsupported,
             G::Internal,
         ];
         for e in &all {
@@ -382,6 +383,7 @@ mod tests {
                 | G::TokenBindingMismatch
                 | G::TokenStoreUnavailable
                 | G::ExpiresInInvalid
+                | G::CritUnsupported
                 | G::Internal => {}
             }
         }

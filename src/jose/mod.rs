@@ -63,7 +63,7 @@ pub use jwe::{
 };
 pub use jwk::{Jwk, KeyOp};
 pub use jwks::{JwkSet, KeyHint};
-pub use jws::{sign, verify, Verified};
+pub use jws::{sign, verify, verify_with, Verified, VerifyOptions};
 pub use limits::Limits;
 pub use nested::{decrypt_then_verify, sign_then_encrypt};
 

@@ -56,3 +56,46 @@ async fn a_requested_lifetime_is_honoured_up_to_max_and_denied_above() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["errorCode"], "expires_in_invalid");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_headers_are_minted_and_accepted_only_where_known() {
+    let up = Upstream::start("u").await;
+    let es = gen("EC", None, Some("P-256"), "es");
+    let verify = |name: &str, known: &str| {
+        format!(
+            "[[routes]]\nname = \"{name}\"\nmatch = {{ path_prefix = \"/{name}\" }}\nupstream = \"pool\"\n[[routes.policies]]\ntype = \"jwt_verify\"\nalgorithms = [\"ES256\"]\nkeys = {{ jwks = '{}' }}\n{known}\n",
+            public(&es)
+        )
+    };
+    let gw = Gateway::start(&format!(
+        "[upstreams.pool]\ntargets = [\"{up}\"]\n{}{}[[routes]]\nname = \"mint\"\nmatch = {{ path_prefix = \"/mint\" }}\nupstream = \"pool\"\n[[routes.policies]]\ntype = \"jwt_generate\"\nalgorithm = \"ES256\"\nkey = {{ jwks = '{k}' }}\nexpires_in = \"5m\"\nheader = {{ exp-sig = \"${{header.x-sig}}\" }}\ncrit = [\"exp-sig\"]\nclaims = {{ sub = \"svc\" }}\n",
+        verify("known", "known_headers = [\"exp-sig\"]"),
+        verify("unknown", ""),
+        up = up.addr,
+        k = private(&es),
+    ))
+    .await;
+    let tok = bearer(&request(gw.port, "GET", "/mint", &[("x-sig", "s1")], "").await);
+    let h = segment(&tok, 0);
+    assert_eq!(h["crit"], json!(["exp-sig"]));
+    assert_eq!(h["exp-sig"], "s1");
+
+    // Independent verifiers accept it once told they process exp-sig, and refuse it otherwise.
+    let mut reqs = Vec::new();
+    for lib in ["joserfc", "jwcrypto"] {
+        for known in [json!(["exp-sig"]), json!([])] {
+            reqs.push(json!({"lib": lib, "op": "verify", "key": public(&es), "alg": "ES256", "token": tok, "known": known}));
+        }
+    }
+    let out = run_script_answers("jose_peer.py", &reqs);
+    for (i, o) in out.iter().enumerate() {
+        assert_eq!(o["ok"], i % 2 == 0, "{i}: {o}");
+    }
+
+    let auth = format!("Bearer {tok}");
+    let r = request(gw.port, "GET", "/known", &[("authorization", &auth)], "").await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let r = request(gw.port, "GET", "/unknown", &[("authorization", &auth)], "").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["errorCode"], "crit_unsupported");
+}

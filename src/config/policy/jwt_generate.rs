@@ -175,6 +175,10 @@ pub struct JwtGenerateConfig {
     /// Extra protected header parameters (values are templates).
     #[serde(default)]
     pub header: BTreeMap<String, String>,
+    /// Critical header parameters: names of `header` members the recipient must process
+    /// (RFC 7515 §4.1.11), sent as the `crit` header of the signed token.
+    #[serde(default)]
+    pub crit: Vec<String>,
     /// Claims by name: literals or request values.
     #[serde(default)]
     pub claims: BTreeMap<String, ClaimConfig>,

@@ -234,6 +234,10 @@ pub struct JwtVerifyConfig {
     /// Longest accepted `exp - iat`.
     #[serde(default)]
     pub max_lifetime: Option<HumanDuration>,
+    /// Header parameters this policy processes: a token whose `crit` lists only these (each
+    /// present in its header) is accepted; any other `crit` is refused.
+    #[serde(default)]
+    pub known_headers: Vec<String>,
     /// The header `typ` required, e.g. "at+jwt".
     #[serde(default)]
     pub typ: Option<String>,

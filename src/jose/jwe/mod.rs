@@ -35,6 +35,8 @@ pub struct DecryptPolicy<'a> {
     pub allow_rsa1_5: bool,
     /// Size and work caps.
     pub limits: Limits,
+    /// Header parameters the caller processes: `crit` may list these.
+    pub known_crit: &'a [String],
 }
 
 impl<'a> DecryptPolicy<'a> {
@@ -46,6 +48,7 @@ impl<'a> DecryptPolicy<'a> {
             allow_zip: false,
             allow_rsa1_5: false,
             limits: Limits::default(),
+            known_crit: &[],
         }
     }
 }
@@ -153,7 +156,7 @@ fn jwe_header(h: &[u8], policy: &DecryptPolicy<'_>) -> Result<(Header, KeyAlg, E
         .map(Enc::from_name)?
         .filter(|e| policy.encs.contains(e))
         .ok_or(JoseError::EncryptionNotAllowed)?;
-    header.check_crit()?;
+    header.check_crit(policy.known_crit)?;
     if header.b64.is_some() {
         return Err(JoseError::TokenMalformed);
     }

@@ -112,6 +112,9 @@ pub struct JwtGenerate {
     /// A set holding exactly one private key (checked at load).
     sign_key: Option<Arc<JwkSet>>,
     header: Vec<(String, Template)>,
+    /// Names of `header` members listed in `crit` (present in every token: a missing value
+    /// fails the request even with `ignore_unresolved`).
+    crit: Vec<String>,
     claims: Vec<(String, Source)>,
     claims_from: Option<Var>,
     expires_in: Option<Expires>,
@@ -159,6 +162,7 @@ impl JwtGenerate {
             typ,
             cty,
             header,
+            crit,
             claims,
             claims_from,
             expires_in,
@@ -257,12 +261,19 @@ impl JwtGenerate {
             if k == "crit" {
                 errs.push(
                     format!("{path}.header.crit"),
-                    "no critical extension is defined for minted tokens",
+                    "list critical header names in `crit`",
                 );
                 continue;
             }
             put(k, v, format!("{path}.header.{k}"), errs);
         }
+        compile_crit(
+            crit,
+            header,
+            algorithm.is_some(),
+            &format!("{path}.crit"),
+            errs,
+        );
         let mut cl = Vec::new();
         for (name, spec) in claims {
             let p = format!("{path}.claims.{name}");
@@ -397,6 +408,7 @@ impl JwtGenerate {
             alg,
             sign_key,
             header: hdr,
+            crit: crit.clone(),
             claims: cl,
             claims_from,
             expires_in,
@@ -460,9 +472,15 @@ impl JwtGenerate {
                 Some(s) => {
                     h.insert(name.clone(), Value::String(s));
                 }
-                None if self.ignore_unresolved => {}
+                None if self.ignore_unresolved && !self.crit.contains(name) => {}
                 None => return Err(GatewayError::ValueUnresolved),
             }
+        }
+        if !self.crit.is_empty() {
+            h.insert(
+                "crit".into(),
+                Value::Array(self.crit.iter().cloned().map(Value::String).collect()),
+            );
         }
         Ok(h)
     }
@@ -742,6 +760,33 @@ impl JwtGenerate {
             }
         }
         Ok(())
+    }
+}
+
+/// `crit`: distinct names of `header` members, not registered, for a signed token (a JWE
+/// header here is built by the JOSE engine, which produces no extension).
+fn compile_crit(
+    crit: &[String],
+    header: &std::collections::BTreeMap<String, String>,
+    signed: bool,
+    path: &str,
+    errs: &mut Errors,
+) {
+    if !crit.is_empty() && !signed {
+        errs.push(
+            path,
+            "critical headers are for signed tokens: set `algorithm`",
+        );
+    }
+    for (i, name) in crit.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        if jose::Header::is_registered(name) || name == "b64" {
+            errs.push(p, format!("{name:?} is a registered header parameter"));
+        } else if !header.contains_key(name) {
+            errs.push(p, format!("{name:?} must be set in `header`"));
+        } else if crit.iter().take(i).any(|n| n == name) {
+            errs.push(p, format!("{name:?} is listed twice"));
+        }
     }
 }
 

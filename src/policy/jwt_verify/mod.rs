@@ -69,6 +69,8 @@ pub struct JwtVerify {
     encs: Vec<Enc>,
     allow_zip: bool,
     limits: Limits,
+    /// Header parameters `crit` may list.
+    known_headers: Vec<String>,
     keys: Option<Keys>,
     dec_keys: Option<Keys>,
     rules: ClaimRules,
@@ -201,6 +203,7 @@ impl JwtVerify {
             clock_skew,
             require_exp,
             max_lifetime,
+            known_headers,
             typ,
             identity_claim,
             acl,
@@ -320,6 +323,14 @@ impl JwtVerify {
             max_token: max,
             ..Limits::default()
         };
+        for (i, h) in known_headers.iter().enumerate() {
+            if h.is_empty() || jose::Header::is_registered(h) || h == "b64" {
+                errs.push(
+                    format!("{path}.known_headers[{i}]"),
+                    format!("{h:?} is registered or processed by the JOSE engine itself"),
+                );
+            }
+        }
         let (subject_exact, subject) = match subject {
             None => (None, None),
             Some(SubjectConfig {
@@ -432,6 +443,7 @@ impl JwtVerify {
             encs,
             allow_zip: *allow_zip,
             limits,
+            known_headers: known_headers.clone(),
             keys: keys.flatten(),
             dec_keys: dec_keys.flatten(),
             rules,
@@ -480,6 +492,13 @@ impl JwtVerify {
         jose::json::parse_object(&bytes).ok()
     }
 
+    /// The JOSE engine's additions for this policy.
+    fn opts(&self) -> jose::VerifyOptions<'_> {
+        jose::VerifyOptions {
+            known_crit: &self.known_headers,
+        }
+    }
+
     /// Verify (or decrypt) and return the claims with the header `typ`.
     fn open(
         &self,
@@ -490,7 +509,7 @@ impl JwtVerify {
         let dots = token.bytes().filter(|b| *b == b'.').count();
         match dots {
             2 if self.jws => {
-                let v = jose::verify(token, sign, &self.algs, &self.limits)?;
+                let v = jose::verify_with(token, sign, &self.algs, &self.limits, &self.opts())?;
                 let claims = v.claims()?;
                 Ok((claims, v.header.typ.clone()))
             }
@@ -498,6 +517,7 @@ impl JwtVerify {
                 let mut policy = DecryptPolicy::new(&self.key_algs, &self.encs);
                 policy.allow_zip = self.allow_zip;
                 policy.limits = self.limits;
+                policy.known_crit = &self.known_headers;
                 let d = jose::decrypt(token, dec, &policy)?;
                 if d.header.cty_is_jwt() {
                     if !self.nested {
@@ -508,7 +528,7 @@ impl JwtVerify {
                     if inner.bytes().filter(|b| *b == b'.').count() != 2 {
                         return Err(jose::JoseError::NestingInvalid);
                     }
-                    let v = jose::verify(inner, sign, &self.algs, &self.limits)?;
+                    let v = jose::verify_with(inner, sign, &self.algs, &self.limits, &self.opts())?;
                     let claims = v.claims()?;
                     Ok((claims, v.header.typ.clone()))
                 } else {

@@ -187,3 +187,50 @@ fn the_minted_token_cache_keys_on_the_requested_lifetime() {
     let b = mint_at(chain(&snap), &req("GET", "/", &[("x-ttl", "120")]), NOW);
     assert_ne!(a, b);
 }
+
+// ---- critical headers ----
+
+#[test]
+fn crit_lists_header_members_of_the_signed_token() {
+    let (h, _) = mint(
+        "header = { exp-sig = \"${header.x-sig}\" }\ncrit = [\"exp-sig\"]",
+        &[("x-sig", "v1")],
+    )
+    .expect("minted");
+    assert_eq!(h["crit"], serde_json::json!(["exp-sig"]));
+    assert_eq!(h["exp-sig"], "v1");
+}
+
+#[test]
+fn a_critical_header_without_its_value_fails_even_when_ignoring_unresolved() {
+    let extra = "header = { exp-sig = \"${header.x-sig}\" }\ncrit = [\"exp-sig\"]\nignore_unresolved = true";
+    assert_eq!(mint(extra, &[]).unwrap_err(), GatewayError::ValueUnresolved);
+}
+
+#[test]
+fn crit_naming_no_header_member_a_registered_name_or_twice_is_refused() {
+    for (crit, at) in [
+        ("[\"exp-sig\"]", "crit[0]"),
+        ("[\"kid\"]", "crit[0]"),
+        ("[\"x\", \"x\"]", "crit[1]"),
+    ] {
+        let e = errors_at(&format!("header = {{ x = \"1\" }}\ncrit = {crit}"), at);
+        assert_eq!(e.len(), 1, "{crit}: {e:?}");
+    }
+    assert_eq!(
+        errors_at("header = { crit = \"x\" }", "header.crit").len(),
+        1
+    );
+}
+
+#[test]
+fn known_headers_naming_a_registered_parameter_or_b64_is_refused() {
+    for (i, name) in ["kid", "b64"].iter().enumerate() {
+        let errs = refused(&verify_policy(&format!("known_headers = [\"{name}\"]")));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("routes[0].policies[0].known_headers[0]: ")),
+            "{i}: {errs:?}"
+        );
+    }
+}
