@@ -99,3 +99,66 @@ async fn critical_headers_are_minted_and_accepted_only_where_known() {
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["errorCode"], "crit_unsupported");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_headers_and_templated_claims_read_by_peers() {
+    let up = Upstream::start("u").await;
+    let rs = gen("RSA", Some(2048), None, "rs");
+    let gw = gateway(
+        &up,
+        &format!(
+            r#"type = "jwt_generate"
+algorithm = "PS256"
+key = {{ jwks = '{}' }}
+expires_in = "5m"
+[routes.policies.header]
+x-n = 3
+x-flag = true
+x-list = [1, "a"]
+x-obj = {{ k = "v" }}
+x-tenant = {{ template = "t-${{header.x-tenant}}", default = "t-none" }}
+[routes.policies.claims]
+sub = {{ template = "user:${{header.x-client}}" }}
+"${{header.x-claim}}" = {{ from = "header.x-claim-value" }}
+ids = {{ from = "header.x-ids", type = "array", items = "number" }}
+"#,
+            private(&rs)
+        ),
+    )
+    .await;
+    let r = request(
+        gw.port,
+        "GET",
+        "/a",
+        &[
+            ("x-client", "c1"),
+            ("x-claim", "team"),
+            ("x-claim-value", "core"),
+            ("x-ids", "1,2,3"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let tok = bearer(&r);
+    let known = json!(["x-n", "x-flag", "x-list", "x-obj", "x-tenant"]);
+    let out = peer(&[
+        json!({"lib": "joserfc", "op": "verify", "key": public(&rs), "alg": "PS256", "token": tok, "known": known}),
+        json!({"lib": "jwcrypto", "op": "verify", "key": public(&rs), "alg": "PS256", "token": tok}),
+    ]);
+    for o in &out {
+        let h = &o["header"];
+        assert_eq!(h["x-n"], 3, "{o}");
+        assert_eq!(h["x-flag"], true);
+        assert_eq!(h["x-list"], json!([1, "a"]));
+        assert_eq!(h["x-obj"], json!({"k": "v"}));
+        assert_eq!(h["x-tenant"], "t-none");
+        let c: Value = serde_json::from_slice(
+            &tokengate::jose::b64_decode(o["payload"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c["sub"], "user:c1");
+        assert_eq!(c["team"], "core");
+        assert_eq!(c["ids"], json!([1, 2, 3]));
+    }
+}

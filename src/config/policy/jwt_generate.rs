@@ -21,14 +21,23 @@ pub enum ValueType {
     Json,
 }
 
-/// A claim from a request value: `{ from = "header.x-user", type = "string", default = "anon" }`.
+/// A value from the request: `{ from = "header.x-user", type = "string", default = "anon" }`
+/// or `{ template = "user:${header.x-client}", default = "user:none" }`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimFromConfig {
-    pub from: String,
+    /// One request value (keeps its JSON type, e.g. an array claim of a verified token).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Text with `${...}` references; absent when any reference is.
+    #[serde(default)]
+    pub template: Option<String>,
     #[serde(default, rename = "type")]
     pub kind: ValueType,
-    /// Used when the value is absent (any TOML value).
+    /// With `type = "array"`: the type of every element (`"1,2,3"` -> `[1,2,3]`).
+    #[serde(default)]
+    pub items: Option<ValueType>,
+    /// Used when the value is absent or does not convert (any TOML value).
     #[serde(default)]
     pub default: Option<toml::Value>,
 }
@@ -37,6 +46,16 @@ pub struct ClaimFromConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum ClaimConfig {
+    From(ClaimFromConfig),
+    Literal(toml::Value),
+}
+
+/// A header member: text is a template (`"${query.tenant}"`); a number, boolean, array or
+/// table is a literal; `{ from | template, type, items, default }` a typed request value.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum HeaderConfig {
+    Template(String),
     From(ClaimFromConfig),
     Literal(toml::Value),
 }
@@ -172,14 +191,15 @@ pub struct JwtGenerateConfig {
     /// `cty` of the signed token.
     #[serde(default)]
     pub cty: Option<String>,
-    /// Extra protected header parameters (values are templates).
+    /// Extra protected header parameters.
     #[serde(default)]
-    pub header: BTreeMap<String, String>,
+    pub header: BTreeMap<String, HeaderConfig>,
     /// Critical header parameters: names of `header` members the recipient must process
     /// (RFC 7515 §4.1.11), sent as the `crit` header of the signed token.
     #[serde(default)]
     pub crit: Vec<String>,
-    /// Claims by name: literals or request values.
+    /// Claims by name (a name with `${...}` is rendered per request): literals or request
+    /// values.
     #[serde(default)]
     pub claims: BTreeMap<String, ClaimConfig>,
     /// A value holding a whole JSON object of claims (e.g. "header.x-claims"), merged first.

@@ -14,6 +14,7 @@
 //! not cached); off when `jti` differs per token or there is no `expires_in`.
 
 use crate::config::policy::jwt_generate as config;
+mod source;
 mod values;
 
 use super::edits::{Body, Edits, HeaderEdit, QueryEdit};
@@ -25,14 +26,14 @@ use crate::jose::{self, Alg, Enc, EncryptOptions, JwkSet, KeyAlg, KeyHint, KeyOp
 use crate::keys::KeyCache;
 use crate::request::RequestView;
 use config::{
-    ClaimConfig, ClaimFromConfig, ExpiresFromConfig, ExpiresInConfig, IssuedAtConfig,
-    JwtGenerateConfig, NumOrText, OutputConfig, ValueType,
+    ExpiresFromConfig, ExpiresInConfig, IssuedAtConfig, JwtGenerateConfig, NumOrText, OutputConfig,
 };
 use dashmap::DashMap;
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
+use source::{Name, Source};
 use std::sync::Arc;
-use values::{convert, parse_offset, set_pointer, shift};
+use values::{parse_offset, set_pointer, shift};
 pub use values::{parse_rfc3339, parse_time};
 
 /// Registered claims the policy sets itself: they cannot be set twice.
@@ -47,16 +48,6 @@ pub(super) const MAX_CLAIMS_JSON: usize = 64 * 1024;
 
 /// SHA-256 of the rendered inputs -> (token, reuse until, Unix seconds).
 type MintCache = DashMap<[u8; 32], (Arc<str>, u64)>;
-
-#[derive(Debug)]
-enum Source {
-    Literal(Value),
-    From {
-        var: Var,
-        kind: ValueType,
-        default: Option<Value>,
-    },
-}
 
 /// `nbf`: an offset from the time of minting, or an absolute time.
 #[derive(Debug, Clone, Copy)]
@@ -111,11 +102,12 @@ pub struct JwtGenerate {
     alg: Option<Alg>,
     /// A set holding exactly one private key (checked at load).
     sign_key: Option<Arc<JwkSet>>,
-    header: Vec<(String, Template)>,
+    header: Vec<(String, Source)>,
     /// Names of `header` members listed in `crit` (present in every token: a missing value
     /// fails the request even with `ignore_unresolved`).
     crit: Vec<String>,
-    claims: Vec<(String, Source)>,
+    /// Claims with a rendered name first (so a fixed name always wins), then fixed names.
+    claims: Vec<(Name, Source)>,
     claims_from: Option<Var>,
     expires_in: Option<Expires>,
     not_before: Option<NotBefore>,
@@ -130,10 +122,6 @@ pub struct JwtGenerate {
     refresh_at: f64,
     /// Whether the request body must be read before this policy runs.
     pub reads_body: bool,
-}
-
-fn toml_json(v: &toml::Value) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// The distinct code of a key that cannot serve the algorithm (None: another failure).
@@ -235,19 +223,13 @@ impl JwtGenerate {
             (false, Some(None)) => None,
         };
         let mut hdr = Vec::new();
-        let mut put =
-            |name: &str, tpl: &str, p: String, errs: &mut Errors| match Template::parse(tpl) {
-                Ok(t) => hdr.push((name.to_string(), t)),
-                Err(e) => errs.push(p, e),
-            };
-        if let Some(t) = typ {
-            put("typ", t, format!("{path}.typ"), errs);
-        }
-        if let Some(t) = cty {
-            put("cty", t, format!("{path}.cty"), errs);
-        }
-        if let Some(k) = kid {
-            put("kid", k, format!("{path}.kid"), errs);
+        for (name, t) in [("typ", typ), ("cty", cty), ("kid", kid)] {
+            if let Some(s) = t
+                .as_ref()
+                .and_then(|t| Source::text(t, &format!("{path}.{name}"), errs))
+            {
+                hdr.push((name.to_string(), s));
+            }
         }
         for (k, v) in header {
             if RESERVED_HEADER.contains(&k.as_str()) || ["typ", "cty", "kid"].contains(&k.as_str())
@@ -265,7 +247,9 @@ impl JwtGenerate {
                 );
                 continue;
             }
-            put(k, v, format!("{path}.header.{k}"), errs);
+            if let Some(s) = Source::header(v, &format!("{path}.header.{k}"), errs) {
+                hdr.push((k.clone(), s));
+            }
         }
         compile_crit(
             crit,
@@ -284,25 +268,12 @@ impl JwtGenerate {
                 );
                 continue;
             }
-            match spec {
-                ClaimConfig::Literal(v) => cl.push((name.clone(), Source::Literal(toml_json(v)))),
-                ClaimConfig::From(ClaimFromConfig {
-                    from,
-                    kind,
-                    default,
-                }) => match Var::parse(from) {
-                    Ok(var) => cl.push((
-                        name.clone(),
-                        Source::From {
-                            var,
-                            kind: *kind,
-                            default: default.as_ref().map(toml_json),
-                        },
-                    )),
-                    Err(e) => errs.push(format!("{p}.from"), e),
-                },
+            if let (Some(n), Some(s)) = (Name::parse(name, &p, errs), Source::claim(spec, &p, errs))
+            {
+                cl.push((n, s));
             }
         }
+        cl.sort_by_key(|(n, _)| matches!(n, Name::Fixed(_)));
         let claims_from = claims_from.as_ref().and_then(|f| {
             Var::parse(f)
                 .map_err(|e| errs.push(format!("{path}.claims_from"), e))
@@ -393,11 +364,9 @@ impl JwtGenerate {
             Jti::None => false,
         };
         let cacheable = cache.enabled && expires_in.is_some() && !volatile_jti;
-        let reads_body = cl
-            .iter()
-            .any(|(_, s)| matches!(s, Source::From { var, .. } if var.reads_body()))
+        let reads_body = cl.iter().any(|(n, s)| n.reads_body() || s.reads_body())
             || claims_from.as_ref().is_some_and(Var::reads_body)
-            || hdr.iter().any(|(_, t)| t.reads_body())
+            || hdr.iter().any(|(_, s)| s.reads_body())
             || matches!(&jti, Jti::Template(t) if t.reads_body())
             || matches!(&expires_in, Some(Expires::From { var, .. }) if var.reads_body())
             || encrypt
@@ -447,16 +416,23 @@ impl JwtGenerate {
             }
         }
         for (name, src) in &self.claims {
-            let val = match src {
-                Source::Literal(v) => Some(v.clone()),
-                Source::From { var, kind, default } => var
-                    .resolve_json(v)
-                    .and_then(|x| convert(*kind, x))
-                    .or_else(|| default.clone()),
+            let name = match name {
+                Name::Fixed(n) => n.clone(),
+                Name::Template(t) => match t.render(v) {
+                    Some(n) if self.name_is_free(&n) => n,
+                    Some(_) => {
+                        log::info!(
+                            "jwt_generate: a rendered claim name is empty or taken: skipped"
+                        );
+                        continue;
+                    }
+                    None if self.ignore_unresolved => continue,
+                    None => return Err(GatewayError::ValueUnresolved),
+                },
             };
-            match val {
+            match src.resolve(v) {
                 Some(x) => {
-                    out.insert(name.clone(), x);
+                    out.insert(name, x);
                 }
                 None if self.ignore_unresolved => {}
                 None => return Err(GatewayError::ValueUnresolved),
@@ -465,12 +441,23 @@ impl JwtGenerate {
         Ok(out)
     }
 
+    /// Whether a rendered claim name may be used: not empty, not managed by the policy, not
+    /// one of the fixed names (a request value never replaces a claim the config sets).
+    fn name_is_free(&self, n: &str) -> bool {
+        !n.is_empty()
+            && !MANAGED.contains(&n)
+            && !self
+                .claims
+                .iter()
+                .any(|(f, _)| matches!(f, Name::Fixed(f) if f == n))
+    }
+
     fn render_header(&self, v: &RequestView<'_>) -> Result<Map<String, Value>, GatewayError> {
         let mut h = Map::new();
-        for (name, t) in &self.header {
-            match t.render(v) {
-                Some(s) => {
-                    h.insert(name.clone(), Value::String(s));
+        for (name, s) in &self.header {
+            match s.resolve(v) {
+                Some(x) => {
+                    h.insert(name.clone(), x);
                 }
                 None if self.ignore_unresolved && !self.crit.contains(name) => {}
                 None => return Err(GatewayError::ValueUnresolved),
@@ -767,7 +754,7 @@ impl JwtGenerate {
 /// header here is built by the JOSE engine, which produces no extension).
 fn compile_crit(
     crit: &[String],
-    header: &std::collections::BTreeMap<String, String>,
+    header: &std::collections::BTreeMap<String, config::HeaderConfig>,
     signed: bool,
     path: &str,
     errs: &mut Errors,

@@ -234,3 +234,89 @@ fn known_headers_naming_a_registered_parameter_or_b64_is_refused() {
         );
     }
 }
+
+// ---- typed header members, templates, claim names, typed arrays ----
+
+#[test]
+fn header_members_keep_their_toml_type() {
+    let (h, _) = mint(
+        "[routes.policies.header]\nx-n = 3\nx-b = true\nx-a = [1, \"two\"]\nx-o = { k = \"v\", n = [1] }",
+        &[],
+    )
+    .expect("minted");
+    assert_eq!(h["x-n"], 3);
+    assert_eq!(h["x-b"], true);
+    assert_eq!(h["x-a"], serde_json::json!([1, "two"]));
+    assert_eq!(h["x-o"], serde_json::json!({"k": "v", "n": [1]}));
+}
+
+#[test]
+fn header_members_from_request_values_are_typed_and_defaulted() {
+    let extra = "[routes.policies.header]\nx-level = { from = \"header.x-level\", type = \"number\", default = 0 }\nx-tenant = { template = \"t-${header.x-tenant}\", default = \"t-none\" }";
+    let (h, _) = mint(extra, &[("x-level", "7"), ("x-tenant", "acme")]).expect("minted");
+    assert_eq!(h["x-level"], 7);
+    assert_eq!(h["x-tenant"], "t-acme");
+    let (h, _) = mint(extra, &[]).expect("minted");
+    assert_eq!(h["x-level"], 0);
+    assert_eq!(h["x-tenant"], "t-none");
+}
+
+#[test]
+fn claim_values_from_templates() {
+    let extra = "[routes.policies.claims]\nsub = { template = \"user:${header.x-client}\" }";
+    assert_eq!(claims(extra, &[("x-client", "c1")])["sub"], "user:c1");
+    assert_eq!(mint(extra, &[]).unwrap_err(), GatewayError::ValueUnresolved);
+}
+
+#[test]
+fn claim_names_from_templates_never_replace_fixed_or_managed_claims() {
+    let extra = "[routes.policies.claims]\n\"${header.x-name}\" = { from = \"header.x-value\" }\nsub = \"fixed\"";
+    let c = claims(extra, &[("x-name", "team"), ("x-value", "core")]);
+    assert_eq!(c["team"], "core");
+    for taken in ["sub", "exp", ""] {
+        let c = claims(
+            &format!("{extra}\n"),
+            &[("x-name", taken), ("x-value", "evil")],
+        );
+        assert_eq!(c["sub"], "fixed", "{taken}");
+        assert!(
+            c.as_object().expect("object").values().all(|v| v != "evil"),
+            "{taken}: {c}"
+        );
+    }
+}
+
+#[test]
+fn typed_arrays_from_comma_separated_values() {
+    let extra = "[routes.policies.claims]\nn = { from = \"header.x-n\", type = \"array\", items = \"number\" }\nb = { from = \"header.x-b\", type = \"array\", items = \"boolean\", default = [] }";
+    let c = claims(extra, &[("x-n", "1, 2,3"), ("x-b", "true,false")]);
+    assert_eq!(c["n"], serde_json::json!([1, 2, 3]));
+    assert_eq!(c["b"], serde_json::json!([true, false]));
+    // An element that does not convert: the default, or a failed request.
+    let c = claims(extra, &[("x-n", "1"), ("x-b", "true,maybe")]);
+    assert_eq!(c["b"], serde_json::json!([]));
+    assert_eq!(
+        mint(extra, &[("x-n", "1,x"), ("x-b", "true")]).unwrap_err(),
+        GatewayError::ValueUnresolved
+    );
+}
+
+#[test]
+fn a_request_value_needs_exactly_one_input_and_items_only_on_arrays() {
+    assert_eq!(
+        errors_at(
+            "claims = { a = { from = \"header.a\", template = \"x\" } }",
+            "claims.a"
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        errors_at(
+            "claims = { a = { from = \"header.a\", items = \"number\" } }",
+            "claims.a.items"
+        )
+        .len(),
+        1
+    );
+}
