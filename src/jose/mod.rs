@@ -60,6 +60,7 @@ pub use error::JoseError;
 pub use header::Header;
 pub use jwe::{
     decrypt, encrypt, DecryptPolicy, Decrypted, EncryptOptions, KeyMgmtOptions, PBES2_DEFAULT_P2C,
+    PBES2_DEFAULT_P2S_LEN,
 };
 pub use jwk::{Jwk, KeyOp};
 pub use jwks::{JwkSet, KeyHint};

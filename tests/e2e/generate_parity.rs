@@ -162,3 +162,37 @@ ids = {{ from = "header.x-ids", type = "array", items = "number" }}
         assert_eq!(c["ids"], json!([1, 2, 3]));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pbes2_parameters_as_configured_decrypted_by_peers() {
+    let up = Upstream::start("u").await;
+    let password = "correct horse battery staple 01";
+    let gw = gateway(
+        &up,
+        &format!(
+            "type = \"jwt_generate\"\nexpires_in = \"5m\"\nclaims = {{ sub = \"svc\" }}\nencrypt = {{ key = {{ secret = \"{password}\" }}, key_algorithm = \"PBES2-HS512+A256KW\", encryption = \"A256GCM\", salt_length = 24, iterations = 3000 }}"
+        ),
+    )
+    .await;
+    let r = request(gw.port, "GET", "/a", &[], "").await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let tok = bearer(&r);
+    let h = segment(&tok, 0);
+    assert_eq!(h["p2c"], 3000);
+    let salt = tokengate::jose::b64_decode(h["p2s"].as_str().unwrap()).unwrap();
+    assert_eq!(salt.len(), 24);
+    let key = json!({"kty": "oct", "k": tokengate::jose::b64_encode(password.as_bytes())});
+    let out = peer(
+        &["joserfc", "jwcrypto"].map(|lib| {
+            json!({"lib": lib, "op": "decrypt", "key": key, "alg": "PBES2-HS512+A256KW", "enc": "A256GCM", "token": tok})
+        }),
+    );
+    for o in &out {
+        assert_eq!(o["header"]["p2c"], 3000, "{o}");
+        let c: Value = serde_json::from_slice(
+            &tokengate::jose::b64_decode(o["payload"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c["sub"], "svc");
+    }
+}

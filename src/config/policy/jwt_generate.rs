@@ -72,6 +72,13 @@ pub struct EncryptConfig {
     pub encryption: String,
     #[serde(default)]
     pub zip: bool,
+    /// PBES2 only: the salt input length in bytes (default 16; 8 to 64).
+    #[serde(default)]
+    pub salt_length: Option<usize>,
+    /// PBES2 only: the PBKDF2 iteration count (default 8192), within what verifiers here
+    /// accept (1000 to 10000).
+    #[serde(default)]
+    pub iterations: Option<u32>,
 }
 
 /// Where the token goes: exactly one.

@@ -9,7 +9,7 @@ use std::io::{Read as _, Write as _};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-pub use keymgmt::{KeyMgmtOptions, PBES2_DEFAULT_P2C};
+pub use keymgmt::{KeyMgmtOptions, PBES2_DEFAULT_P2C, PBES2_DEFAULT_P2S_LEN};
 
 use super::jwk::KeyOp;
 use super::jws::split;
@@ -172,7 +172,7 @@ fn jwe_header(h: &[u8], policy: &DecryptPolicy<'_>) -> Result<(Header, KeyAlg, E
             return Err(JoseError::TokenMalformed);
         }
         let salt_len = header.p2s.as_deref().map_or(0, |s| s.len() * 3 / 4);
-        if salt_len < 8 {
+        if salt_len < l.min_p2s {
             return Err(JoseError::TokenMalformed);
         }
     }

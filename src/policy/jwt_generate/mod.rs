@@ -95,6 +95,9 @@ struct Encrypt {
     alg: KeyAlg,
     enc: Enc,
     zip: bool,
+    /// PBES2 iteration count and salt length (None: the engine's defaults).
+    p2c: Option<u32>,
+    p2s_len: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -334,12 +337,15 @@ impl JwtGenerate {
                     .map_err(|m| errs.push(format!("{p}.kid"), m))
                     .ok()
             });
+            let (p2c, p2s_len) = compile_pbes2(e, ka, &p, errs);
             Some(Encrypt {
                 keys: keys?,
                 kid,
                 alg: ka?,
                 enc: en?,
                 zip: e.zip,
+                p2c,
+                p2s_len,
             })
         });
         let expires_in = expires_in
@@ -642,6 +648,11 @@ impl JwtGenerate {
                 let key = set.keys().get(idx).ok_or(GatewayError::KeyUnavailable)?;
                 let mut opts = EncryptOptions {
                     zip: e.zip,
+                    key_mgmt: jose::KeyMgmtOptions {
+                        p2c: e.p2c,
+                        p2s_len: e.p2s_len,
+                        ..jose::KeyMgmtOptions::default()
+                    },
                     ..EncryptOptions::default()
                 };
                 let plaintext = match &signed {
@@ -748,6 +759,44 @@ impl JwtGenerate {
         }
         Ok(())
     }
+}
+
+/// The longest PBES2 salt input minted (RFC 7518 sets only the minimum; this keeps the
+/// header small).
+const MAX_P2S_LEN: usize = 64;
+
+/// `salt_length` and `iterations`: PBES2 only, within what the verifier accepts
+/// ([`jose::Limits`]), so every minted token is one this gateway would also take.
+fn compile_pbes2(
+    e: &config::EncryptConfig,
+    alg: Option<KeyAlg>,
+    path: &str,
+    errs: &mut Errors,
+) -> (Option<u32>, Option<usize>) {
+    let pbes2 = alg.is_some_and(KeyAlg::is_pbes2);
+    let l = jose::Limits::default();
+    let mut check = |set: bool, ok: bool, field: &str, range: String| {
+        if set && !pbes2 {
+            errs.push(format!("{path}.{field}"), "only for PBES2 key algorithms");
+        } else if set && !ok {
+            errs.push(format!("{path}.{field}"), format!("must be from {range}"));
+        }
+    };
+    check(
+        e.iterations.is_some(),
+        e.iterations
+            .is_some_and(|n| (l.min_p2c..=l.max_p2c).contains(&n)),
+        "iterations",
+        format!("{} to {}", l.min_p2c, l.max_p2c),
+    );
+    check(
+        e.salt_length.is_some(),
+        e.salt_length
+            .is_some_and(|n| (l.min_p2s..=MAX_P2S_LEN).contains(&n)),
+        "salt_length",
+        format!("{} to {MAX_P2S_LEN} bytes", l.min_p2s),
+    );
+    (e.iterations, e.salt_length)
 }
 
 /// `crit`: distinct names of `header` members, not registered, for a signed token (a JWE

@@ -320,3 +320,47 @@ fn a_request_value_needs_exactly_one_input_and_items_only_on_arrays() {
         1
     );
 }
+
+// ---- PBES2 parameters ----
+
+fn pbes2(extra: &str) -> String {
+    format!(
+        "[[routes.policies]]\ntype = \"jwt_generate\"\nexpires_in = \"1m\"\noutput = {{ variable = \"t\" }}\nclaims = {{ sub = \"s\" }}\nencrypt = {{ key = {{ secret = \"{SECRET_32}\" }}, key_algorithm = \"PBES2-HS256+A128KW\", encryption = \"A128GCM\"{extra} }}\n"
+    )
+}
+
+#[test]
+fn pbes2_salt_length_and_iterations_are_minted_as_configured() {
+    let snap = snapshot(&pbes2(", salt_length = 32, iterations = 2000"));
+    let tok = mint_at(chain(&snap), &req("GET", "/", &[]), NOW);
+    let h: Value = serde_json::from_slice(
+        &crate::jose::b64_decode(tok.split('.').next().expect("header")).expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(h["p2c"], 2000);
+    let salt = crate::jose::b64_decode(h["p2s"].as_str().expect("p2s")).expect("b64");
+    assert_eq!(salt.len(), 32);
+}
+
+#[test]
+fn pbes2_parameters_outside_the_verifiers_limits_or_without_pbes2_are_refused() {
+    for (extra, field) in [
+        (", iterations = 999", "encrypt.iterations"),
+        (", iterations = 10001", "encrypt.iterations"),
+        (", salt_length = 7", "encrypt.salt_length"),
+        (", salt_length = 65", "encrypt.salt_length"),
+    ] {
+        let path = format!("routes[0].policies[0].{field}: ");
+        let errs = refused(&pbes2(extra));
+        assert!(
+            errs.iter().any(|e| e.starts_with(&path)),
+            "{extra}: {errs:?}"
+        );
+    }
+    let errs = refused(&pbes2(", iterations = 2000").replace("PBES2-HS256+A128KW", "A256KW"));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("routes[0].policies[0].encrypt.iterations: ")),
+        "{errs:?}"
+    );
+}
