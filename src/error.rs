@@ -183,6 +183,9 @@ pub enum GatewayError {
     /// `known_headers`), or one absent from the header (RFC 7515 §4.1.11). 401 `invalid_token`,
     /// from `jwt_verify`.
     CritUnsupported,
+    /// The token has no `kid` while the policy's key set holds more than one key and
+    /// `require_kid` is set. 401 `invalid_token`, from `jwt_verify`.
+    KidMissing,
     /// Anything unexpected inside the gateway (a JOSE key or input error that compiled keys
     /// cannot produce, a response that cannot be built). 500, from the proxy and from the
     /// JOSE mapping below.
@@ -263,6 +266,7 @@ impl GatewayError {
             GatewayError::TokenRevoked => "token_revoked",
             GatewayError::TokenBindingMismatch => "token_binding_mismatch",
             GatewayError::TokenStoreUnavailable => "temporarily_unavailable",
+            GatewayError::KidMissing => "kid_missing",
             GatewayError::CritUnsupported => "crit_unsupported",
             GatewayError::ExpiresInInvalid => "expires_in_invalid",
         }
@@ -291,7 +295,8 @@ impl GatewayError {
             | GatewayError::ClaimMismatch
             | GatewayError::TokenRevoked
             | GatewayError::TokenBindingMismatch
-            | GatewayError::CritUnsupported => Some(BearerError::InvalidToken),
+            | GatewayError::CritUnsupported
+            | GatewayError::KidMissing => Some(BearerError::InvalidToken),
             GatewayError::NoRoute
             | GatewayError::CorsOriginDenied
             | GatewayError::Forbidden
@@ -350,7 +355,8 @@ impl GatewayError {
             | GatewayError::ClaimMismatch
             | GatewayError::TokenRevoked
             | GatewayError::TokenBindingMismatch
-            | GatewayError::CritUnsupported => 401,
+            | GatewayError::CritUnsupported
+            | GatewayError::KidMissing => 401,
             GatewayError::CorsOriginDenied
             | GatewayError::AccessDenied
             | GatewayError::Forbidden => 403,
@@ -425,6 +431,7 @@ impl GatewayError {
             GatewayError::TokenRevoked => "the token is invalid",
             GatewayError::TokenBindingMismatch => "the token is invalid",
             GatewayError::TokenStoreUnavailable => "token validation is temporarily unavailable",
+            GatewayError::KidMissing => "the token does not name its key",
             GatewayError::CritUnsupported => {
                 "the token uses a critical header the gateway does not process"
             }
@@ -640,6 +647,7 @@ impl From<&crate::jose::JoseError> for GatewayError {
             J::SignatureInvalid => GatewayError::SignatureInvalid,
             J::DecryptionFailed => GatewayError::DecryptionFailed,
             J::NoMatchingKey => GatewayError::NoMatchingKey,
+            J::KidMissing => GatewayError::KidMissing,
             J::KeyTypeMismatch(_) => GatewayError::KeyTypeMismatch,
             J::KeyTooShort(_) => GatewayError::KeyTooShort,
             J::KeyLengthMismatch(_) => GatewayError::KeyLengthMismatch,

@@ -333,6 +333,7 @@ mod tests {
             G::TokenStoreUnavailable,
             G::ExpiresInInvalid,
             G::CritUnsupported,
+            G::KidMissing,
             G::Internal,
         ];
         for e in &all {
@@ -384,6 +385,7 @@ mod tests {
                 | G::TokenStoreUnavailable
                 | G::ExpiresInInvalid
                 | G::CritUnsupported
+                | G::KidMissing
                 | G::Internal => {}
             }
         }

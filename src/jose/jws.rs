@@ -92,6 +92,9 @@ fn verify_one(key: &Jwk, alg: Alg, msg: &[u8], sig: &[u8]) -> Option<bool> {
 pub struct VerifyOptions<'a> {
     /// Header parameters the caller processes: `crit` may list these (RFC 7515 §4.1.11).
     pub known_crit: &'a [String],
+    /// Refuse a token without `kid` when the key set holds more than one key (rather than
+    /// trying each key).
+    pub require_kid: bool,
 }
 
 /// Parses and checks the protected header of a JWS (alg allow-list, crit, b64, zip).
@@ -152,6 +155,9 @@ pub fn verify_with(
         return Err(JoseError::TokenMalformed);
     }
     let (header, alg) = jws_header(h, algs, limits, opts)?;
+    if opts.require_kid && header.kid.is_none() && keys.keys().len() > 1 {
+        return Err(JoseError::KidMissing);
+    }
     let mut sig_buf = [0u8; MAX_SIG];
     if s.len() > MAX_SIG * 4 / 3 + 4 {
         return Err(JoseError::SignatureInvalid);

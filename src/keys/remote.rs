@@ -572,6 +572,7 @@ pub(crate) fn parse_remote_set(body: &[u8]) -> Result<(JwkSet, [u8; 32]), KeyErr
         | JoseError::AlgorithmNotAllowed
         | JoseError::EncryptionNotAllowed
         | JoseError::CriticalHeaderUnsupported
+        | JoseError::KidMissing
         | JoseError::UnencodedPayloadRejected
         | JoseError::CompressionNotAllowed
         | JoseError::SignatureInvalid

@@ -196,3 +196,47 @@ async fn pbes2_parameters_as_configured_decrypted_by_peers() {
         assert_eq!(c["sub"], "svc");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_kid_refuses_a_kidless_token_against_a_key_set_of_two() {
+    let up = Upstream::start("u").await;
+    let a = gen("EC", None, Some("P-256"), "a");
+    let b = gen("EC", None, Some("P-256"), "b");
+    let set = json!({"keys": [public(&a), public(&b)]});
+    let gw = gateway(
+        &up,
+        &format!("type = \"jwt_verify\"\nalgorithms = [\"ES256\"]\nkeys = {{ jwks = '{set}' }}\nrequire_kid = true"),
+    )
+    .await;
+    let claims = tokengate::jose::b64_encode(
+        json!({"sub": "s", "exp": 4_000_000_000u64})
+            .to_string()
+            .as_bytes(),
+    );
+    let mut kidless = private(&a);
+    kidless.as_object_mut().unwrap().remove("kid");
+    let toks = peer(&[
+        json!({"lib": "joserfc", "op": "sign", "key": kidless, "alg": "ES256", "payload": claims}),
+        json!({"lib": "joserfc", "op": "sign", "key": private(&a), "alg": "ES256", "header": {"kid": "a"}, "payload": claims}),
+    ]);
+    let call = |t: &Value| format!("Bearer {}", t["token"].as_str().unwrap());
+    let r = request(
+        gw.port,
+        "GET",
+        "/x",
+        &[("authorization", &call(&toks[0]))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["errorCode"], "kid_missing");
+    let r = request(
+        gw.port,
+        "GET",
+        "/x",
+        &[("authorization", &call(&toks[1]))],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+}

@@ -238,6 +238,9 @@ pub struct JwtVerifyConfig {
     /// present in its header) is accepted; any other `crit` is refused.
     #[serde(default)]
     pub known_headers: Vec<String>,
+    /// Refuse a token without `kid` when the key set holds more than one key.
+    #[serde(default)]
+    pub require_kid: bool,
     /// The header `typ` required, e.g. "at+jwt".
     #[serde(default)]
     pub typ: Option<String>,

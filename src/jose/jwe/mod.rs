@@ -37,6 +37,8 @@ pub struct DecryptPolicy<'a> {
     pub limits: Limits,
     /// Header parameters the caller processes: `crit` may list these.
     pub known_crit: &'a [String],
+    /// Refuse a token without `kid` when the key set holds more than one key.
+    pub require_kid: bool,
 }
 
 impl<'a> DecryptPolicy<'a> {
@@ -49,6 +51,7 @@ impl<'a> DecryptPolicy<'a> {
             allow_rsa1_5: false,
             limits: Limits::default(),
             known_crit: &[],
+            require_kid: false,
         }
     }
 }
@@ -216,6 +219,9 @@ pub fn decrypt(
         return Err(JoseError::TokenTooLarge);
     }
     let (header, alg, enc) = jwe_header(h, policy)?;
+    if policy.require_kid && header.kid.is_none() && keys.keys().len() > 1 {
+        return Err(JoseError::KidMissing);
+    }
     let ek = b64::decode(ek)?;
     let iv = b64::decode(iv)?;
     let ct = b64::decode(ct)?;

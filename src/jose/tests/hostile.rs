@@ -824,7 +824,10 @@ fn v_known(tok: &str, known: &[&str]) -> Result<Verified, JoseError> {
         &JwkSet::single(hs_key()),
         &[Alg::HS256],
         &Limits::default(),
-        &VerifyOptions { known_crit: &known },
+        &VerifyOptions {
+            known_crit: &known,
+            require_kid: false,
+        },
     )
 }
 
@@ -873,6 +876,35 @@ fn signing_produces_crit_only_for_members_of_the_header() {
         extra.insert("crit".into(), crit.clone());
         assert!(sign(b"{}", &k, Alg::HS256, &extra).is_err(), "{crit}");
     }
+}
+
+fn v_kid(tok: &str, keys: &JwkSet) -> Result<Verified, JoseError> {
+    verify_with(
+        tok,
+        keys,
+        &[Alg::HS256],
+        &Limits::default(),
+        &VerifyOptions {
+            known_crit: &[],
+            require_kid: true,
+        },
+    )
+}
+
+#[test]
+fn require_kid_refuses_a_kidless_token_only_against_several_keys() {
+    let two = JwkSet::new(vec![
+        hs_key().with_kid("a"),
+        Jwk::from_secret(&[0x43; 32]).unwrap().with_kid("b"),
+    ])
+    .unwrap();
+    let kidless = hs(r#"{"alg":"HS256"}"#, "{}");
+    assert_eq!(v_kid(&kidless, &two).unwrap_err(), JoseError::KidMissing);
+    assert!(v_kid(&kidless, &JwkSet::single(hs_key())).is_ok());
+    let named = hs(r#"{"alg":"HS256","kid":"a"}"#, "{}");
+    assert!(v_kid(&named, &two).is_ok());
+    // Without the option every key is tried.
+    assert!(verify(&kidless, &two, &[Alg::HS256], &Limits::default()).is_ok());
 }
 
 #[test]

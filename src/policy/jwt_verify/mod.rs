@@ -71,6 +71,7 @@ pub struct JwtVerify {
     limits: Limits,
     /// Header parameters `crit` may list.
     known_headers: Vec<String>,
+    require_kid: bool,
     keys: Option<Keys>,
     dec_keys: Option<Keys>,
     rules: ClaimRules,
@@ -204,6 +205,7 @@ impl JwtVerify {
             require_exp,
             max_lifetime,
             known_headers,
+            require_kid,
             typ,
             identity_claim,
             acl,
@@ -444,6 +446,7 @@ impl JwtVerify {
             allow_zip: *allow_zip,
             limits,
             known_headers: known_headers.clone(),
+            require_kid: *require_kid,
             keys: keys.flatten(),
             dec_keys: dec_keys.flatten(),
             rules,
@@ -496,6 +499,7 @@ impl JwtVerify {
     fn opts(&self) -> jose::VerifyOptions<'_> {
         jose::VerifyOptions {
             known_crit: &self.known_headers,
+            require_kid: self.require_kid,
         }
     }
 
@@ -518,6 +522,7 @@ impl JwtVerify {
                 policy.allow_zip = self.allow_zip;
                 policy.limits = self.limits;
                 policy.known_crit = &self.known_headers;
+                policy.require_kid = self.require_kid;
                 let d = jose::decrypt(token, dec, &policy)?;
                 if d.header.cty_is_jwt() {
                     if !self.nested {
