@@ -42,22 +42,57 @@ pub struct ClaimFromConfig {
     pub default: Option<toml::Value>,
 }
 
-/// A claim: a literal TOML value, or a request value.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// A claim: a request value (a table with `from` or `template`), or any other TOML value as
+/// a literal.
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum ClaimConfig {
     From(ClaimFromConfig),
     Literal(toml::Value),
 }
 
-/// A header member: text is a template (`"${query.tenant}"`); a number, boolean, array or
-/// table is a literal; `{ from | template, type, items, default }` a typed request value.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// A header member: text is a template (`"${query.tenant}"`); a table with `from` or
+/// `template` is a typed request value; any other number, boolean, array or table is a
+/// literal.
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum HeaderConfig {
     Template(String),
     From(ClaimFromConfig),
     Literal(toml::Value),
+}
+
+/// Only a table naming `from` or `template` is a request value: an array or another table
+/// is always a literal, whatever its members look like.
+fn request_value(v: &toml::Value) -> bool {
+    v.as_table()
+        .is_some_and(|t| t.contains_key("from") || t.contains_key("template"))
+}
+
+impl<'de> Deserialize<'de> for ClaimConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = toml::Value::deserialize(d)?;
+        if request_value(&v) {
+            v.try_into()
+                .map(ClaimConfig::From)
+                .map_err(serde::de::Error::custom)
+        } else {
+            Ok(ClaimConfig::Literal(v))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HeaderConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(HeaderConfig::Template(s)),
+            v if request_value(&v) => v
+                .try_into()
+                .map(HeaderConfig::From)
+                .map_err(serde::de::Error::custom),
+            v => Ok(HeaderConfig::Literal(v)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

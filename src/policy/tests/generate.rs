@@ -364,3 +364,22 @@ fn pbes2_parameters_outside_the_verifiers_limits_or_without_pbes2_are_refused() 
         "{errs:?}"
     );
 }
+
+#[test]
+fn arrays_and_tables_without_from_or_template_stay_literals() {
+    let extra = "header = { x-pair = [\"a\", \"b\"] }\n[routes.policies.claims]\naud = [\"svc-a\", \"svc-b\"]\nempty = {}\nobj = { kind = \"number\" }";
+    let (h, c) = mint(extra, &[]).expect("minted");
+    assert_eq!(h["x-pair"], serde_json::json!(["a", "b"]));
+    assert_eq!(c["aud"], serde_json::json!(["svc-a", "svc-b"]));
+    assert_eq!(c["empty"], serde_json::json!({}));
+    assert_eq!(c["obj"], serde_json::json!({"kind": "number"}));
+    let errs = refused(&policy(
+        "claims = { a = { from = \"header.a\", typo = 1 } }",
+    ));
+    assert!(
+        errs.iter().any(|e| e.starts_with("routes[0].policies[0]")
+            && e.contains("claims.a")
+            && e.contains("typo")),
+        "{errs:?}"
+    );
+}
