@@ -94,8 +94,8 @@ pub enum GatewayError {
     /// Two different tokens in one request (never silently pick one). 400, Bearer
     /// `invalid_request`, from token extraction.
     TokenAmbiguous,
-    /// The token is not a well-formed JWS/JWE (or its claims are not a JSON object, a critical
-    /// header is not understood, the nesting is wrong). 401 `invalid_token`, from `jwt_verify`
+    /// The token is not a well-formed JWS/JWE (or its claims are not a JSON object, the
+    /// nesting is wrong). 401 `invalid_token`, from `jwt_verify`
     /// and `jwt_auth`.
     TokenMalformed,
     /// The token is longer than the policy's `max_token_size`. 401 `invalid_token`, from
@@ -175,6 +175,17 @@ pub enum GatewayError {
     /// The token store could not answer: fail closed. 503, from `jwt_auth` via the token
     /// service.
     TokenStoreUnavailable,
+    /// The token lifetime a request asks for (`expires_in = { from = ... }`) is not a number
+    /// of seconds or a duration, is zero, or is above the configured `max`. 400, from
+    /// `jwt_generate`.
+    ExpiresInInvalid,
+    /// The token's `crit` header lists an extension the policy does not process (not in
+    /// `known_headers`), or one absent from the header (RFC 7515 §4.1.11). 401 `invalid_token`,
+    /// from `jwt_verify`.
+    CritUnsupported,
+    /// The token has no `kid` while the policy's key set holds more than one key and
+    /// `require_kid` is set. 401 `invalid_token`, from `jwt_verify`.
+    KidMissing,
     /// Anything unexpected inside the gateway (a JOSE key or input error that compiled keys
     /// cannot produce, a response that cannot be built). 500, from the proxy and from the
     /// JOSE mapping below.
@@ -254,6 +265,9 @@ impl GatewayError {
         GatewayError::TokenRevoked,
         GatewayError::TokenBindingMismatch,
         GatewayError::TokenStoreUnavailable,
+        GatewayError::ExpiresInInvalid,
+        GatewayError::CritUnsupported,
+        GatewayError::KidMissing,
         GatewayError::Internal,
     ];
 
@@ -310,6 +324,9 @@ impl GatewayError {
             GatewayError::TokenRevoked => "token_revoked",
             GatewayError::TokenBindingMismatch => "token_binding_mismatch",
             GatewayError::TokenStoreUnavailable => "temporarily_unavailable",
+            GatewayError::KidMissing => "kid_missing",
+            GatewayError::CritUnsupported => "crit_unsupported",
+            GatewayError::ExpiresInInvalid => "expires_in_invalid",
         }
     }
 
@@ -335,7 +352,9 @@ impl GatewayError {
             | GatewayError::ClaimProhibited
             | GatewayError::ClaimMismatch
             | GatewayError::TokenRevoked
-            | GatewayError::TokenBindingMismatch => Some(BearerError::InvalidToken),
+            | GatewayError::TokenBindingMismatch
+            | GatewayError::CritUnsupported
+            | GatewayError::KidMissing => Some(BearerError::InvalidToken),
             GatewayError::NoRoute
             | GatewayError::CorsOriginDenied
             | GatewayError::Forbidden
@@ -361,6 +380,7 @@ impl GatewayError {
             | GatewayError::KeyLengthMismatch
             | GatewayError::InvalidCurve
             | GatewayError::TokenStoreUnavailable
+            | GatewayError::ExpiresInInvalid
             | GatewayError::Internal => None,
         }
     }
@@ -373,7 +393,8 @@ impl GatewayError {
             | GatewayError::InvalidMethod
             | GatewayError::InvalidHost
             | GatewayError::TokenAmbiguous
-            | GatewayError::ValueUnresolved => 400,
+            | GatewayError::ValueUnresolved
+            | GatewayError::ExpiresInInvalid => 400,
             GatewayError::TokenMissing
             | GatewayError::TokenMalformed
             | GatewayError::TokenTooLarge
@@ -391,7 +412,9 @@ impl GatewayError {
             | GatewayError::ClaimProhibited
             | GatewayError::ClaimMismatch
             | GatewayError::TokenRevoked
-            | GatewayError::TokenBindingMismatch => 401,
+            | GatewayError::TokenBindingMismatch
+            | GatewayError::CritUnsupported
+            | GatewayError::KidMissing => 401,
             GatewayError::CorsOriginDenied
             | GatewayError::AccessDenied
             | GatewayError::Forbidden => 403,
@@ -466,6 +489,11 @@ impl GatewayError {
             GatewayError::TokenRevoked => "the token is invalid",
             GatewayError::TokenBindingMismatch => "the token is invalid",
             GatewayError::TokenStoreUnavailable => "token validation is temporarily unavailable",
+            GatewayError::KidMissing => "the token does not name its key",
+            GatewayError::CritUnsupported => {
+                "the token uses a critical header the gateway does not process"
+            }
+            GatewayError::ExpiresInInvalid => "the requested token lifetime is not accepted",
         }
     }
 }
@@ -666,9 +694,9 @@ impl From<&crate::jose::JoseError> for GatewayError {
     fn from(e: &crate::jose::JoseError) -> Self {
         use crate::jose::JoseError as J;
         match e {
+            J::CriticalHeaderUnsupported => GatewayError::CritUnsupported,
             J::TokenMalformed
             | J::ClaimsMalformed
-            | J::CriticalHeaderUnsupported
             | J::UnencodedPayloadRejected
             | J::CompressionNotAllowed
             | J::NestingInvalid => GatewayError::TokenMalformed,
@@ -677,6 +705,7 @@ impl From<&crate::jose::JoseError> for GatewayError {
             J::SignatureInvalid => GatewayError::SignatureInvalid,
             J::DecryptionFailed => GatewayError::DecryptionFailed,
             J::NoMatchingKey => GatewayError::NoMatchingKey,
+            J::KidMissing => GatewayError::KidMissing,
             J::KeyTypeMismatch(_) => GatewayError::KeyTypeMismatch,
             J::KeyTooShort(_) => GatewayError::KeyTooShort,
             J::KeyLengthMismatch(_) => GatewayError::KeyLengthMismatch,

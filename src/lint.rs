@@ -122,7 +122,7 @@ fn jwt_generate(c: &JwtGenerateConfig, path: &str, w: &mut Warnings) {
         key_alg(
             &e.key_algorithm,
             &format!("{path}.encrypt.key_algorithm"),
-            PBES2_DEFAULT_P2C,
+            e.iterations.unwrap_or(PBES2_DEFAULT_P2C),
             w,
         );
         keys(&e.key, &format!("{path}.encrypt.key"), w);

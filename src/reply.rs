@@ -334,6 +334,9 @@ mod tests {
                 | G::TokenRevoked
                 | G::TokenBindingMismatch
                 | G::TokenStoreUnavailable
+                | G::ExpiresInInvalid
+                | G::CritUnsupported
+                | G::KidMissing
                 | G::Internal => {}
             }
         }

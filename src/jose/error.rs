@@ -30,6 +30,9 @@ pub enum JoseError {
     DecryptionFailed,
     /// No configured key matches the token (kid, alg, type, use).
     NoMatchingKey,
+    /// The token names no `kid` and the caller requires one when its key set holds more
+    /// than one key.
+    KidMissing,
     /// A key was refused at load time or for the requested operation (weak, wrong use...).
     KeyRejected(&'static str),
     /// A key or key set could not be parsed.
@@ -93,6 +96,7 @@ impl JoseError {
             Self::SignatureInvalid => "signature_invalid",
             Self::DecryptionFailed => "decryption_failed",
             Self::NoMatchingKey => "no_matching_key",
+            Self::KidMissing => "kid_missing",
             Self::KeyRejected(_) => "key_rejected",
             Self::KeyMalformed(_) => "key_malformed",
             Self::KeyTypeMismatch(_) => "key_type_mismatch",

@@ -157,9 +157,11 @@ impl Header {
     }
 
     /// RFC 7515 §4.1.11: `crit` must be a non-empty array of distinct, unregistered names,
-    /// each present in the header; every listed extension must be understood. This engine
-    /// understands none (b64=false is refused for JWTs), so any well-formed `crit` is refused.
-    pub fn check_crit(&self) -> Result<(), JoseError> {
+    /// each present in the header; every listed extension must be understood. The engine
+    /// processes no extension itself (b64=false is refused for JWTs); `known` lists the
+    /// header parameters the caller processes (jwt_verify's `known_headers`). A name that is
+    /// not known, or is known but absent from the header, is `CriticalHeaderUnsupported`.
+    pub fn check_crit(&self, known: &[String]) -> Result<(), JoseError> {
         let Some(crit) = &self.crit else {
             return Ok(());
         };
@@ -170,15 +172,37 @@ impl Header {
             if REGISTERED.contains(&name.as_str()) || crit.iter().skip(i + 1).any(|n| n == name) {
                 return Err(JoseError::TokenMalformed);
             }
-            let present = name == "b64" && self.b64.is_some() || self.other.contains_key(name);
-            if !present {
-                return Err(JoseError::TokenMalformed);
-            }
         }
         if self.b64 == Some(false) {
             return Err(JoseError::UnencodedPayloadRejected);
         }
-        Err(JoseError::CriticalHeaderUnsupported)
+        let understood =
+            |name: &String| name != "b64" && known.contains(name) && self.other.contains_key(name);
+        if crit.iter().all(understood) {
+            Ok(())
+        } else {
+            Err(JoseError::CriticalHeaderUnsupported)
+        }
+    }
+
+    /// Whether `name` is a header parameter registered by RFC 7515/7516/7518 (never a `crit`
+    /// extension).
+    pub fn is_registered(name: &str) -> bool {
+        REGISTERED.contains(&name)
+    }
+
+    /// Whether `crit` (as a member about to be produced) is a non-empty array of distinct,
+    /// unregistered names, each a member of `header` (RFC 7515 §4.1.11).
+    pub(crate) fn crit_is_valid(crit: &Value, header: &Map<String, Value>) -> bool {
+        let Some(names) = crit.as_array() else {
+            return false;
+        };
+        !names.is_empty()
+            && names.iter().enumerate().all(|(i, n)| {
+                n.as_str().is_some_and(|s| {
+                    !REGISTERED.contains(&s) && s != "b64" && header.contains_key(s)
+                }) && !names.iter().skip(i + 1).any(|m| m == n)
+            })
     }
 
     /// The header as a JSON object (for display and CLI output).

@@ -87,8 +87,23 @@ fn verify_one(key: &Jwk, alg: Alg, msg: &[u8], sig: &[u8]) -> Option<bool> {
     }
 }
 
+/// What a caller adds to the checks of [`verify`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions<'a> {
+    /// Header parameters the caller processes: `crit` may list these (RFC 7515 §4.1.11).
+    pub known_crit: &'a [String],
+    /// Refuse a token without `kid` when the key set holds more than one key (rather than
+    /// trying each key).
+    pub require_kid: bool,
+}
+
 /// Parses and checks the protected header of a JWS (alg allow-list, crit, b64, zip).
-fn jws_header(h: &[u8], algs: &[Alg], limits: &Limits) -> Result<(Header, Alg), JoseError> {
+fn jws_header(
+    h: &[u8],
+    algs: &[Alg],
+    limits: &Limits,
+    opts: &VerifyOptions<'_>,
+) -> Result<(Header, Alg), JoseError> {
     if h.len() > limits.max_header {
         return Err(JoseError::TokenTooLarge);
     }
@@ -102,7 +117,7 @@ fn jws_header(h: &[u8], algs: &[Alg], limits: &Limits) -> Result<(Header, Alg), 
     if header.zip.is_some() {
         return Err(JoseError::CompressionNotAllowed);
     }
-    header.check_crit()?;
+    header.check_crit(opts.known_crit)?;
     if header.b64.is_some() {
         return Err(JoseError::UnencodedPayloadRejected);
     }
@@ -120,6 +135,17 @@ pub fn verify(
     algs: &[Alg],
     limits: &Limits,
 ) -> Result<Verified, JoseError> {
+    verify_with(token, keys, algs, limits, &VerifyOptions::default())
+}
+
+/// [`verify`] with the caller's additions ([`VerifyOptions`]).
+pub fn verify_with(
+    token: &str,
+    keys: &JwkSet,
+    algs: &[Alg],
+    limits: &Limits,
+    opts: &VerifyOptions<'_>,
+) -> Result<Verified, JoseError> {
     let t = token.as_bytes();
     if t.len() > limits.max_token {
         return Err(JoseError::TokenTooLarge);
@@ -128,7 +154,10 @@ pub fn verify(
     if h.is_empty() || s.is_empty() {
         return Err(JoseError::TokenMalformed);
     }
-    let (header, alg) = jws_header(h, algs, limits)?;
+    let (header, alg) = jws_header(h, algs, limits, opts)?;
+    if opts.require_kid && header.kid.is_none() && keys.keys().len() > 1 {
+        return Err(JoseError::KidMissing);
+    }
     let mut sig_buf = [0u8; MAX_SIG];
     if s.len() > MAX_SIG * 4 / 3 + 4 {
         return Err(JoseError::SignatureInvalid);
@@ -215,19 +244,22 @@ impl Jwk {
 }
 
 /// Builds the protected header JSON for signing: `extra` members, then `alg`, and the key's
-/// `kid` unless `extra` sets one. `crit`, `b64` and `zip` are refused.
+/// `kid` unless `extra` sets one. `b64` and `zip` are refused; `crit` must list members of
+/// `extra` (the caller's own extensions, RFC 7515 §4.1.11).
 pub(crate) fn header_json(
     extra: &Map<String, Value>,
     alg: &str,
     kid: Option<&str>,
 ) -> Result<String, JoseError> {
-    if ["crit", "b64", "zip"]
-        .iter()
-        .any(|k| extra.contains_key(*k))
-    {
-        return Err(JoseError::InvalidInput(
-            "crit, b64 and zip are not produced",
-        ));
+    if ["b64", "zip"].iter().any(|k| extra.contains_key(*k)) {
+        return Err(JoseError::InvalidInput("b64 and zip are not produced"));
+    }
+    if let Some(crit) = extra.get("crit") {
+        if !Header::crit_is_valid(crit, extra) {
+            return Err(JoseError::InvalidInput(
+                "crit must list distinct, unregistered members of the header",
+            ));
+        }
     }
     let mut h = extra.clone();
     h.insert("alg".into(), Value::String(alg.into()));

@@ -15,6 +15,8 @@ pub struct Limits {
     pub min_p2c: u32,
     /// Highest PBES2 iteration count accepted.
     pub max_p2c: u32,
+    /// Shortest PBES2 salt input (`p2s`) accepted, in bytes (RFC 7518 §4.8.1.1).
+    pub min_p2s: usize,
 }
 
 impl Default for Limits {
@@ -26,6 +28,7 @@ impl Default for Limits {
             max_plaintext: 256 * 1024,
             min_p2c: 1000,
             max_p2c: 10_000,
+            min_p2s: 8,
         }
     }
 }

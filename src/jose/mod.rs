@@ -61,10 +61,11 @@ pub use error::JoseError;
 pub use header::Header;
 pub use jwe::{
     decrypt, encrypt, DecryptPolicy, Decrypted, EncryptOptions, KeyMgmtOptions, PBES2_DEFAULT_P2C,
+    PBES2_DEFAULT_P2S_LEN,
 };
 pub use jwk::{Jwk, KeyOp};
 pub use jwks::{JwkSet, KeyHint};
-pub use jws::{sign, verify, Verified};
+pub use jws::{sign, verify, verify_with, Verified, VerifyOptions};
 pub use limits::Limits;
 pub use nested::{decrypt_then_verify, sign_then_encrypt};
 pub use pbes2::MAX_ITERATIONS as MAX_PBKDF2_ITERATIONS;

@@ -582,6 +582,7 @@ pub(crate) fn parse_remote_set(
         | JoseError::AlgorithmNotAllowed
         | JoseError::EncryptionNotAllowed
         | JoseError::CriticalHeaderUnsupported
+        | JoseError::KidMissing
         | JoseError::UnencodedPayloadRejected
         | JoseError::CompressionNotAllowed
         | JoseError::SignatureInvalid

@@ -8,6 +8,7 @@ mod cli;
 mod errors;
 mod faults;
 mod groups;
+mod generate_parity;
 mod hostile;
 mod identity;
 mod jwks;

@@ -21,24 +21,78 @@ pub enum ValueType {
     Json,
 }
 
-/// A claim from a request value: `{ from = "header.x-user", type = "string", default = "anon" }`.
+/// A value from the request: `{ from = "header.x-user", type = "string", default = "anon" }`
+/// or `{ template = "user:${header.x-client}", default = "user:none" }`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimFromConfig {
-    pub from: String,
+    /// One request value (keeps its JSON type, e.g. an array claim of a verified token).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Text with `${...}` references; absent when any reference is.
+    #[serde(default)]
+    pub template: Option<String>,
     #[serde(default, rename = "type")]
     pub kind: ValueType,
-    /// Used when the value is absent (any TOML value).
+    /// With `type = "array"`: the type of every element (`"1,2,3"` -> `[1,2,3]`).
+    #[serde(default)]
+    pub items: Option<ValueType>,
+    /// Used when the value is absent or does not convert (any TOML value).
     #[serde(default)]
     pub default: Option<toml::Value>,
 }
 
-/// A claim: a literal TOML value, or a request value.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// A claim: a request value (a table with `from` or `template`), or any other TOML value as
+/// a literal.
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum ClaimConfig {
     From(ClaimFromConfig),
     Literal(toml::Value),
+}
+
+/// A header member: text is a template (`"${query.tenant}"`); a table with `from` or
+/// `template` is a typed request value; any other number, boolean, array or table is a
+/// literal.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum HeaderConfig {
+    Template(String),
+    From(ClaimFromConfig),
+    Literal(toml::Value),
+}
+
+/// Only a table naming `from` or `template` is a request value: an array or another table
+/// is always a literal, whatever its members look like.
+fn request_value(v: &toml::Value) -> bool {
+    v.as_table()
+        .is_some_and(|t| t.contains_key("from") || t.contains_key("template"))
+}
+
+impl<'de> Deserialize<'de> for ClaimConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = toml::Value::deserialize(d)?;
+        if request_value(&v) {
+            v.try_into()
+                .map(ClaimConfig::From)
+                .map_err(serde::de::Error::custom)
+        } else {
+            Ok(ClaimConfig::Literal(v))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HeaderConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(HeaderConfig::Template(s)),
+            v if request_value(&v) => v
+                .try_into()
+                .map(HeaderConfig::From)
+                .map_err(serde::de::Error::custom),
+            v => Ok(HeaderConfig::Literal(v)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -53,6 +107,13 @@ pub struct EncryptConfig {
     pub encryption: String,
     #[serde(default)]
     pub zip: bool,
+    /// PBES2 only: the salt input length in bytes (default 16; 8 to 64).
+    #[serde(default)]
+    pub salt_length: Option<usize>,
+    /// PBES2 only: the PBKDF2 iteration count (default 8192), within what verifiers here
+    /// accept (1000 to 10000).
+    #[serde(default)]
+    pub iterations: Option<u32>,
 }
 
 /// Where the token goes: exactly one.
@@ -114,6 +175,47 @@ fn d_typ() -> Option<String> {
     Some("JWT".into())
 }
 
+/// A number of seconds or a text (a duration or a time).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum NumOrText {
+    Seconds(i64),
+    Text(String),
+}
+
+/// `issued_at = true | false | "-30s"`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum IssuedAtConfig {
+    Flag(bool),
+    Offset(String),
+}
+
+impl Default for IssuedAtConfig {
+    fn default() -> Self {
+        IssuedAtConfig::Flag(true)
+    }
+}
+
+/// `expires_in = "15m"`, or `{ from = "header.x-ttl", max = "1h", default = "5m" }`: the
+/// request value is a number of seconds or a duration, refused above `max`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum ExpiresInConfig {
+    Fixed(HumanDuration),
+    From(ExpiresFromConfig),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiresFromConfig {
+    pub from: String,
+    pub max: HumanDuration,
+    /// Used when the value is absent.
+    #[serde(default)]
+    pub default: Option<HumanDuration>,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JwtGenerateConfig {
@@ -131,24 +233,30 @@ pub struct JwtGenerateConfig {
     /// `cty` of the signed token.
     #[serde(default)]
     pub cty: Option<String>,
-    /// Extra protected header parameters (values are templates).
+    /// Extra protected header parameters.
     #[serde(default)]
-    pub header: BTreeMap<String, String>,
-    /// Claims by name: literals or request values.
+    pub header: BTreeMap<String, HeaderConfig>,
+    /// Critical header parameters: names of `header` members the recipient must process
+    /// (RFC 7515 §4.1.11), sent as the `crit` header of the signed token.
+    #[serde(default)]
+    pub crit: Vec<String>,
+    /// Claims by name (a name with `${...}` is rendered per request): literals or request
+    /// values.
     #[serde(default)]
     pub claims: BTreeMap<String, ClaimConfig>,
     /// A value holding a whole JSON object of claims (e.g. "header.x-claims"), merged first.
     #[serde(default)]
     pub claims_from: Option<String>,
-    /// `exp` = now + this.
+    /// `exp` = now + this (`0` omits `exp`), or taken per request from a value, bounded.
     #[serde(default)]
-    pub expires_in: Option<HumanDuration>,
-    /// `nbf`: relative ("0s", "-30s" is not allowed: use clock skew at the verifier) or an
-    /// absolute RFC 3339 time.
+    pub expires_in: Option<ExpiresInConfig>,
+    /// `nbf`: an offset from now (`"30s"`, `"-5m"` to backdate; `0` omits `nbf`) or an
+    /// absolute time (RFC 3339, RFC 1123, RFC 850 or asctime).
     #[serde(default)]
-    pub not_before: Option<String>,
-    #[serde(default = "crate::config::d_true")]
-    pub issued_at: bool,
+    pub not_before: Option<NumOrText>,
+    /// `iat`: `true` (now), `false` (omitted) or an offset from now (`"-30s"`).
+    #[serde(default)]
+    pub issued_at: IssuedAtConfig,
     /// `jti`: "uuid" for a random one per token, or a template.
     #[serde(default)]
     pub jti: Option<String>,

@@ -262,6 +262,13 @@ pub struct JwtVerifyConfig {
     /// Longest accepted `exp - iat`.
     #[serde(default)]
     pub max_lifetime: Option<HumanDuration>,
+    /// Header parameters this policy processes: a token whose `crit` lists only these (each
+    /// present in its header) is accepted; any other `crit` is refused.
+    #[serde(default)]
+    pub known_headers: Vec<String>,
+    /// Refuse a token without `kid` when the key set holds more than one key.
+    #[serde(default)]
+    pub require_kid: bool,
     /// The header `typ` required, e.g. "at+jwt".
     #[serde(default)]
     pub typ: Option<String>,

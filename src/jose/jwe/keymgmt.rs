@@ -32,7 +32,13 @@ pub struct KeyMgmtOptions {
     pub apv: Option<Vec<u8>>,
     /// PBES2 iteration count (default [`PBES2_DEFAULT_P2C`]).
     pub p2c: Option<u32>,
+    /// PBES2 salt input length in bytes (default [`PBES2_DEFAULT_P2S_LEN`]); at least
+    /// [`Limits::min_p2s`](super::Limits::min_p2s).
+    pub p2s_len: Option<usize>,
 }
+
+/// The PBES2 salt input length used when the caller names none.
+pub const PBES2_DEFAULT_P2S_LEN: usize = 16;
 
 fn random(len: usize) -> Result<Zeroizing<Vec<u8>>, JoseError> {
     let mut v = Zeroizing::new(vec![0u8; len]);
@@ -237,7 +243,11 @@ pub(crate) fn wrap(
     } else if alg.is_pbes2() {
         let o = key.oct().ok_or_else(wrong)?;
         let p2c = opts.p2c.unwrap_or(PBES2_DEFAULT_P2C);
-        let p2s = random(16)?;
+        let p2s_len = opts.p2s_len.unwrap_or(PBES2_DEFAULT_P2S_LEN);
+        if p2s_len < super::Limits::default().min_p2s {
+            return Err(JoseError::InvalidInput("PBES2 salt shorter than 8 bytes"));
+        }
+        let p2s = random(p2s_len)?;
         let kek = pbes2_kek(alg, &o.k, &p2s, p2c)?;
         header.insert("p2s".into(), Value::String(b64::encode(&p2s)));
         header.insert("p2c".into(), Value::from(p2c));
@@ -425,7 +435,7 @@ pub(crate) fn unwrap(
             return Err(JoseError::TokenMalformed);
         }
         let p2s = header_bytes(&header.p2s)?;
-        if p2s.len() < 8 {
+        if p2s.len() < limits.min_p2s {
             return Err(JoseError::TokenMalformed);
         }
         let kek = pbes2_kek(alg, &o.k, &p2s, u32::try_from(p2c).map_err(|_| fail())?)?;

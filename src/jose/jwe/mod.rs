@@ -9,7 +9,7 @@ use std::io::{Read as _, Write as _};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-pub use keymgmt::{KeyMgmtOptions, PBES2_DEFAULT_P2C};
+pub use keymgmt::{KeyMgmtOptions, PBES2_DEFAULT_P2C, PBES2_DEFAULT_P2S_LEN};
 
 use super::jwk::KeyOp;
 use super::jws::split;
@@ -35,6 +35,10 @@ pub struct DecryptPolicy<'a> {
     pub allow_rsa1_5: bool,
     /// Size and work caps.
     pub limits: Limits,
+    /// Header parameters the caller processes: `crit` may list these.
+    pub known_crit: &'a [String],
+    /// Refuse a token without `kid` when the key set holds more than one key.
+    pub require_kid: bool,
 }
 
 impl<'a> DecryptPolicy<'a> {
@@ -46,6 +50,8 @@ impl<'a> DecryptPolicy<'a> {
             allow_zip: false,
             allow_rsa1_5: false,
             limits: Limits::default(),
+            known_crit: &[],
+            require_kid: false,
         }
     }
 }
@@ -153,7 +159,7 @@ fn jwe_header(h: &[u8], policy: &DecryptPolicy<'_>) -> Result<(Header, KeyAlg, E
         .map(Enc::from_name)?
         .filter(|e| policy.encs.contains(e))
         .ok_or(JoseError::EncryptionNotAllowed)?;
-    header.check_crit()?;
+    header.check_crit(policy.known_crit)?;
     if header.b64.is_some() {
         return Err(JoseError::TokenMalformed);
     }
@@ -169,7 +175,7 @@ fn jwe_header(h: &[u8], policy: &DecryptPolicy<'_>) -> Result<(Header, KeyAlg, E
             return Err(JoseError::TokenMalformed);
         }
         let salt_len = header.p2s.as_deref().map_or(0, |s| s.len() * 3 / 4);
-        if salt_len < 8 {
+        if salt_len < l.min_p2s {
             return Err(JoseError::TokenMalformed);
         }
     }
@@ -213,6 +219,9 @@ pub fn decrypt(
         return Err(JoseError::TokenTooLarge);
     }
     let (header, alg, enc) = jwe_header(h, policy)?;
+    if policy.require_kid && header.kid.is_none() && keys.keys().len() > 1 {
+        return Err(JoseError::KidMissing);
+    }
     let ek = b64::decode(ek)?;
     let iv = b64::decode(iv)?;
     let ct = b64::decode(ct)?;

@@ -816,6 +816,97 @@ fn h50_h51_h52_h53_crit_and_b64() {
     );
 }
 
+/// `crit` with the caller's known header parameters (jwt_verify's `known_headers`).
+fn v_known(tok: &str, known: &[&str]) -> Result<Verified, JoseError> {
+    let known: Vec<String> = known.iter().map(ToString::to_string).collect();
+    verify_with(
+        tok,
+        &JwkSet::single(hs_key()),
+        &[Alg::HS256],
+        &Limits::default(),
+        &VerifyOptions {
+            known_crit: &known,
+            require_kid: false,
+        },
+    )
+}
+
+#[test]
+fn crit_listing_only_known_present_headers_is_accepted() {
+    let t = hs(r#"{"alg":"HS256","crit":["exp-sig"],"exp-sig":1}"#, "{}");
+    assert!(v_known(&t, &["exp-sig"]).is_ok());
+    assert_eq!(v(&t).unwrap_err(), JoseError::CriticalHeaderUnsupported);
+}
+
+#[test]
+fn crit_naming_an_unknown_or_absent_header_is_unsupported() {
+    for h in [
+        r#"{"alg":"HS256","crit":["exp-sig","other"],"exp-sig":1,"other":2}"#,
+        r#"{"alg":"HS256","crit":["exp-sig"]}"#,
+    ] {
+        assert_eq!(
+            v_known(&hs(h, "{}"), &["exp-sig"]).unwrap_err(),
+            JoseError::CriticalHeaderUnsupported,
+            "{h}"
+        );
+    }
+    // Knowing b64 never makes an unencoded payload acceptable.
+    let t = hs(r#"{"alg":"HS256","b64":false,"crit":["b64"]}"#, "{}");
+    assert_eq!(
+        v_known(&t, &["b64"]).unwrap_err(),
+        JoseError::UnencodedPayloadRejected
+    );
+}
+
+#[test]
+fn signing_produces_crit_only_for_members_of_the_header() {
+    let k = hs_key();
+    let mut extra = Map::new();
+    extra.insert("exp-sig".into(), json!(1));
+    extra.insert("crit".into(), json!(["exp-sig"]));
+    let t = sign(b"{}", &k, Alg::HS256, &extra).unwrap();
+    assert!(v_known(&t, &["exp-sig"]).is_ok());
+    for crit in [
+        json!(["absent"]),
+        json!(["alg"]),
+        json!([]),
+        json!("exp-sig"),
+        json!(["exp-sig", "exp-sig"]),
+    ] {
+        extra.insert("crit".into(), crit.clone());
+        assert!(sign(b"{}", &k, Alg::HS256, &extra).is_err(), "{crit}");
+    }
+}
+
+fn v_kid(tok: &str, keys: &JwkSet) -> Result<Verified, JoseError> {
+    verify_with(
+        tok,
+        keys,
+        &[Alg::HS256],
+        &Limits::default(),
+        &VerifyOptions {
+            known_crit: &[],
+            require_kid: true,
+        },
+    )
+}
+
+#[test]
+fn require_kid_refuses_a_kidless_token_only_against_several_keys() {
+    let two = JwkSet::new(vec![
+        hs_key().with_kid("a"),
+        Jwk::from_secret(&[0x43; 32]).unwrap().with_kid("b"),
+    ])
+    .unwrap();
+    let kidless = hs(r#"{"alg":"HS256"}"#, "{}");
+    assert_eq!(v_kid(&kidless, &two).unwrap_err(), JoseError::KidMissing);
+    assert!(v_kid(&kidless, &JwkSet::single(hs_key())).is_ok());
+    let named = hs(r#"{"alg":"HS256","kid":"a"}"#, "{}");
+    assert!(v_kid(&named, &two).is_ok());
+    // Without the option every key is tried.
+    assert!(verify(&kidless, &two, &[Alg::HS256], &Limits::default()).is_ok());
+}
+
 #[test]
 fn h54_jwe_is_not_a_jws() {
     let k = Jwk::generate("RSA", Some(2048), None).unwrap();

@@ -15,6 +15,8 @@
 //! not cached); off when `jti` differs per token or there is no `expires_in`.
 
 use crate::config::policy::jwt_generate as config;
+mod fields;
+mod source;
 mod values;
 
 use super::edits::{Body, Edits, HeaderEdit, QueryEdit};
@@ -25,13 +27,15 @@ use crate::expr::{unix_now, uuid_v4, Template, Var};
 use crate::jose::{self, Alg, Enc, EncryptOptions, JwkSet, KeyAlg, KeyHint, KeyOp};
 use crate::keys::KeyCache;
 use crate::request::RequestView;
-use config::{ClaimConfig, ClaimFromConfig, JwtGenerateConfig, OutputConfig, ValueType};
+use config::{IssuedAtConfig, JwtGenerateConfig};
 use dashmap::DashMap;
+use fields::{compile_crit, compile_expires, compile_not_before, compile_output, compile_pbes2};
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
+use source::{Name, Source};
 use std::sync::Arc;
-pub use values::parse_rfc3339;
-use values::{convert, set_pointer};
+use values::{parse_offset, set_pointer, shift};
+pub use values::{parse_rfc3339, parse_time};
 
 /// Registered claims the policy sets itself: they cannot be set twice.
 const MANAGED: &[&str] = &["iat", "exp", "nbf", "jti"];
@@ -46,13 +50,21 @@ pub(super) const MAX_CLAIMS_JSON: usize = 64 * 1024;
 /// SHA-256 of the rendered inputs -> (token, reuse until, Unix seconds).
 type MintCache = DashMap<[u8; 32], (Arc<str>, u64)>;
 
+/// `nbf`: an offset from the time of minting, or an absolute time.
+#[derive(Debug, Clone, Copy)]
+enum NotBefore {
+    Offset(i64),
+    At(u64),
+}
+
+/// `exp` = now + a fixed lifetime, or one a request value asks for (bounded by `max`).
 #[derive(Debug)]
-enum Source {
-    Literal(Value),
+enum Expires {
+    Fixed(u64),
     From {
         var: Var,
-        kind: ValueType,
-        default: Option<Value>,
+        max: u64,
+        default: Option<u64>,
     },
 }
 
@@ -84,6 +96,9 @@ struct Encrypt {
     alg: KeyAlg,
     enc: Enc,
     zip: bool,
+    /// PBES2 iteration count and salt length (None: the engine's defaults).
+    p2c: Option<u32>,
+    p2s_len: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -92,12 +107,17 @@ pub struct JwtGenerate {
     /// Embedded: a set holding exactly one key that can sign with `alg` (checked at load).
     /// Remote or per client: a key that can is picked per request.
     sign_keys: Option<Keys>,
-    header: Vec<(String, Template)>,
-    claims: Vec<(String, Source)>,
+    header: Vec<(String, Source)>,
+    /// Names of `header` members listed in `crit` (present in every token: a missing value
+    /// fails the request even with `ignore_unresolved`).
+    crit: Vec<String>,
+    /// Claims with a rendered name first (so a fixed name always wins), then fixed names.
+    claims: Vec<(Name, Source)>,
     claims_from: Option<Var>,
-    expires_in: Option<u64>,
-    not_before: Option<(bool, u64)>,
-    issued_at: bool,
+    expires_in: Option<Expires>,
+    not_before: Option<NotBefore>,
+    /// `iat` = now + this offset; None: no `iat`.
+    issued_at: Option<i64>,
     jti: Jti,
     ignore_unresolved: bool,
     encrypt: Option<Encrypt>,
@@ -107,10 +127,6 @@ pub struct JwtGenerate {
     refresh_at: f64,
     /// Whether the request body must be read before this policy runs.
     pub reads_body: bool,
-}
-
-fn toml_json(v: &toml::Value) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// The distinct code of a key that cannot serve the algorithm (None: another failure).
@@ -139,6 +155,7 @@ impl JwtGenerate {
             typ,
             cty,
             header,
+            crit,
             claims,
             claims_from,
             expires_in,
@@ -215,19 +232,13 @@ impl JwtGenerate {
             (false, Some(None)) => None,
         };
         let mut hdr = Vec::new();
-        let mut put =
-            |name: &str, tpl: &str, p: String, errs: &mut Errors| match Template::parse(tpl) {
-                Ok(t) => hdr.push((name.to_string(), t)),
-                Err(e) => errs.push(p, e),
-            };
-        if let Some(t) = typ {
-            put("typ", t, format!("{path}.typ"), errs);
-        }
-        if let Some(t) = cty {
-            put("cty", t, format!("{path}.cty"), errs);
-        }
-        if let Some(k) = kid {
-            put("kid", k, format!("{path}.kid"), errs);
+        for (name, t) in [("typ", typ), ("cty", cty), ("kid", kid)] {
+            if let Some(s) = t
+                .as_ref()
+                .and_then(|t| Source::text(t, &format!("{path}.{name}"), errs))
+            {
+                hdr.push((name.to_string(), s));
+            }
         }
         for (k, v) in header {
             if RESERVED_HEADER.contains(&k.as_str()) || ["typ", "cty", "kid"].contains(&k.as_str())
@@ -241,12 +252,21 @@ impl JwtGenerate {
             if k == "crit" {
                 errs.push(
                     format!("{path}.header.crit"),
-                    "no critical extension is defined for minted tokens",
+                    "list critical header names in `crit`",
                 );
                 continue;
             }
-            put(k, v, format!("{path}.header.{k}"), errs);
+            if let Some(s) = Source::header(v, &format!("{path}.header.{k}"), errs) {
+                hdr.push((k.clone(), s));
+            }
         }
+        compile_crit(
+            crit,
+            header,
+            algorithm.is_some(),
+            &format!("{path}.crit"),
+            errs,
+        );
         let mut cl = Vec::new();
         for (name, spec) in claims {
             let p = format!("{path}.claims.{name}");
@@ -257,48 +277,27 @@ impl JwtGenerate {
                 );
                 continue;
             }
-            match spec {
-                ClaimConfig::Literal(v) => cl.push((name.clone(), Source::Literal(toml_json(v)))),
-                ClaimConfig::From(ClaimFromConfig {
-                    from,
-                    kind,
-                    default,
-                }) => match Var::parse(from) {
-                    Ok(var) => cl.push((
-                        name.clone(),
-                        Source::From {
-                            var,
-                            kind: *kind,
-                            default: default.as_ref().map(toml_json),
-                        },
-                    )),
-                    Err(e) => errs.push(format!("{p}.from"), e),
-                },
+            if let (Some(n), Some(s)) = (Name::parse(name, &p, errs), Source::claim(spec, &p, errs))
+            {
+                cl.push((n, s));
             }
         }
+        cl.sort_by_key(|(n, _)| matches!(n, Name::Fixed(_)));
         let claims_from = claims_from.as_ref().and_then(|f| {
             Var::parse(f)
                 .map_err(|e| errs.push(format!("{path}.claims_from"), e))
                 .ok()
         });
-        let not_before = not_before.as_ref().and_then(|n| {
-            if let Ok(d) = crate::units::parse_duration(n) {
-                return crate::units::whole_seconds(d)
-                    .map(|s| (true, s))
-                    .map_err(|e| errs.push(format!("{path}.not_before"), e))
-                    .ok();
-            }
-            match parse_rfc3339(n) {
-                Some(t) => Some((false, t)),
-                None => {
-                    errs.push(
-                        format!("{path}.not_before"),
-                        "a duration (\"30s\") or an RFC 3339 time (\"2026-01-01T00:00:00Z\")",
-                    );
-                    None
-                }
-            }
-        });
+        let not_before = not_before
+            .as_ref()
+            .and_then(|n| compile_not_before(n, &format!("{path}.not_before"), errs));
+        let issued_at = match issued_at {
+            IssuedAtConfig::Flag(true) => Some(0),
+            IssuedAtConfig::Flag(false) => None,
+            IssuedAtConfig::Offset(o) => parse_offset(o)
+                .map_err(|e| errs.push(format!("{path}.issued_at"), e))
+                .ok(),
+        };
         let jti = match jti.as_deref() {
             None => Jti::None,
             Some("uuid") => Jti::Uuid,
@@ -350,29 +349,20 @@ impl JwtGenerate {
                     .map_err(|m| errs.push(format!("{p}.kid"), m))
                     .ok()
             });
+            let (p2c, p2s_len) = compile_pbes2(e, ka, &p, errs);
             Some(Encrypt {
                 keys: keys?,
                 kid,
                 alg: ka?,
                 enc: en?,
                 zip: e.zip,
+                p2c,
+                p2s_len,
             })
         });
-        let expires_in = expires_in.and_then(|d| match crate::units::whole_seconds(d.0) {
-            Ok(0) => {
-                errs.push(
-                    format!("{path}.expires_in"),
-                    "must be at least 1s: every token would be expired when made (omit it for \
-                     tokens without exp)",
-                );
-                None
-            }
-            Ok(s) => Some(s),
-            Err(e) => {
-                errs.push(format!("{path}.expires_in"), e);
-                None
-            }
-        });
+        let expires_in = expires_in
+            .as_ref()
+            .and_then(|e| compile_expires(e, &format!("{path}.expires_in"), errs));
         let output = compile_output(output, &format!("{path}.output"), errs);
         if !(cache.refresh_at > 0.0 && cache.refresh_at <= 1.0) {
             errs.push(format!("{path}.cache.refresh_at"), "a fraction in (0, 1]");
@@ -392,12 +382,11 @@ impl JwtGenerate {
             Jti::None => false,
         };
         let cacheable = cache.enabled && expires_in.is_some() && !volatile_jti;
-        let reads_body = cl
-            .iter()
-            .any(|(_, s)| matches!(s, Source::From { var, .. } if var.reads_body()))
+        let reads_body = cl.iter().any(|(n, s)| n.reads_body() || s.reads_body())
             || claims_from.as_ref().is_some_and(Var::reads_body)
-            || hdr.iter().any(|(_, t)| t.reads_body())
+            || hdr.iter().any(|(_, s)| s.reads_body())
             || matches!(&jti, Jti::Template(t) if t.reads_body())
+            || matches!(&expires_in, Some(Expires::From { var, .. }) if var.reads_body())
             || encrypt
                 .as_ref()
                 .is_some_and(|e| e.kid.as_ref().is_some_and(Template::reads_body))
@@ -406,11 +395,12 @@ impl JwtGenerate {
             alg,
             sign_keys,
             header: hdr,
+            crit: crit.clone(),
             claims: cl,
             claims_from,
             expires_in,
             not_before,
-            issued_at: *issued_at,
+            issued_at,
             jti,
             ignore_unresolved: *ignore_unresolved,
             encrypt,
@@ -444,16 +434,23 @@ impl JwtGenerate {
             }
         }
         for (name, src) in &self.claims {
-            let val = match src {
-                Source::Literal(v) => Some(v.clone()),
-                Source::From { var, kind, default } => var
-                    .resolve_json(v)
-                    .and_then(|x| convert(*kind, x))
-                    .or_else(|| default.clone()),
+            let name = match name {
+                Name::Fixed(n) => n.clone(),
+                Name::Template(t) => match t.render(v) {
+                    Some(n) if self.name_is_free(&n) => n,
+                    Some(_) => {
+                        log::info!(
+                            "jwt_generate: a rendered claim name is empty or taken: skipped"
+                        );
+                        continue;
+                    }
+                    None if self.ignore_unresolved => continue,
+                    None => return Err(GatewayError::ValueUnresolved),
+                },
             };
-            match val {
+            match src.resolve(v) {
                 Some(x) => {
-                    out.insert(name.clone(), x);
+                    out.insert(name, x);
                 }
                 None if self.ignore_unresolved => {}
                 None => return Err(GatewayError::ValueUnresolved),
@@ -462,18 +459,64 @@ impl JwtGenerate {
         Ok(out)
     }
 
+    /// Whether a rendered claim name may be used: not empty, not managed by the policy, not
+    /// one of the fixed names (a request value never replaces a claim the config sets).
+    fn name_is_free(&self, n: &str) -> bool {
+        !n.is_empty()
+            && !MANAGED.contains(&n)
+            && !self
+                .claims
+                .iter()
+                .any(|(f, _)| matches!(f, Name::Fixed(f) if f == n))
+    }
+
     fn render_header(&self, v: &RequestView<'_>) -> Result<Map<String, Value>, GatewayError> {
         let mut h = Map::new();
-        for (name, t) in &self.header {
-            match t.render(v) {
-                Some(s) => {
-                    h.insert(name.clone(), Value::String(s));
+        for (name, s) in &self.header {
+            match s.resolve(v) {
+                Some(x) => {
+                    h.insert(name.clone(), x);
                 }
-                None if self.ignore_unresolved => {}
+                None if self.ignore_unresolved && !self.crit.contains(name) => {}
                 None => return Err(GatewayError::ValueUnresolved),
             }
         }
+        if !self.crit.is_empty() {
+            h.insert(
+                "crit".into(),
+                Value::Array(self.crit.iter().cloned().map(Value::String).collect()),
+            );
+        }
         Ok(h)
+    }
+
+    /// The lifetime of this token in seconds (None: no `exp`). A lifetime asked for by the
+    /// request must be a whole number of seconds (`"300"`) or a duration (`"5m"`), from 1s up
+    /// to `max`; a missing one without a default fails even with `ignore_unresolved`, since
+    /// omitting `exp` would make the token live forever.
+    fn lifetime(&self, v: &RequestView<'_>) -> Result<Option<u64>, GatewayError> {
+        let (var, max, default) = match &self.expires_in {
+            None => return Ok(None),
+            Some(Expires::Fixed(s)) => return Ok(Some(*s)),
+            Some(Expires::From { var, max, default }) => (var, *max, *default),
+        };
+        let Some(text) = var.resolve(v) else {
+            return default.map(Some).ok_or(GatewayError::ValueUnresolved);
+        };
+        let t = text.trim();
+        let secs = match t.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => crate::units::parse_duration(t)
+                .ok()
+                .and_then(|d| crate::units::whole_seconds(d).ok()),
+        };
+        match secs {
+            Some(s) if (1..=max).contains(&s) => Ok(Some(s)),
+            _ => {
+                log::info!("jwt_generate: requested lifetime refused (max {max}s)");
+                Err(GatewayError::ExpiresInInvalid)
+            }
+        }
     }
 
     async fn encryption_key(
@@ -601,6 +644,7 @@ impl JwtGenerate {
             }
             _ => None,
         };
+        let lifetime = self.lifetime(v)?;
         let enc_key = match &self.encrypt {
             Some(e) => Some(self.encryption_key(e, v).await?),
             None => None,
@@ -611,7 +655,8 @@ impl JwtGenerate {
                 header,
                 jti,
                 enc_key.as_ref().map(|k| &k.2),
-                sign_key.as_ref().map(|k| &k.2)
+                sign_key.as_ref().map(|k| &k.2),
+                lifetime
             ]);
             let d = aws_lc_rs::digest::digest(
                 &aws_lc_rs::digest::SHA256,
@@ -630,16 +675,17 @@ impl JwtGenerate {
                 }
             }
         }
-        if self.issued_at {
-            claims.insert("iat".into(), Value::from(now));
+        if let Some(o) = self.issued_at {
+            claims.insert("iat".into(), Value::from(shift(now, o)));
         }
-        if let Some((relative, t)) = self.not_before {
-            claims.insert(
-                "nbf".into(),
-                Value::from(if relative { now + t } else { t }),
-            );
+        if let Some(nb) = self.not_before {
+            let t = match nb {
+                NotBefore::Offset(o) => shift(now, o),
+                NotBefore::At(t) => t,
+            };
+            claims.insert("nbf".into(), Value::from(t));
         }
-        if let Some(e) = self.expires_in {
+        if let Some(e) = lifetime {
             claims.insert("exp".into(), Value::from(now.saturating_add(e)));
         }
         if let Some(j) = jti {
@@ -663,6 +709,11 @@ impl JwtGenerate {
                 let key = set.keys().get(idx).ok_or(GatewayError::KeyUnavailable)?;
                 let mut opts = EncryptOptions {
                     zip: e.zip,
+                    key_mgmt: jose::KeyMgmtOptions {
+                        p2c: e.p2c,
+                        p2s_len: e.p2s_len,
+                        ..jose::KeyMgmtOptions::default()
+                    },
                     ..EncryptOptions::default()
                 };
                 let plaintext = match &signed {
@@ -684,7 +735,7 @@ impl JwtGenerate {
             _ => signed.ok_or(GatewayError::SigningFailed)?,
         };
         let token: Arc<str> = Arc::from(token);
-        if let (Some(c), Some(k), Some(life)) = (&self.cache, cache_key, self.expires_in) {
+        if let (Some(c), Some(k), Some(life)) = (&self.cache, cache_key, lifetime) {
             #[allow(
                 clippy::cast_precision_loss,
                 clippy::cast_possible_truncation,
@@ -773,80 +824,3 @@ impl JwtGenerate {
 
 /// The media type of a bare token (RFC 7519 §10.3.1).
 const JWT: &str = "application/jwt";
-
-fn compile_output(o: &OutputConfig, path: &str, errs: &mut Errors) -> Option<Output> {
-    let OutputConfig {
-        header,
-        prefix,
-        query,
-        response_header,
-        variable,
-        request_body,
-        response_body,
-    } = o;
-    let n = [
-        header.is_some(),
-        query.is_some(),
-        response_header.is_some(),
-        variable.is_some(),
-        request_body.is_some(),
-        *response_body,
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count();
-    if n > 1 {
-        errs.push(
-            path,
-            "exactly one of header, query, response_header, variable, request_body, response_body",
-        );
-        return None;
-    }
-    if let Some(b) = request_body {
-        return match b.as_str() {
-            "replace" => Some(Output::RequestBody(None)),
-            p if p.starts_with('/') => Some(Output::RequestBody(Some(p.to_string()))),
-            _ => {
-                errs.push(
-                    format!("{path}.request_body"),
-                    "\"replace\" or a JSON pointer such as \"/auth/token\"",
-                );
-                None
-            }
-        };
-    }
-    if *response_body {
-        return Some(Output::ResponseBody);
-    }
-    if prefix.is_some() && header.is_none() && n > 0 {
-        errs.push(format!("{path}.prefix"), "prefix is for header outputs");
-        return None;
-    }
-    let hname = |h: &str, p: String, errs: &mut Errors| {
-        HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
-            .map_err(|_| errs.push(p, format!("invalid header name {h:?}")))
-            .ok()
-    };
-    if let Some(q) = query {
-        return Some(Output::Query(q.clone()));
-    }
-    if let Some(h) = response_header {
-        return hname(h, format!("{path}.response_header"), errs).map(Output::ResponseHeader);
-    }
-    if let Some(v) = variable {
-        if v.starts_with("jwt.") {
-            // Those names hold token policies' results (`continue_on_error`, `on_error`).
-            errs.push(format!("{path}.variable"), "names under jwt. are reserved");
-            return None;
-        }
-        return Some(Output::Variable(v.clone()));
-    }
-    let (name, prefix) = match header {
-        Some(h) => (h.as_str(), prefix.clone().unwrap_or_default()),
-        None => (
-            "authorization",
-            prefix.clone().unwrap_or_else(|| "Bearer ".into()),
-        ),
-    };
-    hname(name, format!("{path}.header"), errs).map(|name| Output::Header { name, prefix })
-}

@@ -1,4 +1,4 @@
-//! Value conversions for minted claims: declared JSON types, RFC 3339 times, JSON pointers.
+//! Value conversions for minted claims: declared JSON types, times and offsets, JSON pointers.
 
 use super::config::ValueType;
 use super::MAX_CLAIMS_JSON;
@@ -25,16 +25,26 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
         let n = frac.bytes().take_while(u8::is_ascii_digit).count();
         rest = frac.get(n..)?;
     }
+    // `+07:00` (RFC 3339) or `+0700` (ISO 8601 basic, as operators often paste it).
     let offset = match rest {
         "Z" | "z" => 0,
-        o if o.len() == 6 => {
+        o if o.len() == 6 && o.as_bytes().get(3) == Some(&b':') || o.len() == 5 => {
             let sign = match o.as_bytes().first() {
                 Some(b'+') => 1,
                 Some(b'-') => -1,
                 _ => return None,
             };
-            let oh: i64 = o.get(1..3)?.parse().ok()?;
-            let om: i64 = o.get(4..6)?.parse().ok()?;
+            let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+                let t = o.get(r)?;
+                t.bytes()
+                    .all(|c| c.is_ascii_digit())
+                    .then(|| t.parse().ok())?
+            };
+            let oh = digits(1..3)?;
+            let om = digits(o.len() - 2..o.len())?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
             sign * (oh * 3600 + om * 60)
         }
         _ => return None,
@@ -49,6 +59,42 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let days = era * 146_097 + doe - 719_468;
     let t = days * 86_400 + h * 3600 + mi * 60 + se - offset;
     u64::try_from(t).ok()
+}
+
+/// Parse an absolute time as operators paste it: RFC 3339 (`2026-01-02T03:04:05.123-07:00`,
+/// also `-0700`), or an HTTP date: RFC 1123 (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`) or asctime (`Sun Nov  6 08:49:37 1994`).
+pub fn parse_time(s: &str) -> Option<u64> {
+    if let Some(t) = parse_rfc3339(s) {
+        return Some(t);
+    }
+    let t = httpdate::parse_http_date(s).ok()?;
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// Parse a signed offset from now in whole seconds: `"30s"`, `"-5m"`, `"+1h"`.
+pub(super) fn parse_offset(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let (sign, rest) = match t.strip_prefix('-') {
+        Some(r) => (-1, r),
+        None => (1, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let d = crate::units::parse_duration(rest)?;
+    let secs = crate::units::whole_seconds(d)?;
+    i64::try_from(secs)
+        .map(|v| sign * v)
+        .map_err(|_| format!("{s:?} is out of range"))
+}
+
+/// `now` moved by `offset` seconds (saturating at the ends of the range).
+pub(super) fn shift(now: u64, offset: i64) -> u64 {
+    if offset < 0 {
+        now.saturating_sub(offset.unsigned_abs())
+    } else {
+        now.saturating_add(offset.unsigned_abs())
+    }
 }
 
 /// Convert a resolved value to the declared type; None when it does not convert.
@@ -140,6 +186,41 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("2026-11-23"), None);
+    }
+
+    #[test]
+    fn rfc3339_offsets_in_both_spellings() {
+        let utc = Some(1_795_420_800);
+        assert_eq!(parse_rfc3339("2026-11-23T01:00:00-07:00"), utc);
+        assert_eq!(parse_rfc3339("2026-11-23T01:00:00-0700"), utc);
+        assert_eq!(parse_rfc3339("2026-11-23T01:00:00.250-0700"), utc);
+        assert_eq!(parse_rfc3339("2026-11-23T01:00:00-07"), None);
+        assert_eq!(parse_rfc3339("2026-11-23T01:00:00-07:0x"), None);
+        assert_eq!(parse_rfc3339("2026-11-23T01:00:00-2500"), None);
+    }
+
+    #[test]
+    fn http_dates_in_the_three_formats() {
+        let t = Some(784_111_777);
+        assert_eq!(parse_time("Sun, 06 Nov 1994 08:49:37 GMT"), t);
+        assert_eq!(parse_time("Sunday, 06-Nov-94 08:49:37 GMT"), t);
+        assert_eq!(parse_time("Sun Nov  6 08:49:37 1994"), t);
+        assert_eq!(parse_time("1994-11-06T08:49:37Z"), t);
+        assert_eq!(parse_time("Sun, 06 Nov 1994 08:49:37 PST"), None);
+        assert_eq!(parse_time("06 Nov 1994"), None);
+    }
+
+    #[test]
+    fn offsets_are_signed_whole_seconds() {
+        assert_eq!(parse_offset("30s"), Ok(30));
+        assert_eq!(parse_offset("-5m"), Ok(-300));
+        assert_eq!(parse_offset("+1h"), Ok(3600));
+        assert_eq!(parse_offset("0"), Ok(0));
+        assert!(parse_offset("-1500ms").is_err());
+        assert!(parse_offset("--5s").is_err());
+        assert_eq!(shift(100, -300), 0);
+        assert_eq!(shift(1000, -300), 700);
+        assert_eq!(shift(1000, 30), 1030);
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct JwtVerify {
     encs: Vec<Enc>,
     allow_zip: bool,
     limits: Limits,
+    /// Header parameters `crit` may list.
+    known_headers: Vec<String>,
+    require_kid: bool,
     keys: Option<Keys>,
     dec_keys: Option<Keys>,
     rules: ClaimRules,
@@ -201,6 +204,8 @@ impl JwtVerify {
             clock_skew,
             require_exp,
             max_lifetime,
+            known_headers,
+            require_kid,
             typ,
             identity_claim,
             acl,
@@ -333,6 +338,14 @@ impl JwtVerify {
             max_token: max,
             ..Limits::default()
         };
+        for (i, h) in known_headers.iter().enumerate() {
+            if h.is_empty() || jose::Header::is_registered(h) || h == "b64" {
+                errs.push(
+                    format!("{path}.known_headers[{i}]"),
+                    format!("{h:?} is registered or processed by the JOSE engine itself"),
+                );
+            }
+        }
         let (subject_exact, subject) = match subject {
             None => (None, None),
             Some(SubjectConfig {
@@ -445,6 +458,8 @@ impl JwtVerify {
             encs,
             allow_zip: *allow_zip,
             limits,
+            known_headers: known_headers.clone(),
+            require_kid: *require_kid,
             keys: keys.flatten(),
             dec_keys: dec_keys.flatten(),
             rules,
@@ -493,6 +508,14 @@ impl JwtVerify {
         jose::json::parse_object(&bytes).ok()
     }
 
+    /// The JOSE engine's additions for this policy.
+    fn opts(&self) -> jose::VerifyOptions<'_> {
+        jose::VerifyOptions {
+            known_crit: &self.known_headers,
+            require_kid: self.require_kid,
+        }
+    }
+
     /// Verify (or decrypt) and return the claims with the header `typ`.
     fn open(
         &self,
@@ -503,7 +526,7 @@ impl JwtVerify {
         let dots = token.bytes().filter(|b| *b == b'.').count();
         match dots {
             2 if self.jws => {
-                let v = jose::verify(token, sign, &self.algs, &self.limits)?;
+                let v = jose::verify_with(token, sign, &self.algs, &self.limits, &self.opts())?;
                 let claims = v.claims()?;
                 Ok((claims, v.header.typ.clone()))
             }
@@ -511,6 +534,8 @@ impl JwtVerify {
                 let mut policy = DecryptPolicy::new(&self.key_algs, &self.encs);
                 policy.allow_zip = self.allow_zip;
                 policy.limits = self.limits;
+                policy.known_crit = &self.known_headers;
+                policy.require_kid = self.require_kid;
                 let d = jose::decrypt(token, dec, &policy)?;
                 if d.header.cty_is_jwt() {
                     if !self.nested {
@@ -521,7 +546,7 @@ impl JwtVerify {
                     if inner.bytes().filter(|b| *b == b'.').count() != 2 {
                         return Err(jose::JoseError::NestingInvalid);
                     }
-                    let v = jose::verify(inner, sign, &self.algs, &self.limits)?;
+                    let v = jose::verify_with(inner, sign, &self.algs, &self.limits, &self.opts())?;
                     let claims = v.claims()?;
                     Ok((claims, v.header.typ.clone()))
                 } else {
