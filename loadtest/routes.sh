@@ -130,7 +130,8 @@ for s, m in med.items():
     print(f"{s:24} / one-route: {m / base:.3f}")
 PY
 
-# 2. Reload under load: a quiet pass, then the same pass with reloads.
+# 2. Reload under load: a quiet pass, then the same pass with reloads (--reloads 0: skipped).
+[ "$RELOADS" -gt 0 ] || exit 0
 port=$(cat "$DIR/many.port"); admin=$(cat "$DIR/many.admin")
 quiet=$(wrk_run "$port" "/r/$LAST/x" 10)
 echo "without reloads: $quiet" | tee -a "$OUT/summary.txt"
