@@ -136,7 +136,7 @@ impl Var {
             }),
             Var::Identity => v.identity.map(Cow::Borrowed),
             Var::Variable(n) => v.vars?.get(n).map(|s| Cow::Borrowed(s.as_str())),
-            Var::Now => Some(Cow::Owned(unix_now().to_string())),
+            Var::Now => Some(Cow::Owned(v.now().to_string())),
             Var::Uuid => match uuid_v4() {
                 Ok(u) => Some(Cow::Owned(u)),
                 // Resolution has no error channel: the value is unresolved, which refuses the
@@ -161,7 +161,7 @@ impl Var {
         match self {
             Var::Claim(path) => claim(v, path).cloned(),
             Var::Body(ptr) => v.body?.pointer(ptr).cloned(),
-            Var::Now => Some(serde_json::Value::from(unix_now())),
+            Var::Now => Some(serde_json::Value::from(v.now())),
             other => other
                 .resolve(v)
                 .map(|s| serde_json::Value::String(s.into_owned())),
@@ -582,6 +582,7 @@ mod tests {
             vars: None,
             body: None,
             raw_body: None,
+            now: None,
         };
         assert!(cond(
             r#"var = "host"

@@ -14,7 +14,7 @@
 //! L3 services : identity/, token/
 //! L4 policies : policy/
 //! L5 compose  : compile, shared, lint, usage
-//! L6 runtime  : state, reload, proxy/, admin, server, main
+//! L6 runtime  : state, reload, proxy/, admin, server, simulate, main
 //! ```
 #![forbid(unsafe_code)]
 
@@ -41,6 +41,7 @@ pub mod request;
 pub mod router;
 pub mod server;
 pub mod shared;
+pub mod simulate;
 pub mod state;
 pub mod store;
 pub mod token;

@@ -45,6 +45,9 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Show what the gateway would do with one request (route, each policy's decision,
+    /// claims, the upstream request or the response), without a network.
+    Simulate(SimulateArgs),
     /// JOSE helpers for operators and scripts (stdin -> stdout).
     Jose {
         #[command(subcommand)]
@@ -62,6 +65,88 @@ enum Cmd {
         #[arg(long, default_value_t = tokengate::identity::secret::DEFAULT_ITERATIONS)]
         iterations: u32,
     },
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// The config file.
+    #[arg(short, long)]
+    config: PathBuf,
+    /// The request as a JSON file (fields: method, url, headers, body, client_ip, now, jwks).
+    #[arg(long, conflicts_with_all = ["method", "url", "headers", "body", "client_ip", "now", "jwks"])]
+    request: Option<PathBuf>,
+    #[arg(long)]
+    method: Option<String>,
+    /// http://host[:port]/path?query (https:// for a TLS connection).
+    #[arg(long, required_unless_present = "request")]
+    url: Option<String>,
+    /// A request header, `name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    headers: Vec<String>,
+    /// The request body, or @FILE.
+    #[arg(long)]
+    body: Option<String>,
+    /// The socket peer (default 127.0.0.1).
+    #[arg(long)]
+    client_ip: Option<String>,
+    /// The time to judge tokens at: RFC 3339 or Unix seconds (default now).
+    #[arg(long)]
+    now: Option<String>,
+    /// Remote keys: the JWK Set (or OIDC discovery document) of URL is read from FILE.
+    #[arg(long, value_name = "URL=FILE")]
+    jwks: Vec<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+fn simulate(a: SimulateArgs) -> ExitCode {
+    use tokengate::simulate::{self as sim, RequestSpec};
+    let spec = match &a.request {
+        Some(path) => std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<RequestSpec>(&b).map_err(|e| e.to_string()))
+            .map_err(|e| format!("{}: {e}", path.display())),
+        None => a
+            .jwks
+            .iter()
+            .map(|j| sim::parse_jwks_arg(j))
+            .collect::<Result<_, _>>()
+            .map(|jwks| RequestSpec {
+                method: a.method,
+                url: a.url.unwrap_or_default(),
+                headers: a.headers,
+                body: a.body,
+                client_ip: a.client_ip,
+                now: a.now.map(sim::Now::Text),
+                jwks,
+            }),
+    };
+    let report = spec
+        .map_err(|e| vec![e])
+        .and_then(|spec| sim::run(&a.config, spec));
+    match report {
+        Ok(r) if a.json => match serde_json::to_string_pretty(&r) {
+            Ok(j) => {
+                println!("{j}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(r) => {
+            print!("{}", sim::text(&r));
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            for e in errs {
+                eprintln!("{e}");
+            }
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -186,6 +271,7 @@ fn main() -> ExitCode {
             cmd: KeysCmd::Rotate { config },
         } => keys_rotate(&config),
         Cmd::AdminToken => admin_token(),
+        Cmd::Simulate(args) => simulate(args),
         Cmd::HashSecret { iterations } => hash_secret(iterations),
         Cmd::Jose { cmd } => {
             let code = tokengate::jose::cli::run(

@@ -20,6 +20,9 @@ pub struct RequestView<'a> {
     pub body: Option<&'a serde_json::Value>,
     /// The raw request body, when a policy of the route reads it.
     pub raw_body: Option<&'a [u8]>,
+    /// The time policies judge the request at (Unix seconds): token expiry, minted
+    /// `iat`/`exp`, `${now}`. None: the system clock at each use; `tokengate simulate` fixes it.
+    pub now: Option<u64>,
 }
 
 impl<'a> RequestView<'a> {
@@ -34,7 +37,18 @@ impl<'a> RequestView<'a> {
             vars: None,
             body: None,
             raw_body: None,
+            now: None,
         }
+    }
+
+    /// The time of the request in Unix seconds (see [`RequestView::now`]).
+    pub fn now(&self) -> u64 {
+        self.now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        })
     }
 
     /// A field of an `application/x-www-form-urlencoded` body (read by a policy).

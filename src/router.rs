@@ -329,6 +329,7 @@ mod tests {
             vars: None,
             body: None,
             raw_body: None,
+            now: None,
         })
     }
 

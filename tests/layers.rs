@@ -52,6 +52,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("admin", 6),
     ("server", 6),
     ("main", 6),
+    ("simulate", 6),
 ];
 
 /// Imports that still break the rules (up the table, or closing a cycle), each with why it is

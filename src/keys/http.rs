@@ -202,15 +202,21 @@ impl<T> Drop for AbortOnDrop<T> {
 pub(crate) struct HttpClient {
     tls_config: Option<Arc<rustls::ClientConfig>>,
     default_tls: OnceLock<Option<TlsConnector>>,
+    offline: Option<Arc<super::OfflineKeys>>,
 }
 
 impl HttpClient {
     /// `tls_config`: None builds one on first HTTPS use from the process's default crypto
     /// provider (aws-lc-rs when none is installed) and the system's root certificates.
-    pub fn new(tls_config: Option<Arc<rustls::ClientConfig>>) -> HttpClient {
+    /// `offline`: every GET is answered from it, never from the network.
+    pub fn new(
+        tls_config: Option<Arc<rustls::ClientConfig>>,
+        offline: Option<Arc<super::OfflineKeys>>,
+    ) -> HttpClient {
         HttpClient {
             tls_config,
             default_tls: OnceLock::new(),
+            offline,
         }
     }
 
@@ -226,6 +232,12 @@ impl HttpClient {
 
     /// GET `target`, following at most [`MAX_REDIRECTS`] same-origin redirects.
     pub async fn get(&self, target: &Target, max_size: u64) -> Result<Fetched, KeyError> {
+        if let Some(o) = &self.offline {
+            return o.get(target).map(|body| Fetched {
+                body,
+                max_age: None,
+            });
+        }
         let mut current = target.clone();
         for _ in 0..=MAX_REDIRECTS {
             match self.get_once(&current, max_size).await? {

@@ -76,6 +76,7 @@
 mod error;
 pub(crate) mod http;
 mod metrics;
+mod offline;
 mod remote;
 
 #[cfg(test)]
@@ -83,6 +84,7 @@ mod tests;
 
 pub use crate::config::keys::{JwksSettings, MAX_SIZE_LIMIT, TIMEOUT_LIMIT};
 pub use error::KeyError;
+pub use offline::OfflineKeys;
 pub use remote::{RemoteJwks, SourceStatus, MAX_KEYS};
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,6 +112,8 @@ pub struct KeyCacheOptions {
     /// TLS client configuration for HTTPS sources; None: the process's crypto provider with
     /// the system's root certificates.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Answer every fetch from these bodies instead of the network (`tokengate simulate`).
+    pub offline: Option<Arc<OfflineKeys>>,
 }
 
 impl Default for KeyCacheOptions {
@@ -117,6 +121,7 @@ impl Default for KeyCacheOptions {
         KeyCacheOptions {
             capacity: DEFAULT_CAPACITY,
             tls: None,
+            offline: None,
         }
     }
 }
@@ -171,7 +176,11 @@ impl KeyCache {
         registry: &prometheus::Registry,
         options: KeyCacheOptions,
     ) -> Result<KeyCache, prometheus::Error> {
-        let KeyCacheOptions { capacity, tls } = options;
+        let KeyCacheOptions {
+            capacity,
+            tls,
+            offline,
+        } = options;
         Ok(KeyCache {
             jwks: DashMap::new(),
             discovery: DashMap::new(),
@@ -181,7 +190,7 @@ impl KeyCache {
             epoch: Instant::now(),
             insert: Mutex::new(()),
             gauges_at: Mutex::new(None),
-            http: Arc::new(HttpClient::new(tls)),
+            http: Arc::new(HttpClient::new(tls, offline)),
             metrics: Metrics::new(registry)?,
         })
     }

@@ -598,6 +598,7 @@ async fn capacity_is_bounded_with_lru_eviction() {
         KeyCacheOptions {
             capacity: 2,
             tls: None,
+            offline: None,
         },
     )
     .unwrap();
@@ -1020,6 +1021,7 @@ async fn https_source_with_aws_lc_rs() {
         KeyCacheOptions {
             capacity: 8,
             tls: Some(Arc::new(client_cfg)),
+            offline: None,
         },
     )
     .unwrap();

@@ -227,6 +227,16 @@ impl Chain {
         self.policies.is_empty()
     }
 
+    /// How many policies the chain holds: the route's own, then the `on_error` handlers.
+    pub fn len(&self) -> usize {
+        self.policies.len()
+    }
+
+    /// How many of the chain's policies are the route's own (the rest are handlers).
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
     pub fn get(&self, i: usize) -> Option<&Policy> {
         self.policies.get(i).map(|p| &**p)
     }

@@ -81,6 +81,7 @@ impl Ctx {
             vars: None,
             body: self.body_json.as_deref(),
             raw_body: self.body_raw.as_deref(),
+            now: None,
         }
     }
 }
@@ -145,7 +146,7 @@ fn ip_text(ip: IpAddr) -> String {
 }
 
 /// The most request body buffered for a policy (Pingora's retry buffer holds this much).
-const MAX_BUFFERED_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BUFFERED_BODY: usize = 64 * 1024;
 
 /// Read the whole request body (it is replayed to the upstream from Pingora's retry buffer)
 /// and parse it as JSON when it is JSON.
@@ -207,9 +208,19 @@ fn rewrite(up: &mut RequestHeader, strip_prefix: Option<&str>, fixed: Option<&st
     Ok(())
 }
 
+/// The connection facts the request sent upstream carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hop {
+    /// The socket peer.
+    pub peer: Option<IpAddr>,
+    /// The peer is a trusted proxy: its forwarding headers pass.
+    pub trusted_peer: bool,
+    pub tls: bool,
+}
+
 /// X-Forwarded-For and X-Forwarded-Proto on the request sent upstream. A trusted proxy's
 /// values are extended or kept; the front door removed any other peer's.
-fn forwarding_headers(up: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+fn forwarding_headers(up: &mut RequestHeader, ctx: Hop) -> Result<()> {
     if let Some(peer) = ctx.peer {
         let xff = match up
             .headers
@@ -230,9 +241,108 @@ fn forwarding_headers(up: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The request head sent upstream, made from the client's (canonical, owned headers
+/// stripped) head: path rewrite, X-Forwarded-For/-Proto, X-Request-Id, the edits the
+/// request-phase policies queued, then the upstream-phase policies' header edits. Host is
+/// the proxy's to set (it depends on the target picked).
+pub(crate) fn upstream_head(
+    up: &mut RequestHeader,
+    route: &Route,
+    facts: &RequestView<'_>,
+    run: &Run,
+    hop: Hop,
+    request_id: &HeaderValue,
+) -> Result<()> {
+    if let Action::Proxy {
+        strip_prefix,
+        rewrite_path,
+        ..
+    } = &route.action
+    {
+        rewrite(up, strip_prefix.as_deref(), rewrite_path.as_deref())?;
+    }
+    forwarding_headers(up, hop)?;
+    up.insert_header("x-request-id", request_id.clone())?;
+    let edits = &run.edits;
+    apply_headers(up, &edits.upstream)?;
+    apply_query(up, &edits.query)?;
+    if let Some(b) = &edits.upstream_body {
+        body_headers(up, b)?;
+    }
+    let later = route.chain.upstream_request_filter(facts, run);
+    apply_headers(up, &later)
+}
+
+/// The route for a request the front door admitted, and its head made ready for the chain:
+/// the route's gateway-owned headers removed, an upgrade refused unless the route allows it.
+pub(crate) fn route_request<'s>(
+    snap: &'s Snapshot,
+    req: &mut RequestHeader,
+    client_ip: Option<IpAddr>,
+) -> std::result::Result<(usize, &'s Route), GatewayError> {
+    let (idx, route) = snap
+        .route_for(&RequestView::new(req, client_ip))
+        .ok_or(GatewayError::NoRoute)?;
+    route.owned_headers.strip(req);
+    if !route.websocket {
+        crate::front::refuse_upgrade(req);
+    }
+    Ok((idx, route))
+}
+
+/// Render an error. `by_policy`: the error is the denial of the policy that ended the
+/// request phase, so that policy's error overrides and challenge realm apply.
+pub(crate) fn render(
+    snap: &Snapshot,
+    route: Option<&Route>,
+    run: &Run,
+    e: &GatewayError,
+    by_policy: bool,
+) -> Reply {
+    let policy = match (route, run.decided_by) {
+        (Some(r), Some(i)) if by_policy => r.chain.get(i),
+        _ => None,
+    };
+    render_error(
+        e,
+        &[
+            policy.and_then(|p| p.errors.as_deref()),
+            route.and_then(|r| r.errors.as_deref()),
+            snap.errors.as_ref(),
+        ],
+        policy.and_then(|p| p.realm()),
+    )
+}
+
+/// The response-phase policies of the route (when one matched) and the request id, on any
+/// response.
+pub(crate) fn decorate(
+    resp: &mut ResponseHeader,
+    route: Option<&Route>,
+    facts: &RequestView<'_>,
+    run: &Run,
+    request_id: &HeaderValue,
+) -> Result<()> {
+    if let Some(route) = route {
+        route.chain.response_filter(facts, run, resp)?;
+    }
+    resp.insert_header("x-request-id", request_id.clone())
+}
+
+/// A direct response, with the body a policy queued for it.
+pub(crate) fn respond(r: &Reply, run: &mut Run) -> Reply {
+    let mut r = r.clone();
+    if let Some(b) = run.edits.response_body.take() {
+        r.headers.retain(|(n, _)| n != http::header::CONTENT_TYPE);
+        r.headers.push((http::header::CONTENT_TYPE, b.content_type));
+        r.body = b.bytes;
+    }
+    r
+}
+
 /// An incoming X-Request-Id (only a trusted proxy's survives the front door) is kept when it
 /// is short and printable; else a new one is made.
-fn request_id(req: &RequestHeader) -> HeaderValue {
+pub(crate) fn request_id(req: &RequestHeader) -> HeaderValue {
     match req.headers.get("x-request-id") {
         Some(v)
             if !v.is_empty()
@@ -265,20 +375,7 @@ impl Gateway {
     /// Render an error. `by_policy`: the error is the denial of the policy that ended the
     /// request phase, so that policy's error overrides and challenge realm apply.
     fn render(&self, ctx: &Ctx, e: &GatewayError, by_policy: bool) -> Reply {
-        let route = ctx.route();
-        let policy = match (route, ctx.run.decided_by) {
-            (Some(r), Some(i)) if by_policy => r.chain.get(i),
-            _ => None,
-        };
-        render_error(
-            e,
-            &[
-                policy.and_then(|p| p.errors.as_deref()),
-                route.and_then(|r| r.errors.as_deref()),
-                ctx.snap.errors.as_ref(),
-            ],
-            policy.and_then(|p| p.realm()),
-        )
+        render(&ctx.snap, ctx.route(), &ctx.run, e, by_policy)
     }
 
     /// The response-phase policies and the request id, on any response.
@@ -288,12 +385,12 @@ impl Gateway {
         req: &RequestHeader,
         ctx: &Ctx,
     ) -> Result<()> {
-        if let Some(route) = ctx.route() {
-            route
-                .chain
-                .response_filter(&ctx.facts(req, route), &ctx.run, resp)?;
-        }
-        resp.insert_header("x-request-id", ctx.request_id.clone())
+        let route = ctx.route();
+        let facts = match route {
+            Some(r) => ctx.facts(req, r),
+            None => RequestView::new(req, ctx.client_ip),
+        };
+        decorate(resp, route, &facts, &ctx.run, &ctx.request_id)
     }
 
     /// The front door's checks and the connection facts: peer, trust, TLS, client IP,
@@ -338,15 +435,7 @@ impl Gateway {
                 ctx.token = Some(served);
                 Some(reply)
             }
-            Action::Respond(r) => {
-                let mut r = r.clone();
-                if let Some(b) = ctx.run.edits.response_body.take() {
-                    r.headers.retain(|(n, _)| n != http::header::CONTENT_TYPE);
-                    r.headers.push((http::header::CONTENT_TYPE, b.content_type));
-                    r.body = b.bytes;
-                }
-                Some(r)
-            }
+            Action::Respond(r) => Some(respond(r, &mut ctx.run)),
             Action::Proxy { .. } => None,
         }
     }
@@ -389,16 +478,14 @@ impl ProxyHttp for Gateway {
             let reply = self.render(ctx, &e, false);
             return self.send(session, ctx, reply).await;
         }
-        let req = session.req_header();
-        let Some((idx, route)) = snap.route_for(&RequestView::new(req, ctx.client_ip)) else {
-            let reply = self.render(ctx, &GatewayError::NoRoute, false);
-            return self.send(session, ctx, reply).await;
+        let (idx, route) = match route_request(&snap, session.req_header_mut(), ctx.client_ip) {
+            Ok(found) => found,
+            Err(e) => {
+                let reply = self.render(ctx, &e, false);
+                return self.send(session, ctx, reply).await;
+            }
         };
         ctx.route = Some(idx);
-        route.owned_headers.strip(session.req_header_mut());
-        if !route.websocket {
-            crate::front::refuse_upgrade(session.req_header_mut());
-        }
         if route.chain.reads_body() {
             if let Err(e) = read_body(session, ctx).await {
                 let reply = self.render(ctx, &e, false);
@@ -468,30 +555,20 @@ impl ProxyHttp for Gateway {
         let Some(route) = ctx.route.and_then(|i| snap.routes.get(i)) else {
             return Ok(());
         };
-        if let Action::Proxy {
-            pool,
-            strip_prefix,
-            rewrite_path,
-        } = &route.action
-        {
-            rewrite(up, strip_prefix.as_deref(), rewrite_path.as_deref())?;
+        if let Action::Proxy { pool, .. } = &route.action {
             if !pool.preserve_host {
                 if let Some(u) = &ctx.upstream {
                     up.insert_header(http::header::HOST, u.to_string())?;
                 }
             }
         }
-        forwarding_headers(up, ctx)?;
-        up.insert_header("x-request-id", ctx.request_id.clone())?;
-        let edits = &ctx.run.edits;
-        apply_headers(up, &edits.upstream)?;
-        apply_query(up, &edits.query)?;
-        if let Some(b) = &edits.upstream_body {
-            body_headers(up, b)?;
-        }
+        let hop = Hop {
+            peer: ctx.peer,
+            trusted_peer: ctx.trusted_peer,
+            tls: ctx.tls,
+        };
         let facts = ctx.facts(session.req_header(), route);
-        let later = route.chain.upstream_request_filter(&facts, &ctx.run);
-        apply_headers(up, &later)
+        upstream_head(up, route, &facts, &ctx.run, hop, &ctx.request_id)
     }
 
     /// Runs on each chunk of the request body going upstream. A policy's new body replaces

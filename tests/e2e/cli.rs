@@ -290,3 +290,261 @@ fn jose_verify_refuses_a_payload_with_duplicate_members() {
     let (code, _, err) = pipe(verify, &sign(b"not json"));
     assert_eq!(code, 0, "{err}");
 }
+
+/// A config whose `api` route verifies ES256 tokens from a remote JWKS (given to `simulate`
+/// as a file), behind a `headers` policy that runs only with `x-debug: 1`; and a signed token
+/// for alice that expires at 2000000000 (2033-05-18T03:33:20Z).
+struct SimSetup {
+    dir: tempfile::TempDir,
+    token: String,
+}
+
+const SIM_JWKS_URL: &str = "https://idp.example/jwks.json";
+
+impl SimSetup {
+    fn new() -> SimSetup {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, jwk, err) = pipe(
+            &[
+                "jose", "keygen", "--kty", "EC", "--crv", "P-256", "--kid", "k1",
+            ],
+            b"",
+        );
+        assert_eq!(code, 0, "{err}");
+        let (code, public, err) = pipe(&["jose", "public"], &jwk);
+        assert_eq!(code, 0, "{err}");
+        let key = dir.path().join("k.jwk");
+        std::fs::write(&key, &jwk).unwrap();
+        let public: serde_json::Value = serde_json::from_slice(&public).unwrap();
+        let set = serde_json::json!({ "keys": [public] });
+        std::fs::write(dir.path().join("jwks.json"), set.to_string()).unwrap();
+        let (code, token, err) = pipe(
+            &[
+                "jose",
+                "sign",
+                "--key",
+                key.to_str().unwrap(),
+                "--alg",
+                "ES256",
+            ],
+            br#"{"sub":"alice","iss":"https://idp.example","aud":"api","exp":2000000000}"#,
+        );
+        assert_eq!(code, 0, "{err}");
+        std::fs::write(
+            dir.path().join("c.toml"),
+            format!(
+                r#"
+[[listeners]]
+address = "127.0.0.1:8080"
+
+[upstreams.api]
+targets = ["127.0.0.1:9001"]
+
+[[routes]]
+name = "api"
+match = {{ path_prefix = "/api" }}
+upstream = "api"
+strip_prefix = true
+policies = [
+  {{ type = "headers", when = {{ var = "header.x-debug", equals = "1" }}, request = {{ set = {{ "x-debug-on" = "yes" }} }} }},
+  {{ type = "jwt_verify", algorithms = ["ES256"], keys = {{ jwks_url = "{SIM_JWKS_URL}" }}, issuers = ["https://idp.example"], audiences = ["api"], claims_to_headers = [{{ claim = "sub", header = "x-user" }}] }},
+]
+"#
+            ),
+        )
+        .unwrap();
+        SimSetup {
+            dir,
+            token: String::from_utf8(token).unwrap().trim().to_string(),
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// `simulate -c CONFIG --jwks URL=FILE` and `args`: (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let jwks = format!("{SIM_JWKS_URL}={}", self.path("jwks.json"));
+        let out = tokengate()
+            .args(["simulate", "-c", &self.path("c.toml"), "--jwks", &jwks])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn bearer(&self) -> String {
+        format!("authorization: Bearer {}", self.token)
+    }
+}
+
+#[test]
+fn simulate_shows_a_verified_request_going_upstream_with_its_claims() {
+    let s = SimSetup::new();
+    let (code, out, err) = s.run(&[
+        "--url",
+        "http://api.example/api/v1/items?x=1",
+        "-H",
+        &s.bearer(),
+        "--now",
+        "1700000000",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "route: api\n",
+        "  jwt_verify [jwt_verify]: ran\n",
+        "identity: alice\n",
+        r#""sub":"alice""#,
+        "upstream: pool api target 127.0.0.1:9001\n",
+        "  GET /v1/items?x=1\n",
+        "  x-user: alice\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn simulate_judges_expiry_at_the_given_time() {
+    let s = SimSetup::new();
+    let (code, out, err) = s.run(&[
+        "--url",
+        "http://api.example/api/v1/items",
+        "-H",
+        &s.bearer(),
+        "--now",
+        "2033-06-01T00:00:00Z",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "  jwt_verify [jwt_verify]: denied token_expired 401\n",
+        "  status 401 (token_expired)\n",
+        "  www-authenticate: Bearer error=\"invalid_token\"\n",
+        r#"{"errorCode":"token_expired","message":"the token has expired","statusCode":401}"#,
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("upstream:"), "{out}");
+}
+
+#[test]
+fn simulate_shows_a_policy_whose_when_is_false_as_skipped() {
+    let s = SimSetup::new();
+    let args = |debug: &'static str| {
+        vec![
+            "--url".to_string(),
+            "http://api.example/api/x".into(),
+            "-H".into(),
+            s.bearer(),
+            "-H".into(),
+            format!("x-debug: {debug}"),
+            "--now".into(),
+            "1700000000".into(),
+        ]
+    };
+    let run = |a: Vec<String>| s.run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, out, err) = run(args("0"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("  headers [headers]: skipped (when is false)\n"),
+        "{out}"
+    );
+    assert!(!out.contains("x-debug-on"), "{out}");
+    let (_, out, _) = run(args("1"));
+    assert!(out.contains("  headers [headers]: ran\n"), "{out}");
+    assert!(out.contains("  x-debug-on: yes\n"), "{out}");
+}
+
+#[test]
+fn simulate_without_a_matching_route_answers_no_route() {
+    let s = SimSetup::new();
+    let (code, out, err) = s.run(&["--url", "http://api.example/elsewhere"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("route: (none)\n"), "{out}");
+    assert!(out.contains("  status 404 (no_route)\n"), "{out}");
+}
+
+#[test]
+fn simulate_refuses_at_the_front_door_like_the_proxy() {
+    let s = SimSetup::new();
+    let (code, out, err) = s.run(&["--url", "http://api.example/api/a%2fb"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("  status 400 (invalid_path)\n"), "{out}");
+}
+
+#[test]
+fn simulate_names_remote_keys_it_was_not_given() {
+    let s = SimSetup::new();
+    let out = tokengate()
+        .args(["simulate", "-c", &s.path("c.toml")])
+        .args(["--url", "http://api.example/api/x", "-H", &s.bearer()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains(&format!("needs remote keys from {SIM_JWKS_URL}")),
+        "{out}"
+    );
+    assert!(out.contains("denied jwks_unavailable 503"), "{out}");
+}
+
+#[test]
+fn simulate_json_output_is_machine_readable() {
+    let s = SimSetup::new();
+    let (code, out, err) = s.run(&[
+        "--url",
+        "http://api.example/api/v1/items?x=1",
+        "-H",
+        &s.bearer(),
+        "--now",
+        "1700000000",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["route"], "api");
+    assert_eq!(v["identity"], "alice");
+    assert_eq!(v["claims"]["sub"], "alice");
+    assert_eq!(v["policies"][0]["decision"], "skipped");
+    assert_eq!(v["policies"][1]["policy"], "jwt_verify");
+    assert_eq!(v["policies"][1]["decision"], "ran");
+    let up = &v["upstream"]["request"];
+    assert_eq!(up["method"], "GET");
+    assert_eq!(up["path"], "/v1/items?x=1");
+    let headers = up["headers"].as_array().unwrap();
+    assert!(
+        headers.contains(&serde_json::json!(["x-user", "alice"])),
+        "{headers:?}"
+    );
+    assert!(v["response"].is_null());
+}
+
+#[test]
+fn simulate_reads_the_request_from_a_json_file() {
+    let s = SimSetup::new();
+    let req = serde_json::json!({
+        "url": "http://api.example/api/x",
+        "headers": [s.bearer()],
+        "now": "2033-06-01T00:00:00Z",
+        "jwks": { SIM_JWKS_URL: s.path("jwks.json") },
+    });
+    std::fs::write(s.path("req.json"), req.to_string()).unwrap();
+    let out = tokengate()
+        .args(["simulate", "-c", &s.path("c.toml"), "--json"])
+        .args(["--request", &s.path("req.json")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["response"]["status"], 401);
+    assert_eq!(v["response"]["error_code"], "token_expired");
+}

@@ -23,7 +23,7 @@ use super::edits::{Body, Edits, HeaderEdit, QueryEdit};
 use super::keyconf::{check_enc_keys, compile_keys, Fetch, Keys};
 use super::Effects;
 use crate::error::{Errors, GatewayError};
-use crate::expr::{unix_now, uuid_v4, Template, Var};
+use crate::expr::{uuid_v4, Template, Var};
 use crate::jose::{self, Alg, Enc, EncryptOptions, JwkSet, KeyAlg, KeyHint, KeyOp};
 use crate::keys::KeyCache;
 use crate::request::RequestView;
@@ -615,7 +615,7 @@ impl JwtGenerate {
         pending: &Edits,
         fx: &mut Effects,
     ) -> Result<(), GatewayError> {
-        self.mint_at(v, pending, fx, unix_now()).await
+        self.mint_at(v, pending, fx, v.now()).await
     }
 
     /// The request phase at a given time (Unix seconds): `iat`/`nbf`/`exp` and the reuse of

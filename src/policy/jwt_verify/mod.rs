@@ -96,13 +96,6 @@ struct Outcome {
     identity: Option<Arc<str>>,
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Headers the gateway will not let a claim mapping write.
 const FORBIDDEN_HEADERS: &[&str] = &[
     "host",
@@ -747,7 +740,7 @@ impl JwtVerify {
         if token.len() > self.limits.max_token {
             return Err(GatewayError::TokenTooLarge);
         }
-        let out = self.verify(&token, unix_now(), v, &mut fx.detail).await?;
+        let out = self.verify(&token, v.now(), v, &mut fx.detail).await?;
         self.check_acl(&v.req.method, &out).map_err(|(e, d)| {
             fx.detail = Some(d.to_string());
             e
