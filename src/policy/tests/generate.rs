@@ -383,3 +383,32 @@ fn arrays_and_tables_without_from_or_template_stay_literals() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn the_request_phase_mints_at_the_time_the_view_carries() {
+    let snap = snapshot(&policy("issued_at = \"0s\"\nexpires_in = \"5m\""));
+    let Some(super::super::Policy {
+        kind: super::super::Kind::JwtGenerate(g),
+        ..
+    }) = snap.get(0)
+    else {
+        panic!("not jwt_generate")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let r = req("GET", "/", &[]);
+    let v = RequestView {
+        now: Some(NOW),
+        ..facts(&r)
+    };
+    let mut fx = super::super::Effects::default();
+    rt.block_on(g.request_filter(&v, &super::super::Edits::default(), &mut fx))
+        .expect("minted");
+    let tok = fx.vars.pop().expect("variable").1;
+    let seg = tok.split('.').nth(1).expect("claims");
+    let c: Value =
+        serde_json::from_slice(&crate::jose::b64_decode(seg).expect("b64")).expect("json");
+    assert_eq!(c["iat"], NOW);
+    assert_eq!(c["exp"], NOW + 300);
+}
