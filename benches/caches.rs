@@ -118,7 +118,9 @@ impl Cache for Snapshot {
 }
 
 fn keys() -> Vec<[u8; 32]> {
-    (0..ENTRIES).map(|i| token_key(&format!("token-{i}"))).collect()
+    (0..ENTRIES)
+        .map(|i| token_key(&format!("token-{i}")))
+        .collect()
 }
 
 fn filled<C: Cache>(cache: C, keys: &[[u8; 32]]) -> C {
@@ -129,7 +131,13 @@ fn filled<C: Cache>(cache: C, keys: &[[u8; 32]]) -> C {
 }
 
 /// Wall time of `iters` batches of `threads` threads doing `LOOKUPS` lookups each.
-fn run<C: Cache>(cache: &C, keys: &[[u8; 32]], threads: usize, mixed: bool, iters: u64) -> Duration {
+fn run<C: Cache>(
+    cache: &C,
+    keys: &[[u8; 32]],
+    threads: usize,
+    mixed: bool,
+    iters: u64,
+) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let start = Instant::now();

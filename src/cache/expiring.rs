@@ -7,17 +7,22 @@
 //! * Expiry: a value says until when it is usable ([`Expires::valid_until`]); the owner
 //!   decides what a stale hit means (the map only purges expired entries when full).
 //! * Concurrency: a lock-free hash map (papaya). A read pins the calling thread's epoch
-//!   (thread-local), hashes, probes and clones the value: no lock, no write to a cache line
-//!   shared with other cores, so hits scale with the number of workers. Writes are
-//!   lock-free too and a removed value is freed once no reader can still see it.
+//!   (thread-local), hashes and probes: no lock and no write to a cache line shared with
+//!   other cores. [`ExpiringMap::get`] then clones the value (an `Arc`'s count is such a
+//!   write); [`ExpiringMap::read`] does not. Writes are lock-free too, and a removed value
+//!   is freed once no reader can still see it.
 //!
-//! Why papaya rather than the alternatives measured in `benches/caches.rs`:
-//! * `DashMap` (sharded RwLock): every read takes a shard read lock, an atomic write on a
-//!   cache line that every core reading that shard contends on.
-//! * An immutable `HashMap` behind `arc-swap`: reads are as cheap, but every insert copies
-//!   the whole map (O(capacity), tens of microseconds at 10,000 entries). Batching the
-//!   copies would leave a just-verified token invisible until the next batch, so a token
-//!   repeated at once would be verified again: a behaviour change the cache must not make.
+//! Why papaya rather than the alternatives measured in `benches/caches.rs`
+//! (figures in benches/RESULTS.md):
+//! * `DashMap` (sharded RwLock): every read takes and releases a shard read lock, two
+//!   atomic writes on a cache line shared by every core reading that shard. On a 2-core box
+//!   it measures the same as papaya at 1 to 8 threads; the shared line costs more as cores
+//!   are added, and papaya has no such line.
+//! * An immutable `HashMap` behind `arc-swap`: reads are the cheapest (about 20% faster
+//!   than either), but every insert copies the whole map (about 150 µs at 10,000 entries),
+//!   so one insert per 64 lookups cuts throughput 25-fold. Batching the copies would leave
+//!   a just-verified token invisible until the next batch, so a token repeated at once
+//!   would be verified again: a behaviour change the cache must not make.
 
 use papaya::HashMap;
 
