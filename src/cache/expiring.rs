@@ -4,7 +4,7 @@
 //!   the new value is simply not stored (no eviction storm under a flood of distinct keys:
 //!   a client sending distinct keys cannot push out hot entries). Concurrent inserts may
 //!   overshoot the bound by at most one entry per inserting thread.
-//! * Expiry: a value says until when it is usable ([`Expires::valid_until`]); the owner
+//! * Expiry: a value says until when it is usable ([`Expiry::valid_until`]); the owner
 //!   decides what a stale hit means (the map only purges expired entries when full).
 //! * Concurrency: a lock-free hash map (papaya). A read pins the calling thread's epoch
 //!   (thread-local), hashes and probes: no lock and no write to a cache line shared with
@@ -27,7 +27,7 @@
 use papaya::HashMap;
 
 /// A cached value that stops being usable at a Unix second.
-pub trait Expires {
+pub trait Expiry {
     /// Unix seconds at and after which the value is unusable.
     fn valid_until(&self) -> u64;
 }
@@ -46,7 +46,7 @@ impl<V> std::fmt::Debug for ExpiringMap<V> {
     }
 }
 
-impl<V: Expires + Clone> ExpiringMap<V> {
+impl<V: Expiry + Clone> ExpiringMap<V> {
     /// An empty map that grows as it fills.
     pub fn new(capacity: usize) -> ExpiringMap<V> {
         ExpiringMap {
@@ -106,7 +106,7 @@ mod tests {
     #[derive(Clone)]
     struct Until(u64);
 
-    impl Expires for Until {
+    impl Expiry for Until {
         fn valid_until(&self) -> u64 {
             self.0
         }

@@ -14,7 +14,7 @@
 //! The cache lives in the process state keyed by the policy's config fingerprint, so a
 //! reload that leaves the policy unchanged keeps it warm.
 
-use super::expiring::{Expires, ExpiringMap};
+use super::expiring::{ExpiringMap, Expiry};
 use dashmap::DashMap;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub struct Entry {
     pub key_generation: u64,
 }
 
-impl Expires for Arc<Entry> {
+impl Expiry for Arc<Entry> {
     fn valid_until(&self) -> u64 {
         self.valid_until
     }

@@ -20,7 +20,7 @@ mod values;
 use super::edits::{Body, Edits, HeaderEdit, QueryEdit};
 use super::keyconf::{check_enc_keys, compile_keys, Fetch, Keys};
 use super::Effects;
-use crate::cache::expiring::{Expires, ExpiringMap};
+use crate::cache::expiring::{ExpiringMap, Expiry};
 use crate::error::{Errors, GatewayError};
 use crate::expr::{unix_now, uuid_v4, Template, Var};
 use crate::jose::{self, Alg, Enc, EncryptOptions, JwkSet, KeyAlg, KeyHint, KeyOp};
@@ -51,7 +51,7 @@ struct Minted {
     reuse_until: u64,
 }
 
-impl Expires for Minted {
+impl Expiry for Minted {
     fn valid_until(&self) -> u64 {
         self.reuse_until
     }
