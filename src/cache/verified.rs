@@ -9,12 +9,12 @@
 //! * Bound: `capacity` entries. When full, expired entries are purged; if it is still full,
 //!   the new result is simply not cached (no eviction storm under a flood of distinct
 //!   tokens: an attacker sending random valid-looking tokens cannot push out hot entries).
-//! * Concurrency: DashMap (sharded RwLock): reads take a shard read lock only, no global
-//!   lock, no allocation on a hit.
+//! * Concurrency: an [`ExpiringMap`]: a hit takes no lock and allocates nothing.
 //!
 //! The cache lives in the process state keyed by the policy's config fingerprint, so a
 //! reload that leaves the policy unchanged keeps it warm.
 
+use super::expiring::{ExpiringMap, Expiry};
 use dashmap::DashMap;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -28,10 +28,15 @@ pub struct Entry {
     pub key_generation: u64,
 }
 
+impl Expiry for Arc<Entry> {
+    fn valid_until(&self) -> u64 {
+        self.valid_until
+    }
+}
+
 #[derive(Debug)]
 pub struct VerifiedCache {
-    map: DashMap<[u8; 32], Arc<Entry>>,
-    capacity: usize,
+    map: ExpiringMap<Arc<Entry>>,
 }
 
 pub fn token_key(token: &str) -> [u8; 32] {
@@ -71,29 +76,21 @@ impl VerifiedCaches {
 impl VerifiedCache {
     pub fn new(capacity: usize) -> VerifiedCache {
         VerifiedCache {
-            map: DashMap::with_capacity(capacity.min(1 << 16)),
-            capacity,
+            map: ExpiringMap::preallocated(capacity),
         }
     }
 
     pub fn get(&self, key: &[u8; 32], now: u64, key_generation: u64) -> Option<Arc<Entry>> {
         let e = self.map.get(key)?;
         if now < e.valid_until && e.key_generation == key_generation {
-            return Some(e.clone());
+            return Some(e);
         }
-        drop(e);
         self.map.remove(key);
         None
     }
 
     pub fn insert(&self, key: [u8; 32], entry: Entry, now: u64) {
-        if self.map.len() >= self.capacity {
-            self.map.retain(|_, e| now < e.valid_until);
-            if self.map.len() >= self.capacity {
-                return;
-            }
-        }
-        self.map.insert(key, Arc::new(entry));
+        self.map.insert(key, Arc::new(entry), now);
     }
 
     pub fn len(&self) -> usize {

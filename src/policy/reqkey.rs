@@ -6,10 +6,12 @@
 //! is parsed once into a cache of [`CAPACITY`] sets keyed by its SHA-256, emptied when full
 //! (a flood of distinct values costs one parse each and never grows memory). Private and
 //! symmetric keys are refused: a secret that travels with the request protects nothing.
+//! The cache is read on every request by every worker: a lock-free map (papaya, see
+//! `cache/expiring.rs` for why) whose reads write nothing shared.
 
 use std::sync::Arc;
 
-use dashmap::DashMap;
+use papaya::HashMap;
 use serde_json::Value;
 
 use crate::error::GatewayError;
@@ -25,7 +27,7 @@ pub const CAPACITY: usize = 1024;
 /// The keys named by a request variable, parsed once per distinct value.
 pub struct RequestKey {
     var: Var,
-    parsed: DashMap<[u8; 32], Arc<JwkSet>>,
+    parsed: HashMap<[u8; 32], Arc<JwkSet>>,
 }
 
 impl std::fmt::Debug for RequestKey {
@@ -50,7 +52,7 @@ impl RequestKey {
     pub fn new(var: Var) -> RequestKey {
         RequestKey {
             var,
-            parsed: DashMap::new(),
+            parsed: HashMap::new(),
         }
     }
 
@@ -72,17 +74,18 @@ impl RequestKey {
         let mut g = [0u8; 8];
         g.copy_from_slice(&digest[..8]);
         let generation = u64::from_be_bytes(g);
-        if let Some(set) = self.parsed.get(&digest) {
+        if let Some(set) = self.parsed.pin().get(&digest) {
             return Ok((set.clone(), generation));
         }
         let set = parse(&text).map_err(|e| {
             log::warn!("key from the request refused: {e}");
             GatewayError::NoMatchingKey
         })?;
-        if self.parsed.len() >= CAPACITY {
-            self.parsed.clear();
+        let parsed = self.parsed.pin();
+        if parsed.len() >= CAPACITY {
+            parsed.clear();
         }
-        self.parsed.insert(digest, set.clone());
+        parsed.insert(digest, set.clone());
         Ok((set, generation))
     }
 

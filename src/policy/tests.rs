@@ -694,6 +694,30 @@ fn jwt_generate_mints_per_claims_set() {
     assert_ne!(a, b);
 }
 
+#[test]
+fn jwt_generate_caches_no_more_tokens_than_its_capacity() {
+    let snap = snapshot(
+        &CACHED
+            .replace("refresh_at = 0.5", "refresh_at = 0.5, capacity = 1")
+            .replace(
+                "expires_in",
+                &format!("key = {{ jwks = '{PRIVATE}' }}\nexpires_in"),
+            ),
+    );
+    let (a, b) = (
+        req("GET", "/", &[("x-user", "a")]),
+        req("GET", "/", &[("x-user", "b")]),
+    );
+    let first_a = mint_at(chain(&snap), &a, 1_000_000);
+    let first_b = mint_at(chain(&snap), &b, 1_000_000);
+    assert_eq!(mint_at(chain(&snap), &a, 1_000_001), first_a);
+    assert_ne!(
+        mint_at(chain(&snap), &b, 1_000_001),
+        first_b,
+        "full: the second token was not cached"
+    );
+}
+
 /// The config types whose fingerprints key shared state carry their secrets in their
 /// JSON (not redacted), so the fingerprint changes with them.
 #[test]

@@ -22,13 +22,13 @@ mod values;
 use super::edits::{Body, Edits, HeaderEdit, QueryEdit};
 use super::keyconf::{check_enc_keys, compile_keys, Fetch, Keys};
 use super::Effects;
+use crate::cache::expiring::{ExpiringMap, Expiry};
 use crate::error::{Errors, GatewayError};
 use crate::expr::{uuid_v4, Template, Var};
 use crate::jose::{self, Alg, Enc, EncryptOptions, JwkSet, KeyAlg, KeyHint, KeyOp};
 use crate::keys::KeyCache;
 use crate::request::RequestView;
 use config::{IssuedAtConfig, JwtGenerateConfig};
-use dashmap::DashMap;
 use fields::{compile_crit, compile_expires, compile_not_before, compile_output, compile_pbes2};
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
@@ -47,8 +47,19 @@ const RESERVED_HEADER: &[&str] = &[
 /// Largest `claims_from` JSON accepted.
 pub(super) const MAX_CLAIMS_JSON: usize = 64 * 1024;
 
-/// SHA-256 of the rendered inputs -> (token, reuse until, Unix seconds).
-type MintCache = DashMap<[u8; 32], (Arc<str>, u64)>;
+/// A minted token and the Unix second from which it is minted again, cached under the
+/// SHA-256 of the rendered inputs.
+#[derive(Debug, Clone)]
+struct Minted {
+    token: Arc<str>,
+    reuse_until: u64,
+}
+
+impl Expiry for Minted {
+    fn valid_until(&self) -> u64 {
+        self.reuse_until
+    }
+}
 
 /// `nbf`: an offset from the time of minting, or an absolute time.
 #[derive(Debug, Clone, Copy)]
@@ -122,8 +133,7 @@ pub struct JwtGenerate {
     ignore_unresolved: bool,
     encrypt: Option<Encrypt>,
     output: Output,
-    cache: Option<MintCache>,
-    capacity: usize,
+    cache: Option<ExpiringMap<Minted>>,
     refresh_at: f64,
     /// Whether the request body must be read before this policy runs.
     pub reads_body: bool,
@@ -405,8 +415,7 @@ impl JwtGenerate {
             ignore_unresolved: *ignore_unresolved,
             encrypt,
             output: output?,
-            cache: cacheable.then(DashMap::new),
-            capacity: cache.capacity,
+            cache: cacheable.then(|| ExpiringMap::new(cache.capacity)),
             refresh_at: cache.refresh_at,
             reads_body,
         })
@@ -667,12 +676,11 @@ impl JwtGenerate {
             k
         });
         if let (Some(c), Some(k)) = (&self.cache, &cache_key) {
-            if let Some(hit) = c.get(k) {
-                if now < hit.1 {
-                    let tok = hit.0.clone();
-                    drop(hit);
-                    return self.deliver(&tok, v, pending, fx);
-                }
+            let hit = c.read(k, |hit| {
+                (now < hit.reuse_until).then(|| self.deliver(&hit.token, v, pending, fx))
+            });
+            if let Some(Some(delivered)) = hit {
+                return delivered;
             }
         }
         if let Some(o) = self.issued_at {
@@ -742,12 +750,11 @@ impl JwtGenerate {
                 clippy::cast_sign_loss
             )]
             let reuse = (life as f64 * self.refresh_at) as u64;
-            if c.len() >= self.capacity {
-                c.retain(|_, e| now < e.1);
-            }
-            if c.len() < self.capacity {
-                c.insert(k, (token.clone(), now.saturating_add(reuse)));
-            }
+            let minted = Minted {
+                token: token.clone(),
+                reuse_until: now.saturating_add(reuse),
+            };
+            c.insert(k, minted, now);
         }
         self.deliver(&token, v, pending, fx)
     }
