@@ -6,7 +6,7 @@ use super::{Named, Policy};
 use crate::config::policy::OnErrorConfig;
 use crate::config::{PolicyBody, PolicyEntry};
 use crate::error::{Errors, GatewayError};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The named policies compiled so far, and the config (to tell a missing name from one whose
@@ -107,50 +107,18 @@ pub fn handlers_first<'a>(
     raw: &'a BTreeMap<String, PolicyEntry>,
     errs: &mut Errors,
 ) -> Vec<&'a str> {
-    let mut state: HashMap<&str, bool> = HashMap::new(); // false: on the path, true: done
-    let mut order = Vec::new();
-    let mut path = Vec::new();
-    for name in raw.keys() {
-        visit(name, raw, &mut state, &mut path, &mut order, errs);
-    }
-    order
-}
-
-fn visit<'a>(
-    name: &'a str,
-    raw: &'a BTreeMap<String, PolicyEntry>,
-    state: &mut HashMap<&'a str, bool>,
-    path: &mut Vec<&'a str>,
-    order: &mut Vec<&'a str>,
-    errs: &mut Errors,
-) {
-    if state.contains_key(name) {
-        return;
-    }
-    state.insert(name, false);
-    path.push(name);
-    if let Some(PolicyEntry::Inline(p)) = raw.get(name) {
-        for (code, h) in &p.on_error {
-            let next = h.use_policy.as_str();
-            match state.get(next) {
-                Some(false) => {
-                    let from = path.iter().position(|n| *n == next).unwrap_or(0);
-                    let mut cycle = path[from..].to_vec();
-                    cycle.push(next);
-                    errs.push(
-                        format!("policies.{name}.on_error.{code}.use"),
-                        format!("on_error cycle: {}", cycle.join(" -> ")),
-                    );
-                }
-                Some(true) => {}
-                None if raw.contains_key(next) => {
-                    visit(next, raw, state, path, order, errs);
-                }
-                None => {}
-            }
-        }
-    }
-    path.pop();
-    state.insert(name, true);
-    order.push(name);
+    let edges = |name: &'a str| match raw.get(name) {
+        Some(PolicyEntry::Inline(p)) => p
+            .on_error
+            .iter()
+            .map(|(code, h)| {
+                let path = format!("policies.{name}.on_error.{code}.use");
+                (path, h.use_policy.as_str())
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let known = |n: &str| raw.contains_key(n);
+    let names = raw.keys().map(String::as_str);
+    super::order::dependency_order(names, edges, known, "on_error cycle", errs).0
 }

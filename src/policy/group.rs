@@ -58,70 +58,32 @@ pub fn compile_groups(
     groups
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mark {
-    Open,
-    Done,
-}
-
 /// The groups in an order where each comes after the groups it names. A reference that closes
 /// a cycle is an error at its path; the groups of the cycle are left out.
 fn order<'a>(raw: &'a BTreeMap<String, PolicyGroupConfig>, errs: &mut Errors) -> Vec<&'a str> {
-    let mut marks = HashMap::new();
-    let mut cyclic = Vec::new();
-    let mut out = Vec::new();
-    for name in raw.keys() {
-        visit(
-            name,
-            raw,
-            &mut marks,
-            &mut Vec::new(),
-            &mut cyclic,
-            &mut out,
-            errs,
-        );
-    }
+    let edges = |name: &'a str| {
+        let Some(g) = raw.get(name) else {
+            return Vec::new();
+        };
+        g.policies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e {
+                PolicyEntry::Group(inner) => Some((
+                    format!("policy_groups.{name}.policies[{i}].group"),
+                    inner.as_str(),
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    // Unknown names are reported where the group compiles.
+    let known = |n: &str| raw.contains_key(n);
+    let names = raw.keys().map(String::as_str);
+    let (mut out, cyclic) =
+        super::order::dependency_order(names, edges, known, "groups form a cycle", errs);
     out.retain(|n| !cyclic.contains(n));
     out
-}
-
-fn visit<'a>(
-    name: &'a str,
-    raw: &'a BTreeMap<String, PolicyGroupConfig>,
-    marks: &mut HashMap<&'a str, Mark>,
-    stack: &mut Vec<&'a str>,
-    cyclic: &mut Vec<&'a str>,
-    out: &mut Vec<&'a str>,
-    errs: &mut Errors,
-) {
-    let Some(g) = raw.get(name) else { return };
-    if marks.contains_key(name) {
-        return;
-    }
-    marks.insert(name, Mark::Open);
-    stack.push(name);
-    for (i, e) in g.policies.iter().enumerate() {
-        let PolicyEntry::Group(inner) = e else {
-            continue;
-        };
-        match marks.get(inner.as_str()) {
-            Some(Mark::Open) => {
-                let start = stack.iter().position(|s| s == inner).unwrap_or(0);
-                let ring = stack.get(start..).unwrap_or_default();
-                cyclic.extend_from_slice(ring);
-                errs.push(
-                    format!("policy_groups.{name}.policies[{i}].group"),
-                    format!("groups form a cycle: {} -> {inner}", ring.join(" -> ")),
-                );
-            }
-            Some(Mark::Done) => {}
-            // Unknown names are reported where the group compiles.
-            None => visit(inner, raw, marks, stack, cyclic, out, errs),
-        }
-    }
-    stack.pop();
-    marks.insert(name, Mark::Done);
-    out.push(name);
 }
 
 /// Which `[[routes]]` an attached group runs on (see [`AttachConfig`]).

@@ -19,6 +19,7 @@ pub mod jwt_generate;
 pub mod jwt_verify;
 pub mod keyconf;
 mod keytext;
+mod order;
 pub mod reqkey;
 #[cfg(test)]
 mod tests;
